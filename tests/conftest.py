@@ -1,0 +1,23 @@
+"""Guards for every test: no real Cloudflare credentials, and no way to reach the real API."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+
+def _closed_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(autouse=True)
+def no_real_cloudflare(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove real credentials and point the API at a closed port (pre-commit's home-guard idea)."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("CLOUDFLARE_", "CF_", "DEPLOYER_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", f"http://127.0.0.1:{_closed_loopback_port()}/client/v4")
