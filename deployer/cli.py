@@ -1,0 +1,320 @@
+"""The command line: one function per command, the confirmation prompt, exit codes and the one
+error boundary (``main``). Also the composition root: builds the client, store and executor.
+
+Heavy or network modules are imported inside the commands that need them, so ``validate``
+and ``plan`` never import ``requests``.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, Optional
+
+import typer
+
+from deployer.errors import ApprovalRefused, DeployerError, ManifestError
+
+if TYPE_CHECKING:
+    from deployer.cloudflare import CloudflareClient
+    from deployer.models import Manifest, Plan
+    from deployer.planner import RemoteSnapshot
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    CHANGES = 2  # plan --detailed-exitcode found changes
+
+
+class PlanFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+app = typer.Typer(
+    name="deployer",
+    help="Deploy Cloudflare Workers scripts and their bindings from workers.yaml.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,  # locals can hold secrets
+    rich_markup_mode=None,
+)
+state_app = typer.Typer(help="Read the recorded state.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(state_app, name="state")
+
+# Options shared by every command that reads a manifest or a state.
+FileOption = typer.Option(Path("workers.yaml"), "-f", "--file", help="The manifest (default: ./workers.yaml).")
+EnvOption = typer.Option(None, "--env", help="Environment name: selects .deployer/state.<env>.json.")
+StateOption = typer.Option(None, "--state", help="State file (default: .deployer/state.json beside the manifest).")
+DebugOption = typer.Option(False, "--debug", help="Show tracebacks for expected errors too.")
+LockTimeoutOption = typer.Option(0.0, "--lock-timeout", min=0.0, help="Seconds to wait for another apply's lock.")
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _load_manifest(file: Path, env: str | None) -> Manifest:
+    from deployer.manifest import load_manifest
+
+    manifest = load_manifest(file, os.environ, environment=env)
+    if manifest.zone_id is not None:
+        _stderr(
+            "warning: zone_id uses Cloudflare's deprecated single-script API "
+            "(/zones/:zone_id/workers/script); prefer account_id"
+        )
+    return manifest
+
+
+def _state_path(file: Path, env: str | None, state: Path | None) -> Path:
+    from deployer.state import default_state_path
+
+    return state if state is not None else default_state_path(file, env)
+
+
+def _client(parallelism: int = 4, max_retry_wait: float = 300.0) -> CloudflareClient:
+    from deployer.cloudflare import CloudflareClient
+
+    client, warnings = CloudflareClient.from_environment(
+        os.environ, pool_size=parallelism, max_retry_wait=max_retry_wait
+    )
+    for warning in warnings:
+        _stderr(f"warning: {warning}")
+    return client
+
+
+def _read_remote(manifest: Manifest, client: CloudflareClient) -> RemoteSnapshot:
+    """One list of scripts and one of namespaces: what ``--refresh`` compares with the state."""
+    from deployer.planner import RemoteScript, RemoteSnapshot
+
+    if manifest.account_id is None:
+        raise DeployerError("--refresh needs account_id: the legacy zone API cannot list scripts")
+    scripts = {
+        item["id"]: RemoteScript(item["id"], item.get("etag"), item.get("modified_on"))
+        for item in client.list_scripts(manifest.account_id)
+    }
+    namespace_ids = frozenset(item["id"] for item in client.list_kv_namespaces(manifest.account_id))
+    return RemoteSnapshot(scripts, namespace_ids)
+
+
+def _use_color(no_color: bool) -> bool:
+    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+@app.command()
+def validate(file: Path = FileOption, env: Optional[str] = EnvOption, debug: bool = DebugOption) -> int:
+    """Check the manifest against the schema and the semantic rules; report every problem."""
+    manifest = _load_manifest(file, env)
+    count = len(manifest.scripts)
+    _stderr(f"{file}: valid ({count} script{'s' if count != 1 else ''}, {len(manifest.kv_namespaces)} kv_namespace(s))")
+    return ExitStatus.OK
+
+
+@app.command()
+def plan(
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[Path] = StateOption,
+    format: PlanFormat = typer.Option(PlanFormat.TEXT, "--format", help="text, json or markdown."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 2 when there are changes."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Save the plan for 'deployer apply PLANFILE'."),
+    refresh: bool = typer.Option(False, "--refresh", help="Compare the state with Cloudflare first (network)."),
+    no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
+    debug: bool = DebugOption,
+) -> int:
+    """Show what apply would change: create / update / delete / no-op per script and namespace."""
+    from deployer.planner import make_plan
+    from deployer.render import render_json, render_markdown, render_text
+    from deployer.state import StateStore
+
+    manifest = _load_manifest(file, env)
+    remote = None
+    if refresh:
+        client = _client()
+        try:
+            remote = _read_remote(manifest, client)
+        finally:
+            client.close()
+    store = StateStore(_state_path(file, env, state))
+    the_plan = make_plan(manifest, store.load(), remote)
+    if out is not None:
+        from deployer.planfile import write_planfile
+
+        write_planfile(out, the_plan, manifest)
+        _stderr(f"plan saved to {out}; apply it with: deployer apply {out}")
+    match format:
+        case PlanFormat.JSON:
+            sys.stdout.write(render_json(the_plan))
+        case PlanFormat.MARKDOWN:
+            sys.stdout.write(render_markdown(the_plan))
+        case PlanFormat.TEXT:
+            sys.stdout.write(render_text(the_plan, color=_use_color(no_color)))
+    return ExitStatus.CHANGES if detailed_exitcode and the_plan.has_changes else ExitStatus.OK
+
+
+@app.command()
+def apply(
+    planfile: Optional[Path] = typer.Argument(None, help="A plan saved by 'deployer plan --out'."),
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[Path] = StateOption,
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="Apply without asking (CI)."),
+    parallelism: int = typer.Option(4, "--parallelism", min=1, max=64, help="Uploads in flight at once."),
+    refresh: bool = typer.Option(False, "--refresh", help="Compare the state with Cloudflare before planning."),
+    lock_timeout: float = LockTimeoutOption,
+    max_retry_wait: float = typer.Option(
+        300.0, "--max-retry-wait", min=0.0, help="Cap on seconds spent waiting to retry (429/5xx)."
+    ),
+    no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
+    debug: bool = DebugOption,
+) -> int:
+    """Create namespaces, upload each created/changed script once, delete removed scripts."""
+    from deployer.executor import apply_plan
+    from deployer.planner import make_plan
+    from deployer.render import render_text
+    from deployer.state import StateStore
+
+    saved = None
+    if planfile is not None:
+        from deployer.planfile import read_planfile
+
+        saved = read_planfile(planfile)
+        if isinstance(saved.get("manifest"), str) and file == Path("workers.yaml"):
+            file = Path(saved["manifest"])  # type: ignore[arg-type]
+        env = env or saved.get("environment")  # type: ignore[assignment]
+    manifest = _load_manifest(file, env)
+    client = _client(parallelism, max_retry_wait)  # missing credentials fail before any request
+    store = StateStore(_state_path(file, env, state))
+    try:
+        with store.lock(command=" ".join(["deployer", *sys.argv[1:2]]), timeout=lock_timeout, warn=_warn):
+            current = store.load()
+            remote = _read_remote(manifest, client) if refresh else None
+            the_plan = make_plan(manifest, current, remote)
+            if saved is not None and planfile is not None:
+                from deployer.planfile import check_planfile
+
+                check_planfile(saved, planfile, manifest, current, the_plan)
+            sys.stdout.write(render_text(the_plan, color=_use_color(no_color)))
+            if not the_plan.has_changes:
+                return ExitStatus.OK
+            if saved is None and not auto_approve:
+                _confirm()
+            try:
+                result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=_stderr)
+            finally:
+                store.commit()
+    finally:
+        client.close()
+    print(
+        f"Apply complete: {result.created} created, {result.updated} updated, {result.deleted} deleted"
+        + (f", {result.forgotten} forgotten" if result.forgotten else "")
+        + "."
+    )
+    return ExitStatus.OK
+
+
+def _warn(message: str) -> None:
+    _stderr(f"warning: {message}")
+
+
+def _confirm() -> None:
+    if not sys.stdin.isatty():
+        raise ApprovalRefused(
+            "apply needs approval and there is no terminal to ask on: review 'deployer plan' and pass "
+            "--auto-approve, or apply a saved plan ('deployer plan --out PLANFILE', then 'deployer apply PLANFILE')"
+        )
+    sys.stderr.write("\nApply these changes? Only 'yes' is accepted: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip()
+    if answer != "yes":
+        raise ApprovalRefused("apply cancelled: nothing was changed")
+
+
+@app.command()
+def schema() -> int:
+    """Print the manifest's JSON Schema (draft 2020-12)."""
+    from deployer.validate import schema_text
+
+    sys.stdout.write(schema_text())
+    return ExitStatus.OK
+
+
+@state_app.command("list")
+def state_list(
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[Path] = StateOption,
+    debug: bool = DebugOption,
+) -> int:
+    """List every recorded namespace and script."""
+    from deployer.state import StateStore
+
+    recorded = StateStore(_state_path(file, env, state)).load()
+    for ns in recorded.kv_namespaces:
+        print(f"kv_namespace.{ns.key}\t{ns.id}\t{ns.title}")
+    for script in recorded.scripts:
+        print(f"script.{script.name}\t{script.content_sha256[:12]}\t{len(script.bindings)} binding(s)")
+    return ExitStatus.OK
+
+
+@state_app.command("show")
+def state_show(
+    name: str = typer.Argument(..., help="A script name, or kv_namespace.KEY / script.NAME."),
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[Path] = StateOption,
+    debug: bool = DebugOption,
+) -> int:
+    """Show one recorded script or namespace as JSON."""
+    from deployer.state import StateStore, state_to_json
+
+    path = _state_path(file, env, state)
+    doc = state_to_json(StateStore(path).load())
+    kind, _, short = name.partition(".") if name.startswith(("script.", "kv_namespace.")) else ("", "", name)
+    sections = {"script": "scripts", "kv_namespace": "kv_namespaces"}
+    for section in [sections[kind]] if kind else ["scripts", "kv_namespaces"]:
+        entry = doc[section].get(short)
+        if entry is not None:
+            kind = "script" if section == "scripts" else "kv_namespace"
+            print(json.dumps({"type": kind, "name": short, **entry}, indent=2, sort_keys=True))
+            return ExitStatus.OK
+    raise DeployerError(f"{name!r} is not in the state {path}; 'deployer state list' shows what is")
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The one error boundary: an expected failure prints ``error: ...`` and exits 1."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("DEPLOYER_DEBUG", "") not in ("", "0")
+    try:
+        code = app(args=args, prog_name="deployer", standalone_mode=False)
+    except DeployerError as exc:
+        if debug:
+            raise
+        _print_error(exc)
+        code = ExitStatus.ERROR
+    except typer.Abort:
+        _stderr("error: aborted")
+        code = ExitStatus.ERROR
+    except typer.TyperException as exc:  # usage errors: unknown option, bad value
+        exc.show()  # type: ignore[attr-defined]
+        code = ExitStatus.ERROR
+    except KeyboardInterrupt:
+        _stderr("error: interrupted")
+        code = ExitStatus.ERROR
+    sys.exit(int(code or 0))
+
+
+def _print_error(exc: DeployerError) -> None:
+    if isinstance(exc, ManifestError):
+        lines = [str(d) for d in exc.diagnostics]
+        _stderr(f"error: {len(lines)} problem{'s' if len(lines) != 1 else ''} in the manifest:")
+        for line in lines:
+            _stderr(f"  {line}")
+        return
+    for i, line in enumerate(str(exc).splitlines()):
+        _stderr(("error: " if i == 0 else "  ") + line)

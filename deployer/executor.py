@@ -1,0 +1,303 @@
+"""Carry out a Plan: namespaces first, then one upload per created/changed script (bounded
+parallelism), then deletes. Every success is recorded in the state store at once, so an apply
+cut off at any point can be re-run and finishes without redoing what already succeeded."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from deployer.errors import DeployerError, StalePlanError
+from deployer.fingerprint import fingerprint_secret, secret_matches
+from deployer.models import (
+    Action,
+    Binding,
+    Change,
+    DeployedBinding,
+    KvNamespaceBinding,
+    Manifest,
+    NamespaceState,
+    Plan,
+    PlainTextBinding,
+    ResourceType,
+    Script,
+    ScriptState,
+    SecretTextBinding,
+)
+from deployer.planner import deployed_binding
+
+if TYPE_CHECKING:
+    from deployer.cloudflare import CloudflareClient
+    from deployer.state import StateStore
+
+Progress = Callable[[str], None]
+
+
+class _Client(Protocol):
+    """The part of CloudflareClient the executor uses (tests pass an in-memory fake)."""
+
+    def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict, bool]: ...
+    def rename_kv_namespace(self, account_id: str, namespace_id: str, title: str) -> None: ...
+    def upload_script(
+        self, name: str, metadata: dict, content: bytes, *, account_id: str | None = None, zone_id: str | None = None
+    ) -> dict: ...
+    def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None: ...
+    def delete_secret(self, account_id: str, script_name: str, secret_name: str) -> None: ...
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """Counts of what an apply did, for the closing summary line."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    forgotten: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+def apply_plan(
+    plan: Plan,
+    manifest: Manifest,
+    client: _Client | CloudflareClient,
+    store: StateStore,
+    *,
+    parallelism: int = 4,
+    progress: Progress = lambda message: None,
+) -> ApplyResult:
+    """Apply ``plan`` (made from ``manifest`` and the store's current state).
+
+    The caller holds the store's lock. Each success is recorded before the next batch is
+    started; on the first failure no new request is started, the in-flight ones finish and
+    are recorded, and a DeployerError lists every failure. Secret values reach only the
+    upload request; the state gets salted fingerprints.
+    """
+    result = ApplyResult()
+    scripts = {script.name: script for script in manifest.scripts}
+    target = {"account_id": manifest.account_id, "zone_id": manifest.zone_id}
+    store.record(**target)  # the state remembers which account/zone it describes
+    _apply_namespaces(plan, manifest, client, store, progress, result)
+
+    namespace_ids = {ns.key: ns.id for ns in store.state.kv_namespaces}
+    jobs: list[Callable[[], _Outcome]] = []
+    for change in plan.changes:
+        if change.type is not ResourceType.SCRIPT:
+            continue
+        if change.action in (Action.CREATE, Action.UPDATE):
+            previous = store.state.script(change.name)
+            jobs.append(_upload_job(change, scripts[change.name], previous, namespace_ids, manifest, client, progress))
+        elif change.action is Action.DELETE:
+            jobs.append(_delete_job(change, manifest, client, progress))
+    _run_jobs(jobs, store, parallelism, result)
+    return result
+
+
+def _apply_namespaces(
+    plan: Plan, manifest: Manifest, client: _Client, store: StateStore, progress: Progress, result: ApplyResult
+) -> None:
+    for change in plan.changes:
+        if change.type is not ResourceType.KV_NAMESPACE:
+            continue
+        title = change.title or ""
+        match change.action:
+            case Action.CREATE:
+                namespace, adopted = client.ensure_kv_namespace(_account(manifest), title)
+                store.record(namespaces=[NamespaceState(change.name, title, namespace["id"])])
+                how = "adopted existing" if adopted else "created"
+                progress(f"{how} kv_namespace {change.name} (title {title!r}, id {namespace['id']})")
+                result.created += 1
+            case Action.UPDATE:
+                assert change.namespace_id is not None
+                client.rename_kv_namespace(_account(manifest), change.namespace_id, title)
+                store.record(namespaces=[NamespaceState(change.name, title, change.namespace_id)])
+                progress(f"renamed kv_namespace {change.name} to {title!r}")
+                result.updated += 1
+            case Action.FORGET:
+                store.record(forgotten_namespaces=[change.name])
+                progress(f"forgot kv_namespace {change.name} (still in Cloudflare, id {change.namespace_id})")
+                result.forgotten += 1
+
+
+def _account(manifest: Manifest) -> str:
+    if manifest.account_id is None:  # validation already requires it for namespaces
+        raise DeployerError("account_id is required to manage KV namespaces")
+    return manifest.account_id
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    action: Action
+    uploaded: ScriptState | None = None
+    deleted: str | None = None
+
+
+def _upload_job(
+    change: Change,
+    script: Script,
+    previous: ScriptState | None,
+    namespace_ids: dict[str, str],
+    manifest: Manifest,
+    client: _Client,
+    progress: Progress,
+) -> Callable[[], _Outcome]:
+    bindings = tuple(deployed_binding(b, namespace_ids) for b in script.bindings)
+    new_names = {b.name for b in script.bindings}
+    # A removed secret whose name a new binding reuses must go first, or its deletion would
+    # take the new binding with it; the others go after the upload succeeds.
+    delete_before = [s for s in change.removed_secrets if s in new_names]
+    delete_after = [s for s in change.removed_secrets if s not in new_names]
+
+    def job() -> _Outcome:
+        content = _read_unchanged(script)
+        metadata = {"body_part": "script", "bindings": [_metadata_binding(b, namespace_ids) for b in script.bindings]}
+        for secret in delete_before:
+            client.delete_secret(_account(manifest), script.name, secret)
+        answer = client.upload_script(
+            script.name, metadata, content, account_id=manifest.account_id, zone_id=manifest.zone_id
+        )
+        for secret in delete_after:
+            client.delete_secret(_account(manifest), script.name, secret)
+        progress(f"{'created' if change.action is Action.CREATE else 'updated'} script {script.name}")
+        return _Outcome(
+            change.action,
+            uploaded=ScriptState(
+                name=script.name,
+                content_sha256=script.content_sha256,
+                bindings=bindings,
+                secret_fingerprints=_fingerprints(script.bindings, previous),
+                etag=_optional_str(answer.get("etag")),
+                modified_on=_optional_str(answer.get("modified_on")),
+            ),
+        )
+
+    return job
+
+
+def _read_unchanged(script: Script) -> bytes:
+    try:
+        content = script.path.read_bytes()
+    except OSError as exc:
+        raise DeployerError(f"cannot read script file {script.path}: {exc.strerror}") from exc
+    if hashlib.sha256(content).hexdigest() != script.content_sha256:
+        raise StalePlanError(f"script file {script.path} changed after it was planned; run plan again")
+    return content
+
+
+def _metadata_binding(binding: Binding, namespace_ids: dict[str, str]) -> dict[str, str]:
+    # The Resource Bindings API shapes: {type, name, namespace_id} / {type, name, text}.
+    match binding:
+        case KvNamespaceBinding(name=name, namespace_id=namespace_id, namespace=ref):
+            resolved = namespace_id if namespace_id is not None else namespace_ids.get(ref or "")
+            if resolved is None:
+                raise DeployerError(f"kv_namespace {ref!r} has no id yet; was it created?")
+            return {"type": binding.type.value, "name": name, "namespace_id": resolved}
+        case PlainTextBinding(name=name, text=text):
+            return {"type": binding.type.value, "name": name, "text": text}
+        case SecretTextBinding(name=name, text=secret):
+            return {"type": binding.type.value, "name": name, "text": secret.value}
+    raise AssertionError(f"unknown binding {binding!r}")
+
+
+def _fingerprints(bindings: tuple[Binding, ...], previous: ScriptState | None) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for binding in bindings:
+        if isinstance(binding, SecretTextBinding):
+            old = previous.fingerprint_of(binding.name) if previous else None
+            # Keep a still-matching fingerprint: scrypt is deliberately slow.
+            keep = old is not None and secret_matches(binding.text.value, old)
+            pairs.append((binding.name, old if keep and old else fingerprint_secret(binding.text.value)))
+    return tuple(sorted(pairs))
+
+
+def _optional_str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _delete_job(change: Change, manifest: Manifest, client: _Client, progress: Progress) -> Callable[[], _Outcome]:
+    def job() -> _Outcome:
+        client.delete_script(change.name, account_id=manifest.account_id, zone_id=manifest.zone_id)
+        progress(f"deleted script {change.name}")
+        return _Outcome(Action.DELETE, deleted=change.name)
+
+    return job
+
+
+def _run_jobs(
+    jobs: list[Callable[[], _Outcome]], store: StateStore, parallelism: int, result: ApplyResult
+) -> None:
+    """Run jobs ``parallelism`` at a time; record the outcomes that finish together in one save."""
+    if not jobs:
+        return
+    queue = iter(jobs)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="deployer-apply")
+    running: set[Future[_Outcome]] = set()
+    try:
+        _top_up(pool, queue, running, parallelism, stop)
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            outcomes = []
+            for future in done:
+                try:
+                    outcomes.append(future.result())
+                except Exception as exc:  # noqa: BLE001 - collected, re-raised below as one error
+                    errors.append(exc)
+                    stop.set()
+            _record(store, outcomes, result)
+            _top_up(pool, queue, running, parallelism, stop)
+    except KeyboardInterrupt:
+        # Ctrl-C: start nothing new, let in-flight requests finish, record them, then stop.
+        stop.set()
+        done, _ = wait(running)
+        _record(store, [f.result() for f in done if not f.exception()], result)
+        raise DeployerError(
+            "interrupted: finished requests were recorded in the state; run apply again to finish"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if errors:
+        _raise_failures(errors, result)
+
+
+def _top_up(
+    pool: ThreadPoolExecutor,
+    queue: object,
+    running: set[Future[_Outcome]],
+    parallelism: int,
+    stop: threading.Event,
+) -> None:
+    while not stop.is_set() and len(running) < parallelism:
+        job = next(queue, None)  # type: ignore[call-overload]
+        if job is None:
+            return
+        running.add(pool.submit(job))
+
+
+def _record(store: StateStore, outcomes: list[_Outcome], result: ApplyResult) -> None:
+    if not outcomes:
+        return
+    uploaded = [o.uploaded for o in outcomes if o.uploaded is not None]
+    deleted = [o.deleted for o in outcomes if o.deleted is not None]
+    store.record(scripts=uploaded, removed_scripts=deleted)
+    for outcome in outcomes:
+        match outcome.action:
+            case Action.CREATE:
+                result.created += 1
+            case Action.UPDATE:
+                result.updated += 1
+            case Action.DELETE:
+                result.deleted += 1
+
+
+def _raise_failures(errors: list[BaseException], result: ApplyResult) -> None:
+    deployer_errors = [e for e in errors if isinstance(e, DeployerError)]
+    if len(deployer_errors) < len(errors):
+        raise next(e for e in errors if not isinstance(e, DeployerError))  # a bug: keep its traceback
+    done = result.created + result.updated + result.deleted
+    lines = [str(e) for e in deployer_errors]
+    lines.append(f"{done} change(s) succeeded and were recorded; fix the above and run apply again to finish")
+    raise DeployerError("\n".join(lines)) from deployer_errors[0]

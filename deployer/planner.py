@@ -1,0 +1,216 @@
+"""Diff a manifest against the recorded state: ``make_plan(manifest, state) -> Plan``.
+
+Pure: no file, network, clock, environment or randomness. Secret values are compared with
+the salted fingerprints in the state (``fingerprint.secret_matches``), never stored.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from deployer.errors import StateError
+from deployer.fingerprint import secret_matches
+from deployer.models import (
+    Action,
+    Binding,
+    BindingType,
+    Change,
+    DeployedBinding,
+    KvNamespaceBinding,
+    Manifest,
+    NamespaceState,
+    Plan,
+    PlainTextBinding,
+    Reason,
+    ResourceType,
+    Script,
+    ScriptState,
+    SecretTextBinding,
+    State,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteScript:
+    """A script as the account's script list shows it (``plan --refresh``)."""
+
+    name: str
+    etag: str | None = None
+    modified_on: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteSnapshot:
+    """What ``--refresh`` read from Cloudflare: every script and every namespace id."""
+
+    scripts: Mapping[str, RemoteScript]
+    namespace_ids: frozenset[str]
+
+
+def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = None) -> Plan:
+    """Plan every namespace (by key) and every script (by name) in manifest and state.
+
+    Changes are ordered namespaces first, then scripts, each sorted by name, so the same
+    inputs always give the same plan. No-ops are included. Raises StateError when the state
+    was recorded for another account or zone.
+    """
+    _check_same_target(manifest, state)
+    namespace_changes = _plan_namespaces(manifest, state, remote)
+    known_ids = {
+        change.name: change.namespace_id
+        for change in namespace_changes
+        if change.action is not Action.CREATE and change.namespace_id
+    }
+    wanted = {script.name: script for script in manifest.scripts}
+    names = sorted(wanted.keys() | {s.name for s in state.scripts})
+    script_changes = [
+        _plan_script(name, wanted.get(name), state.script(name), known_ids, remote) for name in names
+    ]
+    return Plan(
+        changes=(*namespace_changes, *script_changes),
+        lineage=state.lineage,
+        serial=state.serial,
+        environment=manifest.environment,
+    )
+
+
+def _check_same_target(manifest: Manifest, state: State) -> None:
+    if not (state.scripts or state.kv_namespaces):
+        return
+    recorded = (state.account_id, state.zone_id)
+    if recorded != (manifest.account_id, manifest.zone_id):
+        raise StateError(
+            f"the state records account_id={state.account_id} zone_id={state.zone_id}, but the manifest "
+            f"targets account_id={manifest.account_id} zone_id={manifest.zone_id}; "
+            "deploy another account with its own state (--env or --state)"
+        )
+
+
+def _plan_namespaces(manifest: Manifest, state: State, remote: RemoteSnapshot | None) -> list[Change]:
+    changes = []
+    declared = {ns.key for ns in manifest.kv_namespaces}
+    for ns in manifest.kv_namespaces:
+        recorded = state.namespace(ns.key)
+        if recorded is None or (remote is not None and recorded.id not in remote.namespace_ids):
+            # Missing remotely too: create (or adopt by title) again.
+            reasons = (Reason.DRIFT,) if recorded is not None else ()
+            changes.append(_namespace_change(ns.key, Action.CREATE, ns.title, None, reasons))
+        elif recorded.title != ns.title:
+            changes.append(_namespace_change(ns.key, Action.UPDATE, ns.title, recorded.id, ()))
+        else:
+            changes.append(_namespace_change(ns.key, Action.NO_OP, ns.title, recorded.id, ()))
+    for recorded in state.kv_namespaces:
+        if recorded.key not in declared:
+            changes.append(_forget(recorded))
+    return sorted(changes, key=lambda change: change.name)
+
+
+def _namespace_change(
+    key: str, action: Action, title: str, namespace_id: str | None, reasons: tuple[Reason, ...]
+) -> Change:
+    return Change(
+        type=ResourceType.KV_NAMESPACE,
+        name=key,
+        action=action,
+        reasons=reasons,
+        title=title,
+        namespace_id=namespace_id,
+    )
+
+
+def _forget(recorded: NamespaceState) -> Change:
+    # Never deleted: the namespace's data would go with it.
+    return _namespace_change(recorded.key, Action.FORGET, recorded.title, recorded.id, ())
+
+
+def _plan_script(
+    name: str,
+    script: Script | None,
+    recorded: ScriptState | None,
+    known_ids: Mapping[str, str | None],
+    remote: RemoteSnapshot | None,
+) -> Change:
+    if script is None:
+        assert recorded is not None
+        return Change(ResourceType.SCRIPT, name, Action.DELETE, previous_bindings=recorded.bindings)
+    bindings = tuple(deployed_binding(b, known_ids) for b in script.bindings)
+    if recorded is None:
+        return Change(ResourceType.SCRIPT, name, Action.CREATE, bindings=bindings)
+    if remote is not None and name not in remote.scripts:
+        # Deleted outside the deployer: upload it again from scratch.
+        return Change(
+            ResourceType.SCRIPT, name, Action.CREATE, (Reason.DRIFT,), bindings, recorded.bindings
+        )
+    reasons = _reasons(script, recorded, bindings, remote)
+    kept_secrets = {b.name for b in script.bindings if isinstance(b, SecretTextBinding)}
+    removed_secrets = tuple(
+        b.name
+        for b in recorded.bindings
+        if b.type is BindingType.SECRET_TEXT and b.name not in kept_secrets
+    )
+    return Change(
+        type=ResourceType.SCRIPT,
+        name=name,
+        action=Action.UPDATE if reasons else Action.NO_OP,
+        reasons=reasons,
+        bindings=bindings,
+        previous_bindings=recorded.bindings,
+        removed_secrets=removed_secrets,
+    )
+
+
+def _reasons(
+    script: Script,
+    recorded: ScriptState,
+    bindings: tuple[DeployedBinding, ...],
+    remote: RemoteSnapshot | None,
+) -> tuple[Reason, ...]:
+    reasons = []
+    if script.content_sha256 != recorded.content_sha256:
+        reasons.append(Reason.CONTENT)
+    if _binding_set(bindings) != _binding_set(recorded.bindings):
+        reasons.append(Reason.BINDINGS)
+    if _secret_changed(script, recorded):
+        reasons.append(Reason.SECRET)
+    if remote is not None and _drifted(recorded, remote.scripts[script.name]):
+        reasons.append(Reason.DRIFT)
+    return tuple(reasons)
+
+
+def _binding_set(bindings: tuple[DeployedBinding, ...]) -> object:
+    # Order in the upload carries no meaning; an id known only after apply (None) always differs.
+    if any(b.type is BindingType.KV_NAMESPACE and b.namespace_id is None for b in bindings):
+        return None
+    return sorted(bindings, key=lambda b: b.name)
+
+
+def _secret_changed(script: Script, recorded: ScriptState) -> bool:
+    for binding in script.bindings:
+        if isinstance(binding, SecretTextBinding):
+            fingerprint = recorded.fingerprint_of(binding.name)
+            # A secret new to this script already counts as a bindings change.
+            if fingerprint is not None and not secret_matches(binding.text.value, fingerprint):
+                return True
+    return False
+
+
+def _drifted(recorded: ScriptState, remote: RemoteScript) -> bool:
+    if recorded.etag is not None and remote.etag is not None:
+        return recorded.etag != remote.etag
+    if recorded.modified_on is not None and remote.modified_on is not None:
+        return recorded.modified_on != remote.modified_on
+    return False
+
+
+def deployed_binding(binding: Binding, known_ids: Mapping[str, str | None]) -> DeployedBinding:
+    """The binding as it will be recorded: no secret value; a namespace reference resolved to
+    its id when the namespace already exists (None: known after apply)."""
+    match binding:
+        case KvNamespaceBinding(name=name, namespace_id=namespace_id, namespace=ref):
+            resolved = namespace_id if namespace_id is not None else known_ids.get(ref or "")
+            return DeployedBinding(BindingType.KV_NAMESPACE, name, namespace_id=resolved)
+        case PlainTextBinding(name=name, text=text):
+            return DeployedBinding(BindingType.PLAIN_TEXT, name, text=text)
+        case SecretTextBinding(name=name):
+            return DeployedBinding(BindingType.SECRET_TEXT, name)
+    raise AssertionError(f"unknown binding {binding!r}")

@@ -1,0 +1,151 @@
+"""Show a Plan: ``render_json`` (format_version 1, for machines), ``render_text`` (a terminal)
+and ``render_markdown`` (a pull-request comment). Strings only: no printing, no secret values."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+from deployer.models import Action, BindingType, Change, DeployedBinding, Plan, ResourceType
+
+FORMAT_VERSION = 1
+
+_SYMBOLS = {
+    Action.CREATE: "+",
+    Action.UPDATE: "~",
+    Action.DELETE: "-",
+    Action.FORGET: "!",
+    Action.NO_OP: "=",
+}
+_COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31", Action.FORGET: "35", Action.NO_OP: "2"}
+_VERBS = {
+    Action.CREATE: "to create",
+    Action.UPDATE: "to update",
+    Action.DELETE: "to delete",
+    Action.FORGET: "to forget",
+    Action.NO_OP: "unchanged",
+}
+
+
+def plan_document(plan: Plan) -> dict[str, object]:
+    """The JSON plan as data (also embedded in plan files)."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "environment": plan.environment,
+        "changes": [_change_document(change) for change in plan.changes],
+        "summary": plan.summary(),
+    }
+
+
+def _change_document(change: Change) -> dict[str, object]:
+    doc: dict[str, object] = {"type": change.type.value, "name": change.name, "action": change.action.value}
+    if change.type is ResourceType.SCRIPT:
+        doc["reasons"] = [reason.value for reason in change.reasons]
+        if change.removed_secrets:
+            doc["removed_secrets"] = list(change.removed_secrets)
+    else:
+        doc["title"] = change.title
+        doc["namespace_id"] = change.namespace_id
+        if change.reasons:
+            doc["reasons"] = [reason.value for reason in change.reasons]
+    return doc
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan_document(plan), indent=2) + "\n"
+
+
+def render_text(plan: Plan, *, color: bool = False) -> str:
+    """Terraform-like text: one line per change with binding details; no-ops are only counted."""
+
+    def paint(action: Action, text: str) -> str:
+        return f"\x1b[{_COLORS[action]}m{text}\x1b[0m" if color else text
+
+    where = f" (environment: {plan.environment})" if plan.environment else ""
+    lines = [f"deployer plan{where}", ""]
+    shown = [change for change in plan.changes if change.action is not Action.NO_OP]
+    if not shown:
+        lines.append("No changes: the deployed scripts and namespaces match the manifest.")
+    for change in shown:
+        symbol = _SYMBOLS[change.action]
+        lines.append(paint(change.action, f"  {symbol} {_headline(change)}"))
+        lines += [f"      {detail}" for detail in _details(change)]
+    lines += ["", _summary_line(plan)]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(plan: Plan) -> str:
+    """A pull-request comment: summary, then a table of the changes (no-ops only counted)."""
+    where = f" — `{plan.environment}`" if plan.environment else ""
+    lines = [f"### deployer plan{where}", "", f"**{_summary_line(plan)}**", ""]
+    shown = [change for change in plan.changes if change.action is not Action.NO_OP]
+    if shown:
+        lines += ["| action | type | name | details |", "|---|---|---|---|"]
+        for change in shown:
+            details = "<br>".join(_escape_cell(d) for d in (_reason_text(change), *_details(change)) if d)
+            lines.append(
+                f"| {_SYMBOLS[change.action]} {change.action.value} | {change.type.value} "
+                f"| `{_escape_cell(change.name)}` | {details} |"
+            )
+    else:
+        lines.append("No changes.")
+    return "\n".join(lines) + "\n"
+
+
+def _escape_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _summary_line(plan: Plan) -> str:
+    counts = plan.summary()
+    parts = [f"{counts[action.value]} {_VERBS[action]}" for action in (Action.CREATE, Action.UPDATE, Action.DELETE)]
+    if Action.FORGET.value in counts:
+        parts.append(f"{counts[Action.FORGET.value]} {_VERBS[Action.FORGET]}")
+    parts.append(f"{counts[Action.NO_OP.value]} unchanged")
+    return "Plan: " + ", ".join(parts) + "."
+
+
+def _headline(change: Change) -> str:
+    head = f"{change.type.value} {change.name}"
+    if change.type is ResourceType.KV_NAMESPACE:
+        match change.action:
+            case Action.CREATE:
+                head += f' (title "{change.title}", created or adopted by title; id known after apply)'
+            case Action.UPDATE:
+                head += f' (rename to "{change.title}")'
+            case Action.FORGET:
+                head += f" (id {change.namespace_id}: dropped from the state, kept in Cloudflare with its data)"
+    reasons = _reason_text(change)
+    return f"{head} ({reasons})" if reasons and change.type is ResourceType.SCRIPT else head
+
+
+def _reason_text(change: Change) -> str:
+    return ", ".join(reason.value for reason in change.reasons)
+
+
+def _details(change: Change) -> Iterator[str]:
+    if change.type is not ResourceType.SCRIPT or change.action is Action.DELETE:
+        return
+    before = {b.name: b for b in change.previous_bindings}
+    after = {b.name: b for b in change.bindings}
+    for name, binding in after.items():
+        old = before.get(name)
+        if old is None:
+            yield f"+ binding {name}: {_describe(binding)}"
+        elif old != binding or binding.namespace_id is None and binding.type is BindingType.KV_NAMESPACE:
+            yield f"~ binding {name}: {_describe(old)} -> {_describe(binding)}"
+    for name, binding in before.items():
+        if name not in after:
+            yield f"- binding {name}: {_describe(binding)}"
+    for secret in change.removed_secrets:
+        yield f"- secret {secret} (deleted from the script's secrets)"
+
+
+def _describe(binding: DeployedBinding) -> str:
+    match binding.type:
+        case BindingType.KV_NAMESPACE:
+            return f"kv_namespace {binding.namespace_id or '(known after apply)'}"
+        case BindingType.PLAIN_TEXT:
+            return f"plain_text {json.dumps(binding.text)}"
+        case BindingType.SECRET_TEXT:
+            return "secret_text (sensitive)"
+    raise AssertionError(binding.type)
