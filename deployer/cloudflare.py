@@ -1,0 +1,544 @@
+"""The Cloudflare v4 API client: URLs, auth headers, the multipart upload, retries and the
+shared request budget. Every failure becomes a ``CloudflareApiError`` naming the request,
+the HTTP status and Cloudflare's codes; no secret ever reaches a message or a log.
+
+Reference: shared/reference/cloudflare-api.md (envelope §4.1, codes §4.2, rate limits §4.3).
+"""
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
+
+from deployer import __version__
+from deployer.errors import CloudflareApiError, CredentialsError, DeployerError
+from deployer.models import Secret
+
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+
+log = logging.getLogger(__name__)
+
+_KV_PAGE_SIZE = 100
+_BACKOFF_CAP = 30.0
+_NAMESPACE_EXISTS = 10014  # KV: "a namespace with this account ID and title already exists"
+_SCRIPT_NOT_FOUND = 10007
+_ROUTING_CODES = frozenset({7000, 7003})  # malformed account/zone id: never "already gone"
+
+_HINTS: tuple[tuple[frozenset[int], str], ...] = (
+    (
+        frozenset({10000, 9106}),
+        "authentication failed: check CLOUDFLARE_API_TOKEN (or CLOUDFLARE_EMAIL and "
+        "CLOUDFLARE_API_KEY) and that the token has the permissions \"Workers Scripts Write\" "
+        "and \"Workers KV Storage Write\" on this account",
+    ),
+    (
+        frozenset({10042}),
+        "a kv_namespace binding names a namespace_id that does not exist in this account: "
+        "check namespace_id, or refer to a namespace declared in the manifest with namespace:",
+    ),
+    (
+        frozenset({7003, 7000}),
+        "Cloudflare could not route the request: check account_id / zone_id in the manifest "
+        "(the 32-character hex id shown in the Cloudflare dashboard)",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """An API token, or the legacy global key pair (email + key)."""
+
+    token: Secret | None = None
+    email: str | None = None
+    api_key: Secret | None = None
+
+    def headers(self) -> dict[str, str]:
+        if self.token is not None:
+            return {"Authorization": f"Bearer {self.token.value}"}
+        if self.email is not None and self.api_key is not None:
+            return {"X-Auth-Email": self.email, "X-Auth-Key": self.api_key.value}
+        raise CredentialsError("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN")
+
+    def secret_values(self) -> tuple[str, ...]:
+        return tuple(s.value for s in (self.token, self.api_key) if s is not None and s.value)
+
+
+def credentials_from_env(environ: Mapping[str, str]) -> tuple[Credentials, list[str]]:
+    """Read credentials; the token wins over the key pair (with a warning). Empty = unset.
+
+    Raises CredentialsError naming what to set when no usable credentials are present.
+    """
+    token = environ.get("CLOUDFLARE_API_TOKEN") or None
+    email = environ.get("CLOUDFLARE_EMAIL") or None
+    api_key = environ.get("CLOUDFLARE_API_KEY") or None
+    if token is not None:
+        warnings = []
+        if email is not None and api_key is not None:
+            warnings.append(
+                "CLOUDFLARE_API_TOKEN is set, so CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY were ignored"
+            )
+        return Credentials(token=Secret(token)), warnings
+    if email is not None and api_key is not None:
+        return Credentials(email=email, api_key=Secret(api_key)), []
+    if email is not None:
+        raise CredentialsError("CLOUDFLARE_EMAIL is set but CLOUDFLARE_API_KEY is not: set both, "
+                               "or use CLOUDFLARE_API_TOKEN instead")
+    if api_key is not None:
+        raise CredentialsError("CLOUDFLARE_API_KEY is set but CLOUDFLARE_EMAIL is not: set both, "
+                               "or use CLOUDFLARE_API_TOKEN instead")
+    raise CredentialsError("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN "
+                           "(or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)")
+
+
+class _CredentialsAuth(AuthBase):
+    """Adds the auth headers per request; as an explicit auth it also keeps ~/.netrc out."""
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._headers = credentials.headers()
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.update(self._headers)
+        return request
+
+
+class _Attempts:
+    """One logical request's retry budget: attempts made and seconds spent waiting."""
+
+    def __init__(self, method: str, path: str, max_attempts: int, max_wait: float) -> None:
+        self.method, self.path = method, path
+        self.max_attempts, self.max_wait = max_attempts, max_wait
+        self.count = 0
+        self.waited = 0.0
+
+    @property
+    def remaining(self) -> float:
+        return self.max_wait - self.waited
+
+    def give_up(self, failure: CloudflareApiError, why: str = "") -> CloudflareApiError:
+        tries = f"{self.count} attempt{'s' if self.count != 1 else ''}"
+        summary = f"gave up after {tries}, {self.waited:.1f} s of waiting in total"
+        detail = "; ".join(part for part in (failure.detail, why, summary) if part)
+        return CloudflareApiError(failure.method, failure.path, failure.status, failure.errors, detail)
+
+
+class _Retryable(Exception):
+    """Internal: the attempt failed in a way worth retrying (429, 5xx, no answer)."""
+
+    def __init__(self, error: CloudflareApiError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class CloudflareClient:
+    """A thread-safe client shared by up to ``pool_size`` worker threads.
+
+    Requests made through one client share a request budget (``rate_limit`` requests per
+    window, Cloudflare's 1200 per 300 s by default) and a pause: a 429 with ``Retry-After``
+    seen by any thread holds every thread until then.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        pool_size: int = 4,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        max_retry_wait: float = 300.0,
+        max_attempts: int = 6,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rate_limit: tuple[int, float] | None = (1200, 300.0),
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise DeployerError(f"the Cloudflare API base URL must start with https:// (got {base_url!r})")
+        self._base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._auth = _CredentialsAuth(credentials)
+        self._timeout = timeout
+        self._max_retry_wait = max_retry_wait
+        self._max_attempts = max(1, max_attempts)
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random.Random()
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers["User-Agent"] = f"deployer/{__version__}"
+        self._session.headers["Accept"] = "application/json"
+        # Shared between threads, guarded by _lock: the 429 pause and the recent start times.
+        self._lock = threading.Lock()
+        self._not_before = float("-inf")
+        self._rate_limit = rate_limit
+        self._starts: deque[float] = deque()
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], **kwargs: Any) -> tuple[CloudflareClient, list[str]]:
+        """Build a client from CLOUDFLARE_API_BASE_URL and the credential variables."""
+        credentials, warnings = credentials_from_env(environ)
+        base_url = (environ.get("CLOUDFLARE_API_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        return cls(credentials, base_url=base_url, **kwargs), warnings
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> CloudflareClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- KV namespaces -----------------------------------------------------------------
+
+    def list_kv_namespaces(self, account_id: str) -> list[dict]:
+        """Every namespace of the account, following pages until a short or empty page."""
+        path = f"/accounts/{_seg(account_id)}/storage/kv/namespaces"
+        namespaces: list[dict] = []
+        seen: set[str] = set()
+        page = 1
+        while True:
+            body = self._request("GET", path, params={"page": page, "per_page": _KV_PAGE_SIZE})
+            items = body.get("result") or []
+            fresh = [item for item in items if item.get("id") not in seen]
+            namespaces += fresh
+            seen.update(item.get("id") for item in fresh)
+            total = (body.get("result_info") or {}).get("total_count")
+            if len(items) < _KV_PAGE_SIZE or not fresh or (
+                isinstance(total, int) and page * _KV_PAGE_SIZE >= total
+            ):
+                return namespaces
+            page += 1
+
+    def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict, bool]:
+        """Create the namespace ``title``, or adopt the existing one; returns (namespace, adopted).
+
+        ``adopted`` is True when Cloudflare reported the title as taken (code 10014). The
+        create POST is not idempotent, so after a lost answer or a 5xx the namespaces are
+        listed first and the POST is repeated only when the title is still absent.
+        """
+        path = f"/accounts/{_seg(account_id)}/storage/kv/namespaces"
+        attempts = _Attempts("POST", path, self._max_attempts, self._max_retry_wait)
+        while True:
+            try:
+                body = self._request("POST", path, json={"title": title}, idempotent=False, attempts=attempts)
+                return body.get("result") or {}, False
+            except CloudflareApiError as exc:
+                if _NAMESPACE_EXISTS in exc.codes:
+                    existing = self._find_namespace(account_id, title)
+                    if existing is None:
+                        raise
+                    return existing, True
+                if exc.status is not None and exc.status < 500:
+                    raise
+                # The create may have happened even though no answer said so.
+                if attempts.count >= attempts.max_attempts:
+                    raise attempts.give_up(exc) from None
+                self._pause(attempts, self._backoff(attempts.count), exc)
+                existing = self._find_namespace(account_id, title)
+                if existing is not None:
+                    return existing, False
+
+    def _find_namespace(self, account_id: str, title: str) -> dict | None:
+        return next((ns for ns in self.list_kv_namespaces(account_id) if ns.get("title") == title), None)
+
+    # --- scripts -----------------------------------------------------------------------
+
+    def upload_script(
+        self,
+        name: str,
+        metadata: dict,
+        content: bytes,
+        *,
+        account_id: str | None = None,
+        zone_id: str | None = None,
+    ) -> dict:
+        """Upload one service-worker script as multipart/form-data; returns the envelope result.
+
+        ``content`` is sent byte for byte as the part ``script``.
+        """
+        files = [
+            ("metadata", (None, json.dumps(metadata), "application/json")),
+            ("script", ("script.js", content, "application/javascript")),
+        ]
+        body = self._request("PUT", self._script_path(name, account_id, zone_id), files=files)
+        result = body.get("result")
+        return result if isinstance(result, dict) else {}
+
+    def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None:
+        """Delete a script; a script that is already gone counts as deleted."""
+        try:
+            self._request("DELETE", self._script_path(name, account_id, zone_id))
+        except CloudflareApiError as exc:
+            if not _already_gone(exc):
+                raise
+
+    def delete_secret(self, account_id: str, script_name: str, secret_name: str) -> None:
+        """Delete one secret of a script; a missing secret (or script) counts as deleted."""
+        path = f"/accounts/{_seg(account_id)}/workers/scripts/{_seg(script_name)}/secrets/{_seg(secret_name)}"
+        try:
+            self._request("DELETE", path)
+        except CloudflareApiError as exc:
+            if not _already_gone(exc):
+                raise
+
+    def list_scripts(self, account_id: str) -> list[dict]:
+        """Every script of the account (``id``, ``etag``, ``modified_on``, ...); one page."""
+        body = self._request("GET", f"/accounts/{_seg(account_id)}/workers/scripts")
+        return list(body.get("result") or [])
+
+    @staticmethod
+    def _script_path(name: str, account_id: str | None, zone_id: str | None) -> str:
+        if (account_id is None) == (zone_id is None):
+            raise ValueError("pass exactly one of account_id and zone_id")
+        if account_id is not None:
+            return f"/accounts/{_seg(account_id)}/workers/scripts/{_seg(name)}"
+        return f"/zones/{_seg(zone_id or '')}/workers/script"
+
+    # --- the request loop --------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool = True,
+        attempts: _Attempts | None = None,
+        **kwargs: Any,
+    ) -> dict:
+        """Send one API request with retries; returns the decoded envelope (maybe empty).
+
+        429 is always retried (Cloudflare refused before doing anything); 5xx and lost
+        answers only when ``idempotent``. Other statuses raise at once.
+        """
+        attempts = attempts or _Attempts(method, path, self._max_attempts, self._max_retry_wait)
+        while True:
+            self._wait_for_turn(attempts)
+            attempts.count += 1
+            try:
+                return self._attempt(method, path, **kwargs)
+            except _Retryable as failure:
+                error = failure.error
+                if error.status != 429 and not idempotent:
+                    raise error from None
+                if attempts.count >= attempts.max_attempts:
+                    raise attempts.give_up(error) from None
+                if failure.retry_after is None:
+                    self._pause(attempts, self._backoff(attempts.count), error)
+                    continue
+                # Every thread of this client holds off until then (see _wait_for_turn).
+                with self._lock:
+                    self._not_before = max(self._not_before, self._clock() + failure.retry_after)
+                if failure.retry_after > attempts.remaining:
+                    raise attempts.give_up(
+                        error, f"Cloudflare asked to wait {failure.retry_after:.0f} s, more than "
+                        f"the {attempts.remaining:.0f} s left of the {self._max_retry_wait:.0f} s retry budget"
+                    ) from None
+                log.info("%s %s was rate limited (HTTP 429); waiting %.1f s", method, path, failure.retry_after)
+
+    def _attempt(self, method: str, path: str, **kwargs: Any) -> dict:
+        try:
+            response = self._session.request(
+                method, self._base_url + path, auth=self._auth, timeout=self._timeout,
+                allow_redirects=False, **kwargs,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            error = CloudflareApiError(method, path, None, detail=self._scrub(self._describe_failure(exc)))
+            raise _Retryable(error, None) from None
+        except requests.RequestException as exc:
+            raise CloudflareApiError(method, path, None, detail=self._scrub(type(exc).__name__)) from None
+        status = response.status_code
+        envelope = _decode(response)
+        if 200 <= status < 300 and envelope is not None and envelope.get("success", True) is not False:
+            return envelope
+        if 200 <= status < 300 and envelope is None and not response.content.strip():
+            return {}
+        error = self._error(method, path, response, envelope)
+        if status == 429 or status >= 500:
+            raise _Retryable(error, _retry_after(response) if status == 429 else None)
+        raise error
+
+    def _error(self, method: str, path: str, response: requests.Response, envelope: dict | None) -> CloudflareApiError:
+        errors: list[tuple[int, str]] = []
+        notes: list[str] = []
+        if envelope is not None:
+            items = envelope.get("errors")
+            if not isinstance(items, list) and "error" in envelope:  # the {code, error} shape
+                items = [{"code": envelope.get("code"), "message": envelope.get("error")}]
+            for item in items if isinstance(items, list) else []:
+                item = item if isinstance(item, dict) else {"message": item}
+                message = str(item.get("message") or "").strip() or "(no message)"
+                try:
+                    errors.append((int(item["code"]), self._scrub(message)))
+                except (KeyError, TypeError, ValueError):
+                    notes.append(self._scrub(message))
+            if not errors and not notes:
+                notes.append("no error details in the answer")
+        else:
+            notes.append(_describe_non_json(response))
+        if response.status_code in range(300, 400):
+            notes.append(f"unexpected redirect to {response.headers.get('Location', '?')}")
+        codes = {code for code, _ in errors}
+        notes += [hint for hint_codes, hint in _HINTS if codes & hint_codes]
+        return CloudflareApiError(method, path, response.status_code, tuple(errors), "; ".join(notes))
+
+    def _describe_failure(self, exc: requests.RequestException) -> str:
+        host = urlsplit(self._base_url).netloc
+        if isinstance(exc, requests.ConnectTimeout):
+            return f"could not connect to {host} within {self._timeout[0]:g} s"
+        if isinstance(exc, requests.Timeout):
+            return f"no answer from {host} within {self._timeout[1]:g} s"
+        text = str(exc)
+        if "NewConnectionError" in text or "Failed to establish" in text or "Name or service" in text:
+            return f"could not connect to {host}"
+        return f"the connection to {host} closed without an answer"
+
+    def _scrub(self, text: str) -> str:
+        for value in self._credentials.secret_values():
+            text = text.replace(value, "********")
+        return text
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(_BACKOFF_CAP, 2.0 ** (attempt - 1))
+        return base + self._random.uniform(0.0, 1.0)
+
+    def _pause(self, attempts: _Attempts, delay: float, error: CloudflareApiError) -> None:
+        """Sleep before a retry, or give up when the wait budget would be exceeded."""
+        if delay > attempts.remaining:
+            raise attempts.give_up(error)
+        log.info("%s %s failed (%s); retrying in %.1f s", error.method, error.path,
+                 f"HTTP {error.status}" if error.status else "no answer", delay)
+        self._sleep(delay)
+        attempts.waited += delay
+
+    def _wait_for_turn(self, attempts: _Attempts) -> None:
+        """Hold this thread until the shared pause is over and the request budget has room.
+
+        The budget is a sliding window: at most ``limit`` requests start within any
+        ``window`` seconds (a bucket that starts full and refills at limit/window would let
+        twice the limit through in the first window, and Cloudflare blocks for five minutes).
+        Each request reserves its start time under the lock, then sleeps outside it. Time
+        spent in the pause counts against the retry budget; time spent throttled does not.
+        """
+        with self._lock:
+            now = self._clock()
+            pause = max(0.0, self._not_before - now)
+            if pause > attempts.remaining:
+                raise attempts.give_up(
+                    CloudflareApiError(attempts.method, attempts.path, 429, detail="rate limited"),
+                    f"every request must wait {pause:.0f} s after a 429, more than the "
+                    f"{attempts.remaining:.0f} s left of the retry budget",
+                )
+            start = now + pause
+            if self._rate_limit is not None:
+                limit, window = self._rate_limit
+                if len(self._starts) >= limit:
+                    start = max(start, self._starts[0] + window)
+                self._starts.append(start)
+                while len(self._starts) > limit:
+                    self._starts.popleft()
+            target = self._not_before
+        if start > now:
+            self._sleep(start - now)
+            attempts.waited += min(pause, start - now)
+        # Another thread may have seen a 429 while this one slept: honour the newer pause too.
+        while True:
+            with self._lock:
+                extra = self._not_before - max(target, start)
+                target = self._not_before
+            if extra <= 0:
+                return
+            if extra > attempts.remaining:
+                raise attempts.give_up(
+                    CloudflareApiError(attempts.method, attempts.path, 429, detail="rate limited"),
+                    f"every request must wait {extra:.0f} s more after a 429, more than the "
+                    f"{attempts.remaining:.0f} s left of the retry budget",
+                )
+            self._sleep(extra)
+            attempts.waited += extra
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _seg(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _already_gone(exc: CloudflareApiError) -> bool:
+    if _SCRIPT_NOT_FOUND in exc.codes:
+        return True
+    return exc.status == 404 and not _ROUTING_CODES.intersection(exc.codes)
+
+
+def _decode(response: requests.Response) -> dict | None:
+    """The JSON envelope, or None when the body is not a JSON object."""
+    try:
+        data = response.json()
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _describe_non_json(response: requests.Response) -> str:
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+    text = response.content.decode("utf-8", "replace")
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
+    if title:
+        summary = f"\"{' '.join(title.group(1).split())[:120]}\""
+    elif text.strip() and not kind.startswith("text/html"):
+        summary = f"\"{' '.join(text.split())[:120]}\""
+    else:
+        summary = "empty body" if not text.strip() else "an HTML page"
+    parts = [f"Cloudflare answered with {kind} instead of JSON: {summary}"]
+    if response.headers.get("cf-mitigated"):
+        parts.append(f"blocked by a Cloudflare challenge (cf-mitigated: {response.headers['cf-mitigated']})")
+    if response.headers.get("cf-ray"):
+        parts.append(f"cf-ray {response.headers['cf-ray']}")
+    return ", ".join(parts)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds to wait from ``Retry-After`` (delta seconds or an HTTP-date), else None.
+
+    A date is measured against the answer's own ``Date`` header when present, so a skewed
+    local clock does not matter.
+    """
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = datetime.now(timezone.utc)
+    if response.headers.get("Date"):
+        try:
+            now = email.utils.parsedate_to_datetime(response.headers["Date"])
+        except (TypeError, ValueError):
+            pass
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - now).total_seconds())

@@ -1,0 +1,93 @@
+"""Builders for in-memory manifests and states (chalice's create_function_resource idea)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from deployer.models import (
+    Binding,
+    BindingType,
+    DeployedBinding,
+    KvNamespace,
+    KvNamespaceBinding,
+    Manifest,
+    NamespaceState,
+    PlainTextBinding,
+    Script,
+    ScriptState,
+    Secret,
+    SecretTextBinding,
+    State,
+)
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+NAMESPACE_ID = "0f2ac74b498b48028cb68387c421e279"
+
+
+def sha(content: bytes | str) -> str:
+    return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
+
+
+def kv(name: str, namespace_id: str | None = NAMESPACE_ID, namespace: str | None = None) -> KvNamespaceBinding:
+    if namespace is not None:
+        namespace_id = None
+    return KvNamespaceBinding(name, namespace_id=namespace_id, namespace=namespace)
+
+
+def plain(name: str, text: str) -> PlainTextBinding:
+    return PlainTextBinding(name, text)
+
+
+def secret(name: str, value: str) -> SecretTextBinding:
+    return SecretTextBinding(name, Secret(value))
+
+
+def make_script(name: str = "my-worker", content: str = "// v1", bindings: tuple[Binding, ...] = ()) -> Script:
+    return Script(name, Path(f"/project/{name}.js"), sha(content), bindings)
+
+
+def make_manifest(
+    *scripts: Script,
+    namespaces: tuple[KvNamespace, ...] = (),
+    account_id: str | None = ACCOUNT,
+    zone_id: str | None = None,
+) -> Manifest:
+    return Manifest(Path("/project/workers.yaml"), account_id, zone_id, namespaces, scripts)
+
+
+def deployed(binding: Binding, namespace_ids: dict[str, str] | None = None) -> DeployedBinding:
+    """What the state records for a binding that was uploaded."""
+    match binding:
+        case KvNamespaceBinding():
+            resolved = binding.namespace_id or (namespace_ids or {}).get(binding.namespace or "")
+            return DeployedBinding(BindingType.KV_NAMESPACE, binding.name, namespace_id=resolved)
+        case PlainTextBinding():
+            return DeployedBinding(BindingType.PLAIN_TEXT, binding.name, text=binding.text)
+        case SecretTextBinding():
+            return DeployedBinding(BindingType.SECRET_TEXT, binding.name)
+    raise AssertionError(binding)
+
+
+def recorded(
+    script: Script,
+    *,
+    content_sha256: str | None = None,
+    fingerprints: tuple[tuple[str, str], ...] = (),
+    namespace_ids: dict[str, str] | None = None,
+) -> ScriptState:
+    """The state of ``script`` as if it had been deployed as it is now."""
+    return ScriptState(
+        name=script.name,
+        content_sha256=content_sha256 or script.content_sha256,
+        bindings=tuple(deployed(b, namespace_ids) for b in script.bindings),
+        secret_fingerprints=fingerprints,
+    )
+
+
+def make_state(
+    *scripts: ScriptState,
+    namespaces: tuple[NamespaceState, ...] = (),
+    account_id: str | None = ACCOUNT,
+    serial: int = 1,
+) -> State:
+    return State("lineage-1", serial, account_id, None, scripts, namespaces)

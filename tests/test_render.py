@@ -1,0 +1,97 @@
+"""Renderers turn one Plan into JSON (the contract's format), text and markdown."""
+from __future__ import annotations
+
+import json
+
+from deployer.models import Action, BindingType, Change, DeployedBinding, Plan, Reason, ResourceType
+from deployer.render import render_json, render_markdown, render_text
+
+KV = ResourceType.KV_NAMESPACE
+SCRIPT = ResourceType.SCRIPT
+NS_ID = "0f2ac74b498b48028cb68387c421e279"
+
+PLAN = Plan(
+    changes=(
+        Change(KV, "cache", Action.CREATE, title="my-app-cache"),
+        Change(
+            SCRIPT,
+            "my-worker",
+            Action.UPDATE,
+            (Reason.CONTENT, Reason.BINDINGS),
+            bindings=(
+                DeployedBinding(BindingType.KV_NAMESPACE, "CACHE"),
+                DeployedBinding(BindingType.PLAIN_TEXT, "ENVIRONMENT", text="production"),
+                DeployedBinding(BindingType.SECRET_TEXT, "API_KEY"),
+            ),
+            previous_bindings=(
+                DeployedBinding(BindingType.PLAIN_TEXT, "ENVIRONMENT", text="staging"),
+                DeployedBinding(BindingType.SECRET_TEXT, "API_KEY"),
+                DeployedBinding(BindingType.SECRET_TEXT, "OLD_TOKEN"),
+            ),
+            removed_secrets=("OLD_TOKEN",),
+        ),
+        Change(SCRIPT, "same", Action.NO_OP),
+        Change(SCRIPT, "gone", Action.DELETE),
+    ),
+    lineage="l",
+    serial=3,
+)
+
+
+def test_json_plan_has_the_contract_shape_with_no_ops_listed() -> None:
+    doc = json.loads(render_json(PLAN))
+    assert doc["format_version"] == 1
+    assert [(c["type"], c["name"], c["action"]) for c in doc["changes"]] == [
+        ("kv_namespace", "cache", "create"),
+        ("script", "my-worker", "update"),
+        ("script", "same", "no-op"),
+        ("script", "gone", "delete"),
+    ]
+    assert doc["changes"][1]["reasons"] == ["content", "bindings"]
+    assert doc["changes"][1]["removed_secrets"] == ["OLD_TOKEN"]
+    assert doc["summary"] == {"create": 1, "update": 1, "delete": 1, "no-op": 1}
+
+
+def test_json_summary_counts_forget_only_when_present() -> None:
+    plan = Plan((Change(KV, "old", Action.FORGET, title="t", namespace_id=NS_ID),))
+    assert json.loads(render_json(plan))["summary"] == {
+        "create": 0, "update": 0, "delete": 0, "no-op": 0, "forget": 1
+    }
+
+
+def test_text_plan_shows_binding_diffs_and_hides_no_ops() -> None:
+    text = render_text(PLAN)
+    assert text == (
+        "deployer plan\n"
+        "\n"
+        '  + kv_namespace cache (title "my-app-cache", created or adopted by title; id known after apply)\n'
+        "  ~ script my-worker (content, bindings)\n"
+        "      + binding CACHE: kv_namespace (known after apply)\n"
+        '      ~ binding ENVIRONMENT: plain_text "staging" -> plain_text "production"\n'
+        "      - binding OLD_TOKEN: secret_text (sensitive)\n"
+        "      - secret OLD_TOKEN (deleted from the script's secrets)\n"
+        "  - script gone\n"
+        "\n"
+        "Plan: 1 to create, 1 to update, 1 to delete, 1 unchanged.\n"
+    )
+
+
+def test_text_plan_is_colored_only_when_asked() -> None:
+    assert "\x1b[" not in render_text(PLAN)
+    assert "\x1b[32m  + kv_namespace cache" in render_text(PLAN, color=True)
+
+
+def test_text_plan_without_changes_says_so() -> None:
+    text = render_text(Plan((Change(SCRIPT, "same", Action.NO_OP),), environment="staging"))
+    assert text.startswith("deployer plan (environment: staging)\n")
+    assert "No changes" in text
+    assert "Plan: 0 to create, 0 to update, 0 to delete, 1 unchanged." in text
+
+
+def test_markdown_plan_is_a_table_for_a_pull_request() -> None:
+    md = render_markdown(PLAN)
+    assert md.startswith("### deployer plan\n\n**Plan: 1 to create, 1 to update, 1 to delete, 1 unchanged.**\n")
+    assert "| action | type | name | details |" in md
+    assert "| ~ update | script | `my-worker` | content, bindings<br>+ binding CACHE" in md
+    assert "| - delete | script | `gone` |" in md
+    assert "`same`" not in md
