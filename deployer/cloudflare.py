@@ -82,9 +82,9 @@ def credentials_from_env(environ: Mapping[str, str]) -> tuple[Credentials, list[
 
     Raises CredentialsError naming what to set when no usable credentials are present.
     """
-    token = environ.get("CLOUDFLARE_API_TOKEN") or None
-    email = environ.get("CLOUDFLARE_EMAIL") or None
-    api_key = environ.get("CLOUDFLARE_API_KEY") or None
+    token, email, api_key = (
+        _header_value(environ, name) for name in ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY")
+    )
     if token is not None:
         warnings = []
         if email is not None and api_key is not None:
@@ -102,6 +102,17 @@ def credentials_from_env(environ: Mapping[str, str]) -> tuple[Credentials, list[
                                "or use CLOUDFLARE_API_TOKEN instead")
     raise CredentialsError("no Cloudflare credentials: set CLOUDFLARE_API_TOKEN "
                            "(or CLOUDFLARE_EMAIL and CLOUDFLARE_API_KEY)")
+
+
+def _header_value(environ: Mapping[str, str], name: str) -> str | None:
+    """The variable without surrounding whitespace (None when empty); it must fit in a header."""
+    value = environ.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isprintable() or any(ord(char) > 0xFF for char in value):
+        raise CredentialsError(f"{name} contains characters that cannot be sent in an HTTP header "
+                               "(a control character or a non-Latin-1 letter): check how it was copied")
+    return value
 
 
 class _CredentialsAuth(AuthBase):
@@ -167,7 +178,8 @@ class CloudflareClient:
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise DeployerError(f"the Cloudflare API base URL must start with https:// (got {base_url!r})")
+            raise DeployerError(f"the Cloudflare API base URL (CLOUDFLARE_API_BASE_URL) must start with "
+                                f"https:// or http://, got {base_url!r}")
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._auth = _CredentialsAuth(credentials)
@@ -207,10 +219,10 @@ class CloudflareClient:
 
     # --- KV namespaces -----------------------------------------------------------------
 
-    def list_kv_namespaces(self, account_id: str) -> list[dict]:
+    def list_kv_namespaces(self, account_id: str) -> list[dict[str, Any]]:
         """Every namespace of the account, following pages until a short or empty page."""
         path = f"/accounts/{_seg(account_id)}/storage/kv/namespaces"
-        namespaces: list[dict] = []
+        namespaces: list[dict[str, Any]] = []
         seen: set[str] = set()
         page = 1
         while True:
@@ -226,7 +238,7 @@ class CloudflareClient:
                 return namespaces
             page += 1
 
-    def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict, bool]:
+    def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict[str, Any], bool]:
         """Create the namespace ``title``, or adopt the existing one; returns (namespace, adopted).
 
         ``adopted`` is True when Cloudflare reported the title as taken (code 10014). The
@@ -255,7 +267,12 @@ class CloudflareClient:
                 if existing is not None:
                     return existing, False
 
-    def _find_namespace(self, account_id: str, title: str) -> dict | None:
+    def rename_kv_namespace(self, account_id: str, namespace_id: str, title: str) -> None:
+        """Give a namespace a new title (PUT is idempotent, so it is retried like an upload)."""
+        path = f"/accounts/{_seg(account_id)}/storage/kv/namespaces/{_seg(namespace_id)}"
+        self._request("PUT", path, json={"title": title})
+
+    def _find_namespace(self, account_id: str, title: str) -> dict[str, Any] | None:
         return next((ns for ns in self.list_kv_namespaces(account_id) if ns.get("title") == title), None)
 
     # --- scripts -----------------------------------------------------------------------
@@ -263,12 +280,12 @@ class CloudflareClient:
     def upload_script(
         self,
         name: str,
-        metadata: dict,
+        metadata: dict[str, Any],
         content: bytes,
         *,
         account_id: str | None = None,
         zone_id: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Upload one service-worker script as multipart/form-data; returns the envelope result.
 
         ``content`` is sent byte for byte as the part ``script``.
@@ -298,7 +315,7 @@ class CloudflareClient:
             if not _already_gone(exc):
                 raise
 
-    def list_scripts(self, account_id: str) -> list[dict]:
+    def list_scripts(self, account_id: str) -> list[dict[str, Any]]:
         """Every script of the account (``id``, ``etag``, ``modified_on``, ...); one page."""
         body = self._request("GET", f"/accounts/{_seg(account_id)}/workers/scripts")
         return list(body.get("result") or [])
@@ -321,7 +338,7 @@ class CloudflareClient:
         idempotent: bool = True,
         attempts: _Attempts | None = None,
         **kwargs: Any,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Send one API request with retries; returns the decoded envelope (maybe empty).
 
         429 is always retried (Cloudflare refused before doing anything); 5xx and lost
@@ -335,24 +352,26 @@ class CloudflareClient:
                 return self._attempt(method, path, **kwargs)
             except _Retryable as failure:
                 error = failure.error
+                if failure.retry_after is not None:
+                    # Every thread of this client holds off until then (see _wait_for_turn).
+                    with self._lock:
+                        self._not_before = max(self._not_before, self._clock() + failure.retry_after)
                 if error.status != 429 and not idempotent:
                     raise error from None
                 if attempts.count >= attempts.max_attempts:
                     raise attempts.give_up(error) from None
                 if failure.retry_after is None:
                     self._pause(attempts, self._backoff(attempts.count), error)
-                    continue
-                # Every thread of this client holds off until then (see _wait_for_turn).
-                with self._lock:
-                    self._not_before = max(self._not_before, self._clock() + failure.retry_after)
-                if failure.retry_after > attempts.remaining:
+                elif failure.retry_after > attempts.remaining:
                     raise attempts.give_up(
                         error, f"Cloudflare asked to wait {failure.retry_after:.0f} s, more than "
                         f"the {attempts.remaining:.0f} s left of the {self._max_retry_wait:.0f} s retry budget"
                     ) from None
-                log.info("%s %s was rate limited (HTTP 429); waiting %.1f s", method, path, failure.retry_after)
+                else:
+                    log.info("%s %s was rate limited (HTTP 429); waiting %.1f s", method, path,
+                             failure.retry_after)
 
-    def _attempt(self, method: str, path: str, **kwargs: Any) -> dict:
+    def _attempt(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = self._session.request(
                 method, self._base_url + path, auth=self._auth, timeout=self._timeout,
@@ -374,7 +393,9 @@ class CloudflareClient:
             raise _Retryable(error, _retry_after(response) if status == 429 else None)
         raise error
 
-    def _error(self, method: str, path: str, response: requests.Response, envelope: dict | None) -> CloudflareApiError:
+    def _error(
+        self, method: str, path: str, response: requests.Response, envelope: dict[str, Any] | None,
+    ) -> CloudflareApiError:
         errors: list[tuple[int, str]] = []
         notes: list[str] = []
         if envelope is not None:
@@ -439,12 +460,7 @@ class CloudflareClient:
         with self._lock:
             now = self._clock()
             pause = max(0.0, self._not_before - now)
-            if pause > attempts.remaining:
-                raise attempts.give_up(
-                    CloudflareApiError(attempts.method, attempts.path, 429, detail="rate limited"),
-                    f"every request must wait {pause:.0f} s after a 429, more than the "
-                    f"{attempts.remaining:.0f} s left of the retry budget",
-                )
+            _check_shared_pause(attempts, pause)
             start = now + pause
             if self._rate_limit is not None:
                 limit, window = self._rate_limit
@@ -464,17 +480,20 @@ class CloudflareClient:
                 target = self._not_before
             if extra <= 0:
                 return
-            if extra > attempts.remaining:
-                raise attempts.give_up(
-                    CloudflareApiError(attempts.method, attempts.path, 429, detail="rate limited"),
-                    f"every request must wait {extra:.0f} s more after a 429, more than the "
-                    f"{attempts.remaining:.0f} s left of the retry budget",
-                )
+            _check_shared_pause(attempts, extra)
             self._sleep(extra)
             attempts.waited += extra
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _check_shared_pause(attempts: _Attempts, pause: float) -> None:
+    if pause > attempts.remaining:
+        error = CloudflareApiError(attempts.method, attempts.path, None,
+                                   detail="another request was rate limited (HTTP 429)")
+        raise attempts.give_up(error, f"Cloudflare asked every request to wait {pause:.0f} s, more "
+                                      f"than the {attempts.remaining:.0f} s left of the retry budget")
 
 
 def _seg(value: str) -> str:
@@ -487,7 +506,7 @@ def _already_gone(exc: CloudflareApiError) -> bool:
     return exc.status == 404 and not _ROUTING_CODES.intersection(exc.codes)
 
 
-def _decode(response: requests.Response) -> dict | None:
+def _decode(response: requests.Response) -> dict[str, Any] | None:
     """The JSON envelope, or None when the body is not a JSON object."""
     try:
         data = response.json()

@@ -70,12 +70,12 @@ def read_planfile(path: Path) -> dict[str, object]:
 def check_planfile(doc: dict[str, object], path: Path, manifest: Manifest, state: State, plan: Plan) -> None:
     """Raise StalePlanError unless applying ``plan`` (made now) is exactly what ``doc`` promised:
     same state lineage and serial, same script files, same secrets, same changes."""
-    if doc.get("lineage") != state.lineage:
+    if doc.get("lineage") and doc.get("lineage") != state.lineage:
         raise StalePlanError(
-            f"plan {path} was made for state lineage {doc.get('lineage') or '(new state)'!r}, but the state is "
-            f"lineage {state.lineage or '(new state)'!r}; run plan again against this state"
+            f"plan {path} belongs to state lineage {doc.get('lineage')!r}, but this state is lineage "
+            f"{state.lineage or '(empty)'!r}; run plan again against this state"
         )
-    if doc.get("serial") != state.serial:
+    if doc.get("lineage") != state.lineage or doc.get("serial") != state.serial:
         raise StalePlanError(
             f"the state changed since plan {path} was made (serial {doc.get('serial')} -> {state.serial}); "
             "run plan again and review it"

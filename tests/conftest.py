@@ -21,3 +21,6 @@ def no_real_cloudflare(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith(("CLOUDFLARE_", "CF_", "DEPLOYER_")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", f"http://127.0.0.1:{_closed_loopback_port()}/client/v4")
+
+
+from tests.fake_cloudflare import fake_cloudflare  # noqa: E402,F401  (the loopback fake API fixture)

@@ -1,0 +1,393 @@
+"""Check a manifest: the packaged JSON Schema, then the rules a schema cannot express.
+
+Both passes collect every problem as a ``Diagnostic`` and never stop at the first one. The
+schema sees the manifest as written (a ``${VAR}`` placeholder passes wherever a string is
+allowed, as it does in an editor); the semantic pass sees the values once variables are filled
+in and checks them again with the same rules. Messages never show a value that came from the
+environment: they quote what the file says (``'${API_KEY}'``) instead.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from deployer.errors import Diagnostic
+
+JsonPath = tuple[str | int, ...]
+Locate = Callable[[JsonPath, bool], tuple[int, int]]
+"""``locate(path, at_key)``: the 1-based (line, col) of the value at ``path``, or of its key."""
+
+BINDING_TYPES = ("kv_namespace", "plain_text", "secret_text")
+
+
+# --- the value rules, shared by the schema's messages and the second look after filling in -----
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A rule for one kind of string; ``words`` completes "... is not ___"."""
+
+    words: str
+    pattern: re.Pattern[str]
+    max_length: int | None = None
+
+    def accepts(self, value: str) -> bool:
+        too_long = self.max_length is not None and len(value) > self.max_length
+        return not too_long and self.pattern.fullmatch(value) is not None
+
+
+HEX_ID = Rule("32 lowercase hex characters", re.compile(r"[0-9a-f]{32}"))
+SCRIPT_NAME = Rule(
+    "a valid script name (lowercase letters, digits, '-' and '_', not starting with '-', "
+    "at most 63 characters)",
+    re.compile(r"[a-z0-9_][a-z0-9-_]*"),
+    max_length=63,
+)
+NAMESPACE_KEY = Rule(
+    "a valid namespace key (letters, digits, '-' and '_', not starting with '-')",
+    re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*"),
+)
+TITLE = Rule("a title of 1 to 512 characters", re.compile(r".+", re.DOTALL), max_length=512)
+
+PLACEHOLDER_ALTERNATIVE = r".*\$\{[^}]+\}.*"
+"""What the schema's patterns accept besides a literal value: a string holding ``${...}``."""
+
+
+def schema_pattern(rule: Rule) -> str:
+    """The schema's pattern for ``rule``: the literal form, or any string with a placeholder."""
+    return f"^({rule.pattern.pattern}|{PLACEHOLDER_ALTERNATIVE})$"
+
+
+_RULE_BY_SCHEMA_PATTERN = {schema_pattern(r): r for r in (HEX_ID, SCRIPT_NAME, NAMESPACE_KEY)}
+
+# ECMAScript reserved words, plus the ones reserved in strict mode and modules.
+JS_RESERVED_WORDS = frozenset(
+    """await break case catch class const continue debugger default delete do else enum export
+    extends false finally for function if implements import in instanceof interface let new null
+    package private protected public return static super switch this throw true try typeof var
+    void while with yield""".split()
+)
+
+
+def is_js_identifier(name: str) -> bool:
+    """True for a JavaScript IdentifierName (Unicode ID_Start/ID_Continue, plus ``$`` and ``_``)."""
+    # Python identifiers use the same Unicode classes; JavaScript adds '$' anywhere.
+    return name.replace("$", "_").isidentifier()
+
+
+# --- the schema -------------------------------------------------------------------------
+
+
+def schema_text() -> str:
+    """The packaged JSON Schema, exactly as shipped (``deployer schema`` prints it)."""
+    resource = resources.files("deployer").joinpath("schemas", "workers.schema.json")
+    return resource.read_text(encoding="utf-8")
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_text()))
+
+
+def json_path(parts: Iterable[str | int]) -> str:
+    """``("scripts", "my-worker", "bindings", 1, "name")`` -> ``scripts.my-worker.bindings[1].name``."""
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif _PLAIN_KEY.fullmatch(part):
+            out.append(f".{part}" if out else part)
+        else:
+            out.append(f"[{json.dumps(part)}]")
+    return "".join(out)
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def check_schema(data: object, locate: Locate, file: str) -> list[Diagnostic]:
+    """Validate ``data`` (the manifest as written) against the schema, in our words."""
+    found: set[Diagnostic] = set()  # one 'required' error per missing key would repeat them
+    for error in _validator().iter_errors(data):
+        for path, at_key, message in _explain(error, data):
+            line, col = locate(path, at_key)
+            found.add(Diagnostic(file, line, col, json_path(path), message))
+    return sorted(found)
+
+
+def _explain(error: ValidationError, data: object) -> Iterator[tuple[JsonPath, bool, str]]:
+    """Yield ``(path, at_key, message)`` for one schema error."""
+    path: JsonPath = tuple(error.absolute_path)
+    instance: Any = error.instance
+    kind = error.validator
+    expected: Any = error.validator_value  # what the failing keyword asked for
+    schema: Any = error.schema
+    if "propertyNames" in error.absolute_schema_path:
+        # The instance is the offending key of the mapping at ``path``.
+        key_path = (*path, str(instance))
+        if kind == "enum":
+            binding_type = _get(data, path).get("type", "")
+            yield key_path, True, _unknown_key(str(instance), expected, f" in a {binding_type} binding")
+        else:
+            yield key_path, True, _value_message(error, str(instance))
+        return
+    match kind:
+        case "additionalProperties":
+            if "allOf" in schema and instance.get("type") in BINDING_TYPES:
+                return  # its type's branch reports the key, naming the type
+            allowed = list(schema.get("properties", {}))
+            for key in instance:
+                if key not in allowed:
+                    yield (*path, key), True, _unknown_key(key, allowed, "")
+        case "required":
+            for key in expected:
+                if key not in instance:
+                    yield path, False, f"missing required key {key!r}"
+        case "oneOf":
+            # A kv_namespace binding: exactly one of namespace_id / namespace.
+            if "namespace_id" in instance and "namespace" in instance:
+                yield path, False, "a kv_namespace binding takes namespace_id or namespace, not both"
+            else:
+                yield path, False, "a kv_namespace binding needs namespace_id or namespace"
+        case "anyOf" if path == ():
+            yield path, False, "missing 'account_id' (or 'zone_id' for the legacy single-script API)"
+        case "type":
+            if path == ():
+                got = _kind(instance)
+                yield path, False, f"the manifest must be a mapping (version: 1, scripts: ...), got {got}"
+            else:
+                yield path, False, _type_message(expected, instance)
+        case "const" if path == ("version",):
+            yield path, False, f"unsupported version {instance!r}; only version 1 exists"
+        case "enum" if path[-1:] == ("type",):
+            yield path, False, _unknown_choice(instance, "a binding type", BINDING_TYPES)
+        case _:
+            yield path, False, _value_message(error, instance)
+
+
+def _value_message(error: ValidationError, instance: Any) -> str:
+    expected: Any = error.validator_value
+    match error.validator:
+        case "pattern":
+            rule = _RULE_BY_SCHEMA_PATTERN.get(expected)
+            words = rule.words if rule else f"matching {expected}"
+            return f"{instance!r} is not {words}"
+        case "maxLength":
+            return f"is {len(instance)} characters long; at most {expected} are allowed"
+        case "minLength":
+            return "must not be empty"
+        case _:
+            return str(error.message)
+
+
+def _get(data: Any, path: JsonPath) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _unknown_key(key: str, allowed: Sequence[str], where: str) -> str:
+    match = difflib.get_close_matches(key, allowed, n=1)
+    hint = f"did you mean {match[0]!r}?" if match else f"expected one of: {', '.join(allowed)}"
+    return f"unexpected key {key!r}{where} ({hint})"
+
+
+def _unknown_choice(value: object, what: str, choices: Sequence[str]) -> str:
+    message = f"{value!r} is not {what}; expected one of: {', '.join(choices)}"
+    match = difflib.get_close_matches(value, choices, n=1) if isinstance(value, str) else []
+    return f"{message} (did you mean {match[0]!r}?)" if match else message
+
+
+_KIND_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
+
+
+def _kind(value: object) -> str:
+    match value:
+        case dict():
+            return "a mapping"
+        case list():
+            return "a list"
+        case str():
+            return "a string"
+        case bool():
+            return "a boolean"
+        case int():
+            return "an integer"
+        case float():
+            return "a number"
+        case None:
+            return "null (an empty value)"
+        case _:
+            return type(value).__name__
+
+
+def _type_message(expected: str | list[str], instance: object) -> str:
+    names = [expected] if isinstance(expected, str) else expected
+    wanted = " or ".join(_KIND_NAMES.get(name, name) for name in names)
+    message = f"expected {wanted}, got {_kind(instance)}"
+    if "string" in names and isinstance(instance, (bool, int, float)):
+        message += " (put it in quotes)"
+    return message
+
+
+# --- the manifest as written, with positions, for the semantic pass ------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """A string from the manifest: ``raw`` as written, ``value`` with variables filled in
+    (None when a variable in it is unset, which is reported already)."""
+
+    path: str
+    line: int
+    col: int
+    raw: str
+    value: str | None
+
+    @property
+    def filled_in(self) -> bool:
+        return "${" in self.raw
+
+    def subject(self) -> str:
+        """How a message names this value without showing anything from the environment."""
+        return f"{self.raw!r} expands to a value that" if self.filled_in else repr(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class BindingDraft:
+    path: str
+    line: int
+    col: int
+    type: str | None
+    name: Field | None = None
+    namespace_id: Field | None = None
+    namespace: Field | None = None
+    text: Field | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptDraft:
+    name: Field
+    path: Field | None
+    bindings: tuple[BindingDraft, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceDraft:
+    key: Field
+    title: Field | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestDraft:
+    """The parts of a manifest the semantic pass looks at; whatever has the wrong shape is
+    left out (the schema reports it). ``*_at`` are the positions of those top-level keys."""
+
+    account_id: Field | None = None
+    zone_id: Field | None = None
+    kv_namespaces_at: tuple[int, int] | None = None
+    kv_namespaces: tuple[NamespaceDraft, ...] = ()
+    scripts_at: tuple[int, int] | None = None
+    scripts: tuple[ScriptDraft, ...] = ()
+
+
+def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
+    """Rules beyond the schema, on values with variables filled in; every problem is returned."""
+    found: list[Diagnostic] = []
+
+    def report(field: Field, message: str) -> None:
+        found.append(Diagnostic(file, field.line, field.col, field.path, message))
+
+    def recheck(field: Field | None, rule: Rule) -> None:
+        # Literal values were checked by the schema; placeholders only now that they are filled.
+        if field is not None and field.filled_in and field.value is not None:
+            if not rule.accepts(field.value):
+                report(field, f"{field.subject()} is not {rule.words}")
+
+    recheck(draft.account_id, HEX_ID)
+    recheck(draft.zone_id, HEX_ID)
+
+    namespace_keys: dict[str, Field] = {}
+    titles: dict[str, Field] = {}
+    for namespace in draft.kv_namespaces:
+        recheck(namespace.key, NAMESPACE_KEY)
+        recheck(namespace.title, TITLE)
+        _check_unique(namespace.key, "namespace key", namespace_keys, report)
+        if namespace.title is not None:
+            _check_unique(namespace.title, "title", titles, report)
+    if draft.kv_namespaces and draft.account_id is None and draft.kv_namespaces_at:
+        line, col = draft.kv_namespaces_at
+        message = "namespaces belong to an account: set account_id to declare kv_namespaces"
+        found.append(Diagnostic(file, line, col, "kv_namespaces", message))
+    zone_mode = draft.zone_id is not None and draft.account_id is None
+    if zone_mode and len(draft.scripts) != 1 and draft.scripts_at:
+        line, col = draft.scripts_at
+        found.append(Diagnostic(
+            file, line, col, "scripts",
+            f"the legacy single-script API (zone_id) deploys exactly one script, found {len(draft.scripts)} "
+            "(set account_id to deploy several)",
+        ))
+
+    names: dict[str, Field] = {}
+    unresolved_keys = any(n.key.value is None for n in draft.kv_namespaces)
+    for script in draft.scripts:
+        recheck(script.name, SCRIPT_NAME)
+        _check_unique(script.name, "script name", names, report)
+        binding_names: dict[str, Field] = {}
+        for binding in script.bindings:
+            name = binding.name
+            # A literal empty name is the schema's to report.
+            if name is not None and name.value is not None and (name.value or name.filled_in):
+                if not is_js_identifier(name.value):
+                    report(name, f"{name.subject()} is not a valid JavaScript identifier")
+                elif name.value in JS_RESERVED_WORDS:
+                    report(name, f"{name.subject()} is a reserved word in JavaScript; choose another name")
+                _check_unique(name, "binding name", binding_names, report)
+            if binding.type != "kv_namespace":
+                continue
+            recheck(binding.namespace_id, HEX_ID)
+            recheck(binding.namespace, NAMESPACE_KEY)
+            reference = binding.namespace
+            if reference is not None and reference.value is not None and not unresolved_keys:
+                if reference.value not in namespace_keys:
+                    report(reference, _unknown_namespace(reference, namespace_keys))
+    return found
+
+
+def _check_unique(
+    field: Field, what: str, seen: dict[str, Field], report: Callable[[Field, str], None]
+) -> None:
+    if field.value is None:
+        return
+    first = seen.setdefault(field.value, field)
+    if first is field:
+        return
+    if field.filled_in or first.filled_in:
+        report(field, f"{field.subject()} is the same {what} as line {first.line}")
+    else:
+        report(field, f"duplicate {what} {field.raw!r} (first at line {first.line})")
+
+
+def _unknown_namespace(reference: Field, declared: Mapping[str, Field]) -> str:
+    if not declared:
+        return f"namespace {reference.raw!r} is not declared: add it under kv_namespaces"
+    message = f"namespace {reference.raw!r} is not declared under kv_namespaces"
+    match = difflib.get_close_matches(reference.value or "", list(declared), n=1)
+    return f"{message} (did you mean {declared[match[0]].raw!r}?)" if match else message

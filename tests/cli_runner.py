@@ -1,0 +1,45 @@
+"""Run the real CLI in-process, through ``main()`` and its error boundary (httpie's ``http()``)."""
+from __future__ import annotations
+
+import io
+import os
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass
+from pathlib import Path
+
+from deployer.cli import main
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, expect: int | None = 0) -> Result:
+    """Run ``deployer ARGS``; with no terminal on stdin. Fails the test unless the exit code is
+    ``expect`` (None: any), so an unexpected non-zero exit is never silently accepted."""
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_env, old_stdin = Path.cwd(), dict(os.environ), sys.stdin
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        os.environ.update(env or {})
+        sys.stdin = io.StringIO("")
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+    finally:
+        os.chdir(old_cwd)
+        os.environ.clear()
+        os.environ.update(old_env)
+        sys.stdin = old_stdin
+    result = Result(code, out.getvalue(), err.getvalue())
+    if expect is not None:
+        assert result.exit_code == expect, f"exit {result.exit_code}, expected {expect}\n{result}"
+    assert "Traceback" not in result.stderr, result.stderr
+    return result

@@ -1,0 +1,740 @@
+"""A loopback fake of the Cloudflare v4 API, strict the way Cloudflare is.
+
+``FakeCloudflare`` serves ``http://127.0.0.1:<port>/client/v4`` from a stdlib
+``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, ``TCP_NODELAY``) in a daemon thread, keeps
+scripts and KV namespaces in memory, records every request (never an auth header value) and
+can inject latency, 429s, 5xx, HTML error pages and dropped connections.
+
+Codes it answers with (real where known, ``fake's choice`` where Cloudflare's is not
+documented; see shared/reference/cloudflare-api.md §4.2):
+
+- no auth headers, or only half of the key pair: 400, 9106; a wrong token or key: 403, 10000
+- an account or zone id that is not 32 hex characters: 404, 7003; well-formed but unknown to
+  this fake: 403, 10000; an unknown path: 404, 7000; a known path with another method: 405,
+  7001 (fake's choice)
+- upload: not multipart/form-data: 415, 10001 (fake's choice); an unparseable body, a missing
+  ``metadata`` part or metadata that is not a JSON object: 400, 10006 (fake's choice); unknown
+  metadata keys, ``body_part`` missing or naming no part, a body part that is not
+  ``application/javascript``, unknown binding types or fields, duplicate binding names, a
+  bad script name: 400, 10021; a binding without ``type``/``name``: 400, 10052 ("Binding at
+  index N must have a name"); an unknown ``namespace_id``: 400, 10042 ("KV namespace '<id>'
+  is not valid")
+- a missing script (delete, settings, secrets): 404, 10007; a missing secret: 404, 10056
+  (fake's choice)
+- KV: bad ``page``/``per_page`` or a bad create/rename body: 400, 10001 (fake's choice); a
+  duplicate title (create or rename): 400, 10014 "a namespace with this account ID and title
+  already exists"; an unknown namespace id (get, rename, delete): 404, 10009 "Unknown namespace."
+- injected faults: 429 (code 971, with ``Retry-After``), 5xx (code 10013), 502 with an HTML page
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+
+FAKE_TOKEN = "test-token-0123"
+FAKE_EMAIL = "dev@example.com"
+FAKE_API_KEY = "test-global-key-0123"
+FAKE_ACCOUNT = "0123456789abcdef0123456789abcdef"
+FAKE_ZONE = "fedcba9876543210fedcba9876543210"
+PREFIX = "/client/v4"
+
+METADATA_KEYS = frozenset({
+    "body_part", "main_module", "bindings", "compatibility_date", "compatibility_flags",
+    "keep_bindings", "usage_model", "logpush", "tags", "placement", "tail_consumers", "migrations",
+})
+BINDING_FIELDS = {
+    "kv_namespace": frozenset({"type", "name", "namespace_id"}),
+    "plain_text": frozenset({"type", "name", "text"}),
+    "secret_text": frozenset({"type", "name", "text"}),
+}
+SCRIPT_NAME = re.compile(r"^[a-z0-9_][a-z0-9-_]*$")
+HEX_ID = re.compile(r"^[0-9a-f]{32}$")
+FAULT_KINDS = ("429", "500", "502", "503", "504", "502-html", "reset")
+
+
+class ApiError(Exception):
+    """Answer with a v4 failure envelope."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass
+class Part:
+    """One multipart part: ``data`` is the body exactly as received."""
+
+    name: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class RecordedRequest:
+    """One request as the fake saw it. ``path`` is the URL path below the base URL
+    (``/accounts/...``, as in the client's errors); ``auth`` is the scheme only: "token",
+    "key" or None (never a header value)."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    auth: str | None
+    content_type: str
+    json: Any = None
+    parts: dict[str, Part] | None = None
+    status: int | None = None  # None: the connection was dropped without an answer
+
+    @property
+    def metadata(self) -> Any:
+        part = (self.parts or {}).get("metadata")
+        return json.loads(part.data) if part else None
+
+
+@dataclass
+class Account:
+    scripts: dict[str, dict] = field(default_factory=dict)
+    kv_namespaces: dict[str, str] = field(default_factory=dict)  # id -> title
+
+
+@dataclass
+class Rule:
+    """A fault or latency for the next ``times`` requests matching method and path regex."""
+
+    method: str
+    path: re.Pattern[str]
+    kind: str | None  # None: latency only
+    times: int | None
+    retry_after: str = "0"
+    latency: float = 0.0
+    after: bool = False  # apply the request first, then fail (the answer is lost)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method in ("*", method) and self.path.search(path) is not None
+
+
+class FakeCloudflare:
+    """The fake API. Use as a context manager, or ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        *,
+        token: str | None = FAKE_TOKEN,
+        email: str | None = FAKE_EMAIL,
+        api_key: str | None = FAKE_API_KEY,
+        accounts: tuple[str, ...] = (FAKE_ACCOUNT,),
+        zones: dict[str, str] | None = None,
+    ) -> None:
+        self.token, self.email, self.api_key = token, email, api_key
+        self.accounts = {account: Account() for account in accounts}
+        zones = {FAKE_ZONE: accounts[0]} if zones is None else zones
+        self.zones: dict[str, str] = dict(zones)  # zone id -> account id
+        self.zone_scripts: dict[str, dict | None] = {zone: None for zone in zones}
+        self.requests: list[RecordedRequest] = []
+        self.latency = 0.0
+        self._rules: list[Rule] = []
+        self._chaos: tuple[float, tuple[str, ...], random.Random, str, re.Pattern[str]] | None = None
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> FakeCloudflare:
+        fake = self
+
+        class Handler(_Handler):
+            pass
+
+        Handler.fake = fake
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-cloudflare", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.close_connections()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeCloudflare:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        assert self._server is not None, "start() the fake first"
+        return f"http://127.0.0.1:{self._server.server_address[1]}{PREFIX}"
+
+    def environ(self) -> dict[str, str]:
+        """Variables pointing a deployer at this fake with the accepted token."""
+        return {"CLOUDFLARE_API_BASE_URL": self.base_url, "CLOUDFLARE_API_TOKEN": self.token or ""}
+
+    # --- state helpers -----------------------------------------------------------------
+
+    def scripts(self, account: str = FAKE_ACCOUNT) -> dict[str, dict]:
+        return self.accounts[account].scripts
+
+    def kv_namespaces(self, account: str = FAKE_ACCOUNT) -> dict[str, str]:
+        return self.accounts[account].kv_namespaces
+
+    def add_kv_namespace(self, title: str, account: str = FAKE_ACCOUNT) -> str:
+        with self._lock:
+            namespace_id = uuid.uuid4().hex
+            self.accounts[account].kv_namespaces[namespace_id] = title
+            return namespace_id
+
+    # --- inspection --------------------------------------------------------------------
+
+    def count(self, method: str | None = None, path: str | None = None) -> int:
+        """How many requests had this method (None: any) and exactly this path (None: any);
+        the path may be given with or without the ``/client/v4`` prefix."""
+        return len(self.find(method, path))
+
+    def find(self, method: str | None = None, path: str | None = None,
+             path_regex: str | None = None) -> list[RecordedRequest]:
+        """Recorded requests by method, exact path (with or without ``/client/v4``) and a
+        regex searched in the path below the base URL."""
+        if path is not None and path.startswith(PREFIX + "/"):
+            path = path[len(PREFIX):]
+        with self._lock:
+            return [
+                r for r in self.requests
+                if (method is None or r.method == method) and (path is None or r.path == path)
+                and (path_regex is None or re.search(path_regex, r.path))
+            ]
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    # --- fault injection ---------------------------------------------------------------
+
+    def fail(self, method: str, path_regex: str, kind: str = "500", *, times: int = 1,
+             retry_after: float | str = 0, after: bool = False) -> None:
+        """Answer the next ``times`` requests matching ``method`` ("*" = any) and
+        ``path_regex`` (searched in the path below /client/v4) with a fault: "429" (with
+        ``Retry-After``), "500"/"502"/"503"/"504" (JSON envelope), "502-html" (an edge HTML
+        page), or "reset" (close the connection without an answer). With ``after=True`` the
+        request is carried out first and only its answer is replaced (a lost answer)."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"kind must be one of {FAULT_KINDS}")
+        with self._lock:
+            self._rules.append(Rule(method, re.compile(path_regex), kind, times,
+                                    _format_retry_after(retry_after), after=after))
+
+    def slow(self, method: str, path_regex: str, seconds: float, *, times: int | None = None) -> None:
+        """Delay matching answers by ``seconds`` (in addition to ``fake.latency``)."""
+        with self._lock:
+            self._rules.append(Rule(method, re.compile(path_regex), None, times, latency=seconds))
+
+    def fail_randomly(self, probability: float, *, kinds: tuple[str, ...] = ("429", "500", "reset"),
+                      seed: int = 0, method: str = "*", path_regex: str = "") -> None:
+        """Fail each matching request with ``probability`` (seeded), picking one of ``kinds``;
+        0 turns it off. 429s carry ``Retry-After: 0``."""
+        with self._lock:
+            self._chaos = (probability, kinds, random.Random(seed), method, re.compile(path_regex)) \
+                if probability > 0 else None
+
+    def _pick_fault(self, method: str, path: str) -> tuple[Rule | None, float]:
+        with self._lock:
+            latency, fault = self.latency, None
+            for rule in list(self._rules):
+                if not rule.matches(method, path):
+                    continue
+                if rule.kind is None:
+                    latency += rule.latency
+                elif fault is None:
+                    fault = rule
+                else:
+                    continue
+                if rule.times is not None:
+                    rule.times -= 1
+                    if rule.times <= 0:
+                        self._rules.remove(rule)
+            if fault is None and self._chaos is not None:
+                probability, kinds, rng, chaos_method, chaos_path = self._chaos
+                if chaos_method in ("*", method) and chaos_path.search(path) and rng.random() < probability:
+                    fault = Rule(method, chaos_path, rng.choice(kinds), 1)
+            return fault, latency
+
+    # --- the API -----------------------------------------------------------------------
+
+    def handle(self, method: str, path: str, query: dict[str, list[str]], headers: Message,
+               body: bytes, record: RecordedRequest) -> tuple[int, Any]:
+        """Judge one request and return (status, result envelope)."""
+        try:
+            self._check_auth(headers)
+            with self._lock:
+                result, info = self._route(method, path, query, headers, body, record)
+            envelope = {"success": True, "errors": [], "messages": [], "result": result}
+            if info is not None:
+                envelope["result_info"] = info
+            return 200, envelope
+        except ApiError as exc:
+            return exc.status, failure(exc.code, exc.message)
+
+    def _check_auth(self, headers: Message) -> None:
+        authorization = headers.get("Authorization")
+        email, key = headers.get("X-Auth-Email"), headers.get("X-Auth-Key")
+        if authorization is not None:
+            scheme, _, token = authorization.partition(" ")
+            if scheme != "Bearer" or not token:
+                raise ApiError(400, 6003, "Invalid request headers")
+            if self.token is None or token != self.token:
+                raise ApiError(403, 10000, "Authentication error")
+            return
+        if email is None or key is None:
+            raise ApiError(400, 9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers")
+        if self.email is None or (email, key) != (self.email, self.api_key):
+            raise ApiError(403, 10000, "Authentication error")
+
+    def _account(self, account_id: str, path: str) -> Account:
+        if not HEX_ID.match(account_id):
+            raise ApiError(404, 7003, f"Could not route to {path}, perhaps your object identifier is invalid?")
+        if account_id not in self.accounts:
+            raise ApiError(403, 10000, "Authentication error")
+        return self.accounts[account_id]
+
+    def _route(self, method: str, path: str, query: dict[str, list[str]], headers: Message,
+               body: bytes, record: RecordedRequest) -> tuple[Any, dict | None]:
+        segments = [unquote(s) for s in path.strip("/").split("/")]
+        if len(segments) >= 2 and segments[0] == "zones":
+            zone = segments[1]
+            if not HEX_ID.match(zone):
+                raise ApiError(404, 7003, f"Could not route to {path}, perhaps your object identifier is invalid?")
+            if segments[2:] != ["workers", "script"]:
+                raise ApiError(404, 7000, "No route for that URI")
+            if zone not in self.zones:
+                raise ApiError(403, 10000, "Authentication error")
+            return self._zone_script(method, zone, headers, body, record), None
+        if len(segments) < 3 or segments[0] != "accounts":
+            raise ApiError(404, 7000, "No route for that URI")
+        account = self._account(segments[1], path)
+        rest = segments[2:]
+        match rest:
+            case ["workers", "scripts"]:
+                _allow(method, "GET")
+                return [_summary(name, s) for name, s in account.scripts.items()], None
+            case ["workers", "scripts", name]:
+                _allow(method, "PUT", "DELETE")
+                if method == "PUT":
+                    return self._upload(account, account.scripts, name, headers, body, record), None
+                if name not in account.scripts:
+                    raise ApiError(404, 10007, "workers.api.error.script_not_found")
+                del account.scripts[name]
+                return {"id": name}, None
+            case ["workers", "scripts", name, "settings"]:
+                _allow(method, "GET")
+                return _settings(_script(account, name)), None
+            case ["workers", "scripts", name, "secrets"]:
+                _allow(method, "GET", "PUT")
+                script = _script(account, name)
+                if method == "GET":
+                    return [{"name": n, "type": "secret_text"} for n in script["secrets"]], None
+                data = _json_body(headers, body, record)
+                if not isinstance(data.get("name"), str) or not isinstance(data.get("text"), str):
+                    raise ApiError(400, 10001, "secret needs a string name and text")
+                script["secrets"][data["name"]] = data["text"]
+                return {"name": data["name"], "type": "secret_text"}, None
+            case ["workers", "scripts", name, "secrets", secret]:
+                _allow(method, "DELETE")
+                script = _script(account, name)
+                if secret not in script["secrets"]:
+                    raise ApiError(404, 10056, "This secret does not exist")
+                del script["secrets"][secret]
+                return None, None
+            case ["storage", "kv", "namespaces"]:
+                _allow(method, "GET", "POST")
+                if method == "GET":
+                    return _list_namespaces(account, query)
+                title = _namespace_title(_json_body(headers, body, record))
+                if title in account.kv_namespaces.values():
+                    raise ApiError(400, 10014, "a namespace with this account ID and title already exists")
+                namespace_id = uuid.uuid4().hex
+                account.kv_namespaces[namespace_id] = title
+                return {"id": namespace_id, "title": title, "supports_url_encoding": True}, None
+            case ["storage", "kv", "namespaces", namespace_id]:
+                _allow(method, "GET", "PUT", "DELETE")
+                if namespace_id not in account.kv_namespaces:
+                    raise ApiError(404, 10009, "Unknown namespace.")
+                if method == "PUT":
+                    title = _namespace_title(_json_body(headers, body, record))
+                    if any(t == title and i != namespace_id for i, t in account.kv_namespaces.items()):
+                        raise ApiError(400, 10014, "a namespace with this account ID and title already exists")
+                    account.kv_namespaces[namespace_id] = title
+                    return None, None
+                if method == "DELETE":
+                    del account.kv_namespaces[namespace_id]
+                    return None, None
+                return {"id": namespace_id, "title": account.kv_namespaces[namespace_id]}, None
+        raise ApiError(404, 7000, "No route for that URI")
+
+    def _zone_script(self, method: str, zone: str, headers: Message, body: bytes,
+                     record: RecordedRequest) -> Any:
+        _allow(method, "PUT", "DELETE")
+        scripts = {"script": self.zone_scripts[zone]} if self.zone_scripts[zone] else {}
+        if method == "PUT":
+            result = self._upload(self.accounts[self.zones[zone]], scripts, "script", headers, body, record)
+            self.zone_scripts[zone] = scripts["script"]
+            return result
+        if not scripts:
+            raise ApiError(404, 10007, "workers.api.error.script_not_found")
+        self.zone_scripts[zone] = None
+        return {"id": zone}
+
+    def _upload(self, account: Account, scripts: dict[str, dict], name: str, headers: Message,
+                body: bytes, record: RecordedRequest) -> dict:
+        if not SCRIPT_NAME.match(name) or len(name) > 63:
+            raise ApiError(400, 10021, f"Invalid script name '{name}': use a-z, 0-9, '-' and '_', at most 63")
+        parts = _multipart(headers, body)
+        record.parts = parts
+        if "metadata" not in parts:
+            raise ApiError(400, 10006, "Uploaded multipart body has no 'metadata' part")
+        try:
+            metadata = json.loads(parts["metadata"].data)
+        except ValueError:
+            raise ApiError(400, 10006, "The 'metadata' part is not valid JSON") from None
+        if not isinstance(metadata, dict):
+            raise ApiError(400, 10006, "The 'metadata' part must be a JSON object")
+        for key in metadata:
+            if key not in METADATA_KEYS:
+                raise ApiError(400, 10021, f"Unknown field '{key}' in metadata")
+        body_part = metadata.get("body_part")
+        if "main_module" in metadata:
+            raise ApiError(400, 10021, "main_module (ES modules) is not supported by this fake: use body_part")
+        if not isinstance(body_part, str):
+            raise ApiError(400, 10021, "metadata must name the script part in body_part")
+        if body_part not in parts or body_part == "metadata":
+            raise ApiError(400, 10021, f"body_part '{body_part}' names no part of the upload")
+        if parts[body_part].content_type != "application/javascript":
+            raise ApiError(400, 10021, f"Part '{body_part}' must have content type application/javascript, "
+                                       f"not {parts[body_part].content_type or 'none'}")
+        bindings = metadata.get("bindings", [])
+        if not isinstance(bindings, list):
+            raise ApiError(400, 10021, "bindings must be an array")
+        _check_bindings(bindings, account)
+        keep = metadata.get("keep_bindings", [])
+        if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
+            raise ApiError(400, 10021, "keep_bindings must be an array of binding types")
+
+        previous = scripts.get(name)
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        sent_names = {b["name"] for b in bindings}
+        kept = [b for b in (previous or {}).get("bindings", []) if b["type"] in keep and b["name"] not in sent_names]
+        secrets = {n: t for n, t in (previous or {}).get("secrets", {}).items() if n not in sent_names}
+        secrets.update({b["name"]: b["text"] for b in bindings if b["type"] == "secret_text"})
+        content = parts[body_part].data
+        scripts[name] = {
+            "content": content,
+            "metadata": metadata,
+            "bindings": kept + [dict(b) for b in bindings if b["type"] != "secret_text"],
+            "secrets": secrets,
+            "etag": hashlib.sha256(content).hexdigest(),
+            "created_on": (previous or {}).get("created_on", now),
+            "modified_on": now,
+        }
+        return {**_summary(name, scripts[name]), "logpush": False, "usage_model": "standard",
+                "startup_time_ms": 0}
+
+
+def failure(code: int, message: str) -> dict:
+    return {"success": False, "errors": [{"code": code, "message": message}], "messages": [], "result": None}
+
+
+def _allow(method: str, *methods: str) -> None:
+    if method not in methods:
+        raise ApiError(405, 7001, "Method not allowed for this endpoint")
+
+
+def _script(account: Account, name: str) -> dict:
+    if name not in account.scripts:
+        raise ApiError(404, 10007, "workers.api.error.script_not_found")
+    return account.scripts[name]
+
+
+def _summary(name: str, script: dict) -> dict:
+    return {"id": name, "etag": script["etag"], "created_on": script["created_on"],
+            "modified_on": script["modified_on"]}
+
+
+def _settings(script: dict) -> dict:
+    secrets = [{"name": n, "type": "secret_text"} for n in script["secrets"]]
+    meta = script["metadata"]
+    return {"bindings": [dict(b) for b in script["bindings"]] + secrets,
+            "compatibility_date": meta.get("compatibility_date", "2021-11-02"),
+            "compatibility_flags": meta.get("compatibility_flags", []),
+            "logpush": meta.get("logpush", False), "tags": meta.get("tags", []),
+            "usage_model": "standard"}
+
+
+def _check_bindings(bindings: list, account: Account) -> None:
+    names: set[str] = set()
+    for index, binding in enumerate(bindings):
+        if not isinstance(binding, dict):
+            raise ApiError(400, 10021, f"Binding at index {index} must be an object")
+        if not isinstance(binding.get("type"), str):
+            raise ApiError(400, 10052, f"Binding at index {index} must have a type")
+        if not isinstance(binding.get("name"), str) or not binding["name"]:
+            raise ApiError(400, 10052, f"Binding at index {index} must have a name")
+        kind, name = binding["type"], binding["name"]
+        if kind not in BINDING_FIELDS:
+            raise ApiError(400, 10021, f"Unknown binding type '{kind}' for binding '{name}'")
+        extra = sorted(set(binding) - BINDING_FIELDS[kind])
+        if extra:
+            raise ApiError(400, 10021, f"Binding '{name}' has unknown field '{extra[0]}'")
+        if name in names:
+            raise ApiError(400, 10021, f"Binding name '{name}' is used more than once")
+        names.add(name)
+        if kind == "kv_namespace":
+            namespace_id = binding.get("namespace_id")
+            if not isinstance(namespace_id, str) or namespace_id not in account.kv_namespaces:
+                raise ApiError(400, 10042, f"KV namespace '{namespace_id}' is not valid")
+        elif not isinstance(binding.get("text"), str):
+            raise ApiError(400, 10021, f"Binding '{name}' of type {kind} needs a string text")
+
+
+def _namespace_title(data: dict) -> str:
+    title = data.get("title")
+    if not isinstance(title, str) or not title or len(title) > 512:
+        raise ApiError(400, 10001, "title must be a string of 1 to 512 characters")
+    return title
+
+
+def _list_namespaces(account: Account, query: dict[str, list[str]]) -> tuple[list, dict]:
+    try:
+        page = int(query.get("page", ["1"])[0])
+        per_page = int(query.get("per_page", ["20"])[0])
+    except ValueError:
+        raise ApiError(400, 10001, "page and per_page must be integers") from None
+    if page < 1 or not 5 <= per_page <= 100:
+        raise ApiError(400, 10001, "page must be >= 1 and per_page between 5 and 100")
+    items = [{"id": i, "title": t, "supports_url_encoding": True} for i, t in account.kv_namespaces.items()]
+    order = query.get("order", [None])[0]
+    if order in ("id", "title"):
+        items.sort(key=lambda item: item[order], reverse=query.get("direction", ["asc"])[0] == "desc")
+    chunk = items[(page - 1) * per_page: page * per_page]
+    return chunk, {"page": page, "per_page": per_page, "count": len(chunk), "total_count": len(items)}
+
+
+def _json_body(headers: Message, body: bytes, record: RecordedRequest) -> dict:
+    if headers.get_content_type() != "application/json":
+        raise ApiError(400, 10001, "Content-Type must be application/json")
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise ApiError(400, 10001, "Request body is not valid JSON") from None
+    record.json = data
+    if not isinstance(data, dict):
+        raise ApiError(400, 10001, "Request body must be a JSON object")
+    return data
+
+
+def _multipart(headers: Message, body: bytes) -> dict[str, Part]:
+    """Split a multipart/form-data body by hand so each part's bytes stay exactly as sent."""
+    if headers.get_content_type() != "multipart/form-data":
+        raise ApiError(415, 10001, f"Unsupported Content-Type {headers.get_content_type()}: "
+                                   "expected multipart/form-data")
+    boundary = headers.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise ApiError(400, 10006, "multipart/form-data without a boundary")
+    sections = (b"\r\n" + body).split(b"\r\n--" + boundary.encode("latin-1"))
+    parts: dict[str, Part] = {}
+    closed = False
+    for section in sections[1:]:
+        if section.startswith(b"--"):
+            closed = True
+            break
+        head, separator, data = section.partition(b"\r\n\r\n")
+        if not separator or not head.lstrip(b" \t").startswith(b"\r\n"):
+            raise ApiError(400, 10006, "Malformed multipart body")
+        part_headers = Message()
+        for line in head.decode("latin-1").split("\r\n")[1:]:
+            key, colon, value = line.partition(":")
+            if not colon:
+                raise ApiError(400, 10006, "Malformed multipart part header")
+            part_headers[key.strip()] = value.strip()
+        name = part_headers.get_param("name", header="content-disposition")
+        if part_headers.get_content_disposition() != "form-data" or not isinstance(name, str):
+            raise ApiError(400, 10006, "Every part needs Content-Disposition: form-data with a name")
+        if name in parts:
+            raise ApiError(400, 10021, f"Part '{name}' appears more than once")
+        filename = part_headers.get_param("filename", header="content-disposition")
+        content_type = part_headers.get_content_type() if part_headers.get("Content-Type") else ""
+        parts[name] = Part(name, filename if isinstance(filename, str) else None, content_type, data)
+    if not closed:
+        raise ApiError(400, 10006, "Multipart body has no closing boundary")
+    return parts
+
+
+def _format_retry_after(value: float | str) -> str:
+    if isinstance(value, str):
+        return value
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # keep-alive handler threads must not hold up stop()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Without TCP_NODELAY, Nagle + delayed ACK stall keep-alive clients ~40 ms per answer.
+        request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    fake: FakeCloudflare
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    do_PUT = do_POST = do_DELETE = do_PATCH = do_GET
+
+    def _serve(self) -> None:
+        fake = self.fake
+        body = self._read_body()
+        if body is None:
+            return
+        url = urlsplit(self.path)
+        method = self.command
+        path = url.path[len(PREFIX):] if url.path.startswith(PREFIX + "/") else url.path
+        headers = self.headers
+        auth = "token" if headers.get("Authorization") else ("key" if headers.get("X-Auth-Key") else None)
+        record = RecordedRequest(method, path, parse_qs(url.query), auth, headers.get("Content-Type", ""))
+        if headers.get_content_type() == "application/json":
+            try:
+                record.json = json.loads(body)
+            except ValueError:
+                pass
+        with fake._lock:
+            fake.requests.append(record)
+        fault, latency = fake._pick_fault(method, path)
+        if latency:
+            time.sleep(latency)
+        if fault is not None and not fault.after:
+            self._answer_fault(fault, record)
+            return
+        if not url.path.startswith(PREFIX + "/"):
+            status, envelope = 404, failure(7000, "No route for that URI")
+        else:
+            status, envelope = fake.handle(method, path, record.query, headers, body, record)
+        if fault is not None:
+            self._answer_fault(fault, record)
+            return
+        record.status = status
+        self._send(status, json.dumps(envelope).encode(), "application/json")
+
+    def _read_body(self) -> bytes | None:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.close_connection = True
+            self._send(400, json.dumps(failure(10001, "bad Content-Length")).encode(), "application/json")
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _answer_fault(self, fault: Rule, record: RecordedRequest) -> None:
+        kind = fault.kind or "500"
+        if kind == "reset":
+            record.status = None
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if kind == "502-html":
+            record.status = 502
+            page = (b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+                    b"<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+                    b"</body>\r\n</html>\r\n")
+            self._send(502, page, "text/html")
+            return
+        if kind == "429":
+            record.status = 429
+            envelope = failure(971, "Please wait and consider throttling your request speed")
+            self._send(429, json.dumps(envelope).encode(), "application/json", {"Retry-After": fault.retry_after})
+            return
+        status = int(kind)
+        record.status = status
+        self._send(status, json.dumps(failure(10013, "workers.api.error.unknown")).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("cf-ray", f"{uuid.uuid4().hex[:16]}-FAKE")
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def fake_cloudflare() -> Iterator[FakeCloudflare]:
+    """A started fake accepting ``FAKE_TOKEN`` (or FAKE_EMAIL + FAKE_API_KEY) for
+    ``FAKE_ACCOUNT`` and ``FAKE_ZONE``; stopped at teardown. Sets no environment variable."""
+    fake = FakeCloudflare().start()
+    try:
+        yield fake
+    finally:
+        fake.stop()

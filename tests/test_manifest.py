@@ -1,0 +1,216 @@
+"""load_manifest builds exactly the Manifest the file describes."""
+from __future__ import annotations
+
+import hashlib
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deployer import manifest as manifest_module
+from deployer.manifest import load_manifest, sha256_file
+from deployer.models import (
+    KvNamespace,
+    KvNamespaceBinding,
+    Manifest,
+    PlainTextBinding,
+    Script,
+    Secret,
+    SecretTextBinding,
+)
+
+ACCOUNT = "0f2ac74b498b48028cb68387c421e279"
+WORKER_JS = b"addEventListener('fetch', e => e.respondWith(new Response('hi')))\n"
+
+CONTRACT_EXAMPLE = """\
+# yaml-language-server: $schema=../schemas/workers.schema.json
+version: 1
+account_id: ${CLOUDFLARE_ACCOUNT_ID}
+kv_namespaces:
+  zeta:
+    title: my-app-zeta
+  cache:
+    title: my-app-cache
+scripts:
+  my-worker:
+    path: src/worker.js
+    bindings:
+      - type: kv_namespace
+        name: myNamespace
+        namespace_id: 0f2ac74b498b48028cb68387c421e279
+      - type: kv_namespace
+        name: CACHE
+        namespace: cache
+      - type: plain_text
+        name: ENVIRONMENT
+        text: production
+      - type: secret_text
+        name: API_KEY
+        text: ${API_KEY}
+  another:
+    path: ./src/../src/other.js
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "worker.js").write_bytes(WORKER_JS)
+    (tmp_path / "src" / "other.js").write_bytes(b"// other\n")
+    return tmp_path
+
+
+def write(project: Path, text: str) -> Path:
+    path = project / "workers.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_valid_manifest_builds_exactly_the_expected_manifest(project: Path) -> None:
+    path = write(project, CONTRACT_EXAMPLE)
+    environ = {"CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "API_KEY": "s3cr3t"}
+
+    manifest = load_manifest(path, environ, environment="staging")
+
+    assert manifest == Manifest(
+        path=path,
+        account_id=ACCOUNT,
+        zone_id=None,
+        kv_namespaces=(KvNamespace("zeta", "my-app-zeta"), KvNamespace("cache", "my-app-cache")),
+        scripts=(
+            Script(
+                name="my-worker",
+                path=(project / "src" / "worker.js").resolve(),
+                content_sha256=hashlib.sha256(WORKER_JS).hexdigest(),
+                bindings=(
+                    KvNamespaceBinding("myNamespace", namespace_id="0f2ac74b498b48028cb68387c421e279"),
+                    KvNamespaceBinding("CACHE", namespace="cache"),
+                    PlainTextBinding("ENVIRONMENT", "production"),
+                    SecretTextBinding("API_KEY", Secret("s3cr3t")),
+                ),
+            ),
+            Script(
+                name="another",
+                path=(project / "src" / "other.js").resolve(),
+                content_sha256=hashlib.sha256(b"// other\n").hexdigest(),
+            ),
+        ),
+        environment="staging",
+    )
+
+
+def test_secret_text_is_wrapped_and_masked(project: Path) -> None:
+    path = write(project, CONTRACT_EXAMPLE)
+    manifest = load_manifest(path, {"CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "API_KEY": "s3cr3t"})
+    secret = manifest.scripts[0].bindings[3]
+    assert isinstance(secret, SecretTextBinding)
+    assert secret.text == Secret("s3cr3t")
+    assert "s3cr3t" not in repr(manifest)
+
+
+def test_zone_manifest_with_one_script_loads(project: Path) -> None:
+    path = write(project, f"""\
+        version: 1
+        zone_id: {ACCOUNT}
+        scripts:
+          only: {{path: src/worker.js}}
+    """)
+    manifest = load_manifest(path, {})
+    assert (manifest.account_id, manifest.zone_id) == (None, ACCOUNT)
+    assert [s.name for s in manifest.scripts] == ["only"]
+
+
+def test_content_hash_streams_files_larger_than_one_chunk(tmp_path: Path) -> None:
+    data = bytes(range(256)) * (3 * 4096 + 7)  # a little over 3 MiB
+    (tmp_path / "big.js").write_bytes(data)
+    assert sha256_file(tmp_path / "big.js") == hashlib.sha256(data).hexdigest()
+
+
+def test_double_dollar_escapes_a_placeholder(project: Path) -> None:
+    path = write(project, f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          w:
+            path: src/worker.js
+            bindings:
+              - {{type: plain_text, name: TEMPLATE, text: "literal $${{PRICE}}, filled ${{PRICE}}, $5"}}
+    """)
+    binding = load_manifest(path, {"PRICE": "9"}).scripts[0].bindings[0]
+    assert binding == PlainTextBinding("TEMPLATE", "literal ${PRICE}, filled 9, $5")
+
+
+def test_several_placeholders_in_one_string_are_all_filled(project: Path) -> None:
+    path = write(project, f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        kv_namespaces:
+          cache: {{title: "${{APP}}-${{ENV:-dev}}-cache"}}
+        scripts:
+          worker-${{ENV}}:
+            path: src/${{FILE}}
+            bindings:
+              - {{type: plain_text, name: URL, text: "https://${{HOST}}:${{PORT:-443}}/${{ENV}}"}}
+    """)
+    manifest = load_manifest(path, {"APP": "shop", "ENV": "prod", "FILE": "worker.js", "HOST": "x.example"})
+    assert manifest.kv_namespaces == (KvNamespace("cache", "shop-prod-cache"),)
+    assert manifest.scripts[0].name == "worker-prod"
+    assert manifest.scripts[0].path == (project / "src" / "worker.js").resolve()
+    assert manifest.scripts[0].bindings == (PlainTextBinding("URL", "https://x.example:443/prod"),)
+
+
+def test_empty_variable_is_set_but_empty(project: Path) -> None:
+    path = write(project, f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          w:
+            path: src/worker.js
+            bindings:
+              - {{type: plain_text, name: SUFFIX, text: "${{SUFFIX}}"}}
+    """)
+    assert load_manifest(path, {"SUFFIX": ""}).scripts[0].bindings == (PlainTextBinding("SUFFIX", ""),)
+
+
+def test_aliases_share_values(project: Path) -> None:
+    path = write(project, f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          a:
+            path: src/worker.js
+            bindings: &common
+              - {{type: plain_text, name: MODE, text: fast}}
+          b:
+            path: src/other.js
+            bindings: *common
+    """)
+    manifest = load_manifest(path, {})
+    assert manifest.scripts[0].bindings == manifest.scripts[1].bindings == (PlainTextBinding("MODE", "fast"),)
+
+
+def test_c_loader_is_used_when_libyaml_is_available() -> None:
+    if yaml.__with_libyaml__:
+        assert manifest_module.LOADER is yaml.CSafeLoader
+    else:
+        assert manifest_module.LOADER is yaml.SafeLoader
+
+
+def test_pure_python_loader_builds_the_same_manifest(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(project, CONTRACT_EXAMPLE)
+    environ = {"CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "API_KEY": "k"}
+    with_c = load_manifest(path, environ)
+    monkeypatch.setattr(manifest_module, "LOADER", yaml.SafeLoader)
+    assert load_manifest(path, environ) == with_c
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8")).filter(lambda text: "${" not in text))
+def test_text_without_a_placeholder_is_never_changed(text: str) -> None:
+    parser = manifest_module._Parser("workers.yaml", {})
+    node = yaml.ScalarNode("tag:yaml.org,2002:str", text, yaml.Mark("", 0, 0, 0, "", 0))
+    parser._fill(node, ())
+    assert parser.filled[id(node)] == text
+    assert parser.diagnostics == []
