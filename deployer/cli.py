@@ -191,7 +191,7 @@ def apply(
     client = _client(parallelism, max_retry_wait)  # missing credentials fail before any request
     store = StateStore(_state_path(file, env, state))
     try:
-        with store.lock(command=" ".join(["deployer", *sys.argv[1:2]]), timeout=lock_timeout, warn=_warn):
+        with store.lock(command="deployer apply", timeout=lock_timeout, warn=_warn):
             current = store.load()
             remote = _read_remote(manifest, client) if refresh else None
             the_plan = make_plan(manifest, current, remote)
