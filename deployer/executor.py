@@ -166,7 +166,11 @@ def _upload_job(
             script.name, metadata, content, account_id=manifest.account_id, zone_id=manifest.zone_id
         )
         for secret in delete_after:
-            client.delete_secret(_account(manifest), script.name, secret)
+            if manifest.account_id is None:
+                # The secrets endpoint is per account; the legacy zone API has none.
+                progress(f"warning: secret {secret} of script {script.name} was not deleted: needs account_id")
+                continue
+            client.delete_secret(manifest.account_id, script.name, secret)
         progress(f"{'created' if change.action is Action.CREATE else 'updated'} script {script.name}")
         return _Outcome(
             change.action,

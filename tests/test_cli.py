@@ -302,3 +302,22 @@ def test_python_m_deployer_gives_real_exit_codes(project: Path) -> None:
 def test_debug_shows_the_traceback_of_an_expected_error(tmp_path: Path) -> None:
     result = _deployer("plan", "--debug", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_zone_mode_uploads_to_the_legacy_endpoint_with_a_warning(tmp_path: Path, api: FakeCloudflare) -> None:
+    from tests.fake_cloudflare import FAKE_ZONE
+
+    (tmp_path / "script.js").write_text("addEventListener('fetch', e => e.respondWith(new Response('hi')))\n")
+    (tmp_path / "workers.yaml").write_text(
+        f"version: 1\nzone_id: {FAKE_ZONE}\nscripts:\n  my-worker:\n    path: script.js\n"
+        f"    bindings:\n      - type: kv_namespace\n        name: myNamespace\n        namespace_id: {SEED_NAMESPACE}\n"
+    )
+    result = run("apply", "--auto-approve", cwd=tmp_path, env=api.environ())
+    assert "deprecated single-script API" in result.stderr
+    (request,) = api.find("PUT")
+    assert request.path == f"/zones/{FAKE_ZONE}/workers/script"
+    assert request.metadata == {
+        "body_part": "script",
+        "bindings": [{"type": "kv_namespace", "name": "myNamespace", "namespace_id": SEED_NAMESPACE}],
+    }
+    run("plan", "--detailed-exitcode", cwd=tmp_path)
