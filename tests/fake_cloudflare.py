@@ -799,14 +799,17 @@ class _Handler(BaseHTTPRequestHandler):
         record.answered = time.monotonic()
 
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("cf-ray", f"{uuid.uuid4().hex[:16]}-FAKE")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("cf-ray", f"{uuid.uuid4().hex[:16]}-FAKE")
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client died (a killed apply)
+            self.close_connection = True
 
 
 @pytest.fixture
