@@ -77,15 +77,32 @@ def _state_path(file: Path, env: str | None, state: Path | None) -> Path:
     return state if state is not None else default_state_path(file, env)
 
 
-def _client(parallelism: int = 4, max_retry_wait: float = 300.0) -> CloudflareClient:
+def _client(
+    parallelism: int = 4, max_retry_wait: float = 300.0, rate_limit: tuple[int, float] = (1200, 300.0)
+) -> CloudflareClient:
     from deployer.cloudflare import CloudflareClient
 
     client, warnings = CloudflareClient.from_environment(
-        os.environ, pool_size=parallelism, max_retry_wait=max_retry_wait
+        os.environ, pool_size=parallelism, max_retry_wait=max_retry_wait, rate_limit=rate_limit
     )
     for warning in warnings:
         _stderr(f"warning: {warning}")
     return client
+
+
+def _parse_rate_limit(text: str) -> tuple[int, float]:
+    """``REQUESTS/SECONDS`` (``1200/300``) -> (1200, 300.0); a DeployerError otherwise."""
+    requests_text, slash, seconds_text = text.partition("/")
+    try:
+        limit, window = int(requests_text), float(seconds_text)
+    except ValueError:
+        limit, window = 0, 0.0
+    if not slash or limit < 1 or not 0 < window < float("inf"):
+        raise DeployerError(
+            f"--rate-limit {text!r} is not REQUESTS/SECONDS with both above 0, e.g. 1200/300 "
+            "(Cloudflare's limit: 1200 requests per 300 seconds per user)"
+        )
+    return limit, window
 
 
 def _read_remote(manifest: Manifest, client: CloudflareClient) -> RemoteSnapshot:
@@ -170,6 +187,11 @@ def apply(
     max_retry_wait: float = typer.Option(
         300.0, "--max-retry-wait", min=0.0, help="Cap on seconds spent waiting to retry (429/5xx)."
     ),
+    rate_limit: str = typer.Option(
+        "1200/300", "--rate-limit", metavar="REQUESTS/SECONDS",
+        help="Request budget shared by all parallel uploads (Cloudflare allows 1200 per 300 s per user; "
+        "lower it when other jobs use the same token).",
+    ),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
     debug: bool = DebugOption,
 ) -> int:
@@ -187,8 +209,9 @@ def apply(
         if isinstance(saved.get("manifest"), str) and file == Path("workers.yaml"):
             file = Path(saved["manifest"])  # type: ignore[arg-type]
         env = env or saved.get("environment")  # type: ignore[assignment]
+    budget = _parse_rate_limit(rate_limit)
     manifest = _load_manifest(file, env)
-    client = _client(parallelism, max_retry_wait)  # missing credentials fail before any request
+    client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
     store = StateStore(_state_path(file, env, state))
     try:
         with store.lock(command="deployer apply", timeout=lock_timeout, warn=_warn):
