@@ -9,7 +9,10 @@ from __future__ import annotations
 import enum
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Optional
 
@@ -313,6 +316,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """The one error boundary: an expected failure prints ``error: ...`` and exits 1."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("DEPLOYER_DEBUG", "") not in ("", "0")
+    restore = _terminate_like_interrupt()
     try:
         code = app(args=args, prog_name="deployer", standalone_mode=False)
     except DeployerError as exc:
@@ -329,7 +333,22 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         _stderr("error: interrupted")
         code = ExitStatus.ERROR
+    finally:
+        restore()
     sys.exit(int(code or 0))
+
+
+def _terminate_like_interrupt() -> Callable[[], None]:
+    """Treat SIGTERM like Ctrl-C while a command runs (CI runners stop a cancelled job with
+    SIGTERM): in-flight uploads finish and are recorded before exit. Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _print_error(exc: DeployerError) -> None:

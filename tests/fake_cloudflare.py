@@ -3,7 +3,9 @@
 ``FakeCloudflare`` serves ``http://127.0.0.1:<port>/client/v4`` from a stdlib
 ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, ``TCP_NODELAY``) in a daemon thread, keeps
 scripts and KV namespaces in memory, records every request (never an auth header value) and
-can inject latency, 429s, 5xx, HTML error pages and dropped connections.
+can inject latency, 429s, 5xx, HTML error pages and dropped connections, before or after
+carrying a request out (a lost answer), at random or for the next N matching requests. ``hold``
+freezes a client at an exact request, to kill, interrupt or race it there.
 
 Codes it answers with (real where known, ``fake's choice`` where Cloudflare's is not
 documented; see shared/reference/cloudflare-api.md §4.2):

@@ -114,9 +114,11 @@ def test_sigkill_after_k_successful_requests_loses_nothing_and_repeats_nothing(
     assert not (project / ".deployer" / "state.json.journal").exists()
 
 
-def test_sigint_lets_in_flight_uploads_finish_records_them_and_exits_1(
-    project: Path, fake_cloudflare: FakeCloudflare
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_lets_in_flight_uploads_finish_records_them_and_exits_1(
+    project: Path, fake_cloudflare: FakeCloudflare, signum: int
 ) -> None:
+    """Ctrl-C, or SIGTERM as a CI runner sends when a job is cancelled."""
     fake = fake_cloudflare
     hold = fake.hold("PUT", r"/workers/scripts/", skip=2)  # s3 and s4 are held in flight
     process = start_apply(project, fake, "--parallelism", "2")
@@ -126,7 +128,7 @@ def test_sigint_lets_in_flight_uploads_finish_records_them_and_exits_1(
         while hold.held < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert hold.held == 2
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         time.sleep(0.3)  # the process is now waiting for its in-flight requests
         assert process.poll() is None
         hold.release()
