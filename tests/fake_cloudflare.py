@@ -267,6 +267,15 @@ class FakeCloudflare:
                 and (path_regex is None or re.search(path_regex, r.path))
             ]
 
+    def successful_uploads(self) -> dict[str, int]:
+        """Per script name (multi-script API), the uploads carried out and answered with success."""
+        counts: dict[str, int] = {}
+        for request in self.find("PUT", path_regex=r"^/accounts/[^/]+/workers/scripts/[^/]+$"):
+            if request.status == 200:
+                name = unquote(request.path.rsplit("/", 1)[1])
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()

@@ -75,22 +75,13 @@ SETUP: dict[str, Callable[[Path], None]] = {
 }
 
 
-def _cases() -> list[str]:
-    found = sorted(
-        f"{path.parent.name}/{path.stem}"
-        for path in CORPUS.glob("*/*")
-        if path.suffix in (".yaml", ".json")
-    )
-    return found
-
-
-CASES = _cases()
+CASES = sorted(f"{path.parent.name}/{path.stem}" for path in CORPUS.glob("*/*") if path.suffix in (".yaml", ".json"))
 
 
 def test_the_corpus_has_at_least_40_cases_each_with_its_expected_message() -> None:
     assert len(CASES) >= 40
     for case in CASES:
-        expected = (CORPUS / f"{case}.expected")
+        expected = CORPUS / f"{case}.expected"
         assert expected.is_file(), f"{case} has no .expected file"
         assert expected.read_text().strip(), f"{case}.expected is empty"
 

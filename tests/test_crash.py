@@ -9,17 +9,14 @@ request held by the fake, every answered request is recorded before the kill.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from deployer.state import StateStore
-from tests.cli_runner import run
+from tests.cli_runner import finish, run, start_apply
 from tests.factories import write_project
 from tests.fake_cloudflare import FAKE_ACCOUNT, FakeCloudflare
 
@@ -30,29 +27,6 @@ MUTATING = ("POST", "PUT", "DELETE")
 MUTATING_PATHS = r"/workers/scripts/|/storage/kv/namespaces$"
 # The requests of the apply in order (parallelism 1): namespace, uploads by name, the delete.
 REQUESTS = ["namespace", *SCRIPTS, OLD]
-
-
-def start_apply(project: Path, fake: FakeCloudflare, *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "deployer", "apply", "--auto-approve", *args],
-        cwd=project, env={**os.environ, **fake.environ()}, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-
-
-def finish(process: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str, str]:
-    stdout, stderr = process.communicate(timeout=timeout)
-    return process.returncode, stdout, stderr
-
-
-def successful_puts(fake: FakeCloudflare) -> dict[str, int]:
-    """Per script, the uploads the fake carried out and answered with success."""
-    counts: dict[str, int] = {}
-    for request in fake.find("PUT", path_regex=r"/workers/scripts/[^/]+$"):
-        if request.status == 200:
-            name = request.path.rsplit("/", 1)[1]
-            counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 @pytest.fixture
@@ -104,7 +78,7 @@ def test_sigkill_after_k_successful_requests_loses_nothing_and_repeats_nothing(
     # The rerun takes over the dead process's lock, finishes, and repeats nothing that succeeded.
     rerun = run("apply", "--auto-approve", cwd=project, env=fake.environ())
     assert "took over a stale lock left by pid" in rerun.stderr
-    assert successful_puts(fake) == {name: 1 for name in SCRIPTS}
+    assert fake.successful_uploads() == {name: 1 for name in SCRIPTS}
     deletes = fake.find("DELETE", f"/accounts/{FAKE_ACCOUNT}/workers/scripts/{OLD}")
     assert [r.status for r in deletes if r.applied] == [200]
     assert list(fake.kv_namespaces().values()) == [TITLE]
@@ -147,5 +121,5 @@ def test_interrupt_lets_in_flight_uploads_finish_records_them_and_exits_1(
     assert not (project / ".deployer" / "state.json.journal").exists()
 
     run("apply", "--auto-approve", cwd=project, env=fake.environ())
-    assert successful_puts(fake) == {name: 1 for name in SCRIPTS}
+    assert fake.successful_uploads() == {name: 1 for name in SCRIPTS}
     assert sorted(fake.scripts()) == SCRIPTS

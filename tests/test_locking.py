@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runner import finish, start_apply
 from tests.factories import write_project
 from tests.fake_cloudflare import FakeCloudflare
-from tests.test_crash import finish, start_apply, successful_puts
 
 SCRIPTS = ["alpha", "beta"]
 
@@ -50,7 +50,7 @@ def test_second_apply_fails_at_once_naming_the_holder(project: Path, fake_cloudf
 
     hold.release()
     assert finish(first)[0] == 0
-    assert successful_puts(fake_cloudflare) == {name: 1 for name in SCRIPTS}
+    assert fake_cloudflare.successful_uploads() == {name: 1 for name in SCRIPTS}
 
 
 def test_lock_timeout_waits_for_a_live_holder_then_runs(project: Path, fake_cloudflare: FakeCloudflare,
@@ -65,7 +65,7 @@ def test_lock_timeout_waits_for_a_live_holder_then_runs(project: Path, fake_clou
     assert code == 0, stderr
     assert "No changes" in stdout  # the first apply did it all; the second saw its state
     assert "stale" not in stderr
-    assert successful_puts(fake_cloudflare) == {name: 1 for name in SCRIPTS}
+    assert fake_cloudflare.successful_uploads() == {name: 1 for name in SCRIPTS}
 
 
 def test_lock_timeout_gives_up_naming_the_holder(project: Path, fake_cloudflare: FakeCloudflare,
@@ -86,7 +86,7 @@ def test_lock_of_a_killed_apply_is_taken_over_with_a_warning(project: Path, fake
     assert code == 0, stderr
     assert stderr.startswith(f"warning: took over a stale lock left by pid {first.pid} on host ")
     assert "whose process is gone" in stderr
-    assert successful_puts(fake_cloudflare) == {name: 1 for name in SCRIPTS}
+    assert fake_cloudflare.successful_uploads() == {name: 1 for name in SCRIPTS}
 
 
 def test_python_m_deployer_inherits_no_lock_from_a_previous_clean_run(project: Path,
