@@ -66,7 +66,7 @@ def test_the_request_budget_is_shared_by_all_workers(tmp_path: Path, fake_cloudf
     starts = sorted(r.started for r in _puts(fake))
     assert len(starts) == 10
     # Sliding window: the 5th request starts at least a window after the 1st, and so on.
-    assert all(later - earlier >= 0.95 for earlier, later in zip(starts, starts[4:]))
+    assert all(later - earlier >= 0.8 for earlier, later in zip(starts, starts[4:]))  # unthrottled: ~0
 
 
 @pytest.mark.parametrize("value", ["1200", "0/300", "ten/60", "5/0", "5/-1", "5/inf"])
