@@ -221,6 +221,67 @@ def test_saved_plan_is_refused_after_a_secret_changed(project: Path, api: FakeCl
     assert api.count() == 0
 
 
+def test_saved_plan_applies_exactly_the_planned_changes(project: Path, api: FakeCloudflare) -> None:
+    run("apply", "--auto-approve", cwd=project, env=api.environ())
+    (project / "counter.js").write_text("// v2\n")
+    planned = json.loads(run("plan", "--out", "plan.json", "--format", "json", cwd=project).stdout)
+    assert [c["name"] for c in planned["changes"] if c["action"] != "no-op"] == ["visit-counter"]
+    api.clear_requests()
+    result = run("apply", "plan.json", cwd=project, env=api.environ())
+    assert "Apply complete: 0 created, 1 updated, 0 deleted." in result.stdout
+    assert [(r.method, r.path) for r in api.requests] == [("PUT", f"{SCRIPTS_URL}/visit-counter")]
+    assert api.scripts()["visit-counter"]["content"] == b"// v2\n"
+
+
+def test_saved_plan_is_refused_after_the_manifest_changed(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    manifest = project / "workers.yaml"
+    manifest.write_text(manifest.read_text().replace("text: Hello from deployer", "text: Hello again"))
+    result = run("apply", "plan.json", cwd=project, env=api.environ(), expect=1)
+    assert ("the bindings of script visit-counter in workers.yaml changed since plan plan.json was made; "
+            "run plan again") in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_is_refused_after_a_script_was_added_to_the_manifest(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    manifest = project / "workers.yaml"
+    manifest.write_text(manifest.read_text() + "\n  extra:\n    path: script.js\n")
+    result = run("apply", "plan.json", cwd=project, env=api.environ(), expect=1)
+    assert "the manifest workers.yaml changed since plan plan.json was made; run plan again" in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_is_refused_when_the_manifest_targets_another_account(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    other = "fedcba9876543210fedcba9876543210"
+    result = run("apply", "plan.json", cwd=project, env={**api.environ(), "CLOUDFLARE_ACCOUNT_ID": other}, expect=1)
+    assert (f"plan plan.json was made for account_id 0123456789abcdef0123456789abcdef, but workers.yaml now "
+            f"targets account_id {other}; run plan again") in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_of_another_state_lineage_is_refused(project: Path, api: FakeCloudflare) -> None:
+    run("apply", "--auto-approve", "--parallelism", "1", cwd=project, env=api.environ())
+    run("apply", "--auto-approve", "--parallelism", "1", "--state", "other.json", cwd=project, env=api.environ())
+    mine, other = (json.loads(p.read_text()) for p in (project / ".deployer" / "state.json", project / "other.json"))
+    assert mine["serial"] == other["serial"] and mine["lineage"] != other["lineage"]
+    (project / "counter.js").write_text("// v2\n")
+    run("plan", "--out", "plan.json", cwd=project)
+    api.clear_requests()
+    result = run("apply", "plan.json", "--state", "other.json", cwd=project, env=api.environ(), expect=1)
+    assert (f"plan plan.json belongs to state lineage '{mine['lineage']}', but this state is lineage "
+            f"'{other['lineage']}'; run plan again against this state") in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_made_before_the_first_apply_is_refused_after_it(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    run("apply", "plan.json", cwd=project, env=api.environ())
+    result = run("apply", "plan.json", cwd=project, env=api.environ(), expect=1)
+    assert "the state changed since plan plan.json was made" in result.stderr
+
+
 # --- secrets never leak ---------------------------------------------------------------------
 
 
