@@ -337,7 +337,8 @@ def _field(node: Node, path: JsonPath, filled: Mapping[int, str | None], *, key:
     line, col = _mark(node)
     if not isinstance(node, ScalarNode):
         return Field(validate.json_path(path), line, col, "", None)
-    usable = key or node.tag == _TAG + "str"
+    # A date-like scalar (2024-09-23) is a YAML timestamp; the manifest reads it as a string.
+    usable = key or node.tag in (_TAG + "str", _TAG + "timestamp")
     value = filled.get(id(node), node.value) if usable else None
     return Field(validate.json_path(path), line, col, node.value, value)
 

@@ -214,3 +214,20 @@ def test_text_without_a_placeholder_is_never_changed(text: str) -> None:
     parser._fill(node, ())
     assert parser.filled[id(node)] == text
     assert parser.diagnostics == []
+
+
+def test_a_date_like_text_is_read_as_a_string(project: Path) -> None:
+    # YAML tags an unquoted 2024-01-01 as a timestamp; the manifest wants the text as written.
+    path = write(project, f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          my-worker:
+            path: src/worker.js
+            bindings:
+              - type: plain_text
+                name: DAY
+                text: 2024-01-01
+    """)
+    (script,) = load_manifest(path, {}).scripts
+    assert script.bindings == (PlainTextBinding("DAY", "2024-01-01"),)
