@@ -64,11 +64,15 @@ def _load_manifest(file: Path, env: str | None) -> Manifest:
 
     manifest = load_manifest(file, os.environ, environment=env)
     if manifest.zone_id is not None:
-        _stderr(
-            "warning: zone_id uses Cloudflare's deprecated single-script API "
-            "(/zones/:zone_id/workers/script); prefer account_id"
-        )
+        _warn_zone_id()
     return manifest
+
+
+def _warn_zone_id() -> None:
+    _stderr(
+        "warning: zone_id uses Cloudflare's deprecated single-script API "
+        "(/zones/:zone_id/workers/script); prefer account_id"
+    )
 
 
 def _state_path(file: Path, env: str | None, state: Path | None) -> Path:
@@ -107,11 +111,35 @@ def _use_color(no_color: bool) -> bool:
 
 
 @app.command()
-def validate(file: Path = FileOption, env: Optional[str] = EnvOption, debug: bool = DebugOption) -> int:
-    """Check the manifest against the schema and the semantic rules; report every problem."""
-    manifest = _load_manifest(file, env)
-    count = len(manifest.scripts)
-    _stderr(f"{file}: valid ({count} script{'s' if count != 1 else ''}, {len(manifest.kv_namespaces)} kv_namespace(s))")
+def validate(
+    files: Optional[list[Path]] = typer.Argument(
+        None, help="Manifests to check (default: -f/--file); a pre-commit hook passes the changed ones."
+    ),
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    allow_unset: bool = typer.Option(
+        False, "--allow-unset", help="An unset ${VAR} is not an error (hooks and editors without secrets)."
+    ),
+    debug: bool = DebugOption,
+) -> int:
+    """Check the manifest (the base and every environment, or only --env) and report every problem."""
+    from deployer.manifest import check_manifest
+
+    diagnostics = []
+    for path in files or [file]:
+        try:
+            summary = check_manifest(path, os.environ, environment=env, allow_unset=allow_unset)
+        except ManifestError as exc:
+            diagnostics += exc.diagnostics
+            continue
+        if summary.zone_mode:
+            _warn_zone_id()
+        count = summary.scripts
+        environments = f"; environments: {', '.join(summary.environments)}" if summary.environments else ""
+        _stderr(f"{path}: valid ({count} script{'s' if count != 1 else ''}, "
+                f"{summary.kv_namespaces} kv_namespace(s){environments})")
+    if diagnostics:
+        raise ManifestError(diagnostics)
     return ExitStatus.OK
 
 
