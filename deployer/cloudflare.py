@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +27,7 @@ from requests.auth import AuthBase
 from deployer import __version__
 from deployer.errors import CloudflareApiError, CredentialsError, DeployerError
 from deployer.models import Secret
+from deployer.upload import UploadPart
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -281,19 +282,23 @@ class CloudflareClient:
         self,
         name: str,
         metadata: dict[str, Any],
-        content: bytes,
+        content: bytes | Sequence[UploadPart],
         *,
         account_id: str | None = None,
         zone_id: str | None = None,
     ) -> dict[str, Any]:
-        """Upload one service-worker script as multipart/form-data; returns the envelope result.
+        """Upload one script as multipart/form-data; returns the envelope result.
 
-        ``content`` is sent byte for byte as the part ``script``.
+        ``content`` as bytes is a service-worker script, sent byte for byte as the part
+        ``script``; otherwise every part is sent under its name (as name and filename).
         """
-        files = [
-            ("metadata", (None, json.dumps(metadata), "application/json")),
-            ("script", ("script.js", content, "application/javascript")),
+        files: list[tuple[str, tuple[str | None, str | bytes, str]]] = [
+            ("metadata", (None, json.dumps(metadata), "application/json"))
         ]
+        if isinstance(content, bytes):
+            files.append(("script", ("script.js", content, "application/javascript")))
+        else:
+            files += [(part.name, (part.name, part.data, part.content_type)) for part in content]
         body = self._request("PUT", self._script_path(name, account_id, zone_id), files=files)
         result = body.get("result")
         return result if isinstance(result, dict) else {}

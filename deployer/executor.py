@@ -3,14 +3,13 @@ parallelism), then deletes. Every success is recorded in the state store at once
 cut off at any point can be re-run and finishes without redoing what already succeeded."""
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from deployer.errors import DeployerError, StalePlanError
+from deployer.errors import DeployerError
 from deployer.fingerprint import fingerprint_secret, secret_matches
 from deployer.models import (
     Action,
@@ -24,10 +23,12 @@ from deployer.models import (
     PlainTextBinding,
     ResourceType,
     Script,
+    ScriptFormat,
     ScriptState,
     SecretTextBinding,
 )
 from deployer.planner import deployed_binding
+from deployer.upload import UploadPart, read_parts, upload_metadata
 
 if TYPE_CHECKING:
     from deployer.cloudflare import CloudflareClient
@@ -42,7 +43,8 @@ class _Client(Protocol):
     def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict, bool]: ...
     def rename_kv_namespace(self, account_id: str, namespace_id: str, title: str) -> None: ...
     def upload_script(
-        self, name: str, metadata: dict, content: bytes, *, account_id: str | None = None, zone_id: str | None = None
+        self, name: str, metadata: dict, content: bytes | tuple[UploadPart, ...], *,
+        account_id: str | None = None, zone_id: str | None = None,
     ) -> dict: ...
     def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None: ...
     def delete_secret(self, account_id: str, script_name: str, secret_name: str) -> None: ...
@@ -151,8 +153,10 @@ def _upload_job(
     delete_after = [s for s in change.removed_secrets if s not in new_names]
 
     def job() -> _Outcome:
-        content = _read_unchanged(script)
-        metadata = {"body_part": "script", "bindings": [_metadata_binding(b, namespace_ids) for b in script.bindings]}
+        parts = read_parts(script)
+        metadata = upload_metadata(script, [_metadata_binding(b, namespace_ids) for b in script.bindings])
+        # A service-worker script goes as the seed's single "script" part, bytes unchanged.
+        content = parts[0].data if script.format is ScriptFormat.SERVICE_WORKER else parts
         for secret in delete_before:
             client.delete_secret(_account(manifest), script.name, secret)
         answer = client.upload_script(
@@ -174,16 +178,6 @@ def _upload_job(
         )
 
     return job
-
-
-def _read_unchanged(script: Script) -> bytes:
-    try:
-        content = script.path.read_bytes()
-    except OSError as exc:
-        raise DeployerError(f"cannot read script file {script.path}: {exc.strerror}") from exc
-    if hashlib.sha256(content).hexdigest() != script.content_sha256:
-        raise StalePlanError(f"script file {script.path} changed after it was planned; run plan again")
-    return content
 
 
 def _metadata_binding(binding: Binding, namespace_ids: dict[str, str]) -> dict[str, str]:

@@ -135,6 +135,7 @@ class _Document:
             raise ManifestError(self.diagnostics)
         self.root = root
         self.names = environments.environment_names(root)
+        self._overlays: list[Overlay] = []
         section = data.get(environments.ENVIRONMENTS)
         if section is not None:
             self.diagnostics += validate.check_schema(
@@ -149,6 +150,9 @@ class _Document:
                 f"unknown environment {environment!r}: {self.file} declares {known} under 'environments:'"
             )
         overlay = environments.overlay(self.root, environment)
+        # The parser caches by id(node): keep every overlay's new nodes alive so that no id
+        # is reused by the next environment's.
+        self._overlays.append(overlay)
         self.parser.fill(overlay.root, overlay.source_path)
         data = self.parser.convert_again(overlay.root)
         self.diagnostics += validate.check_schema(

@@ -885,3 +885,61 @@ def test_unknown_environment_key_is_reported(project: Path) -> None:
     """, None) == [
         "workers.yaml:6:5: environments.staging.suffix: unexpected key 'suffix' (did you mean 'name_suffix'?)"
     ]
+
+
+# --- ES modules ------------------------------------------------------------------------------
+
+
+def test_modules_need_format_modules(project: Path) -> None:
+    assert problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          a:
+            path: src/worker.js
+            modules: [src/other.js]
+    """) == ["workers.yaml:6:5: scripts.a.modules: extra modules need 'format: modules' "
+             "(a service-worker script is one file)"]
+
+
+def test_a_module_outside_the_entry_directory_is_refused(project: Path) -> None:
+    Path("lib.js").write_text("export {}\n")
+    assert problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          a:
+            format: modules
+            path: src/worker.js
+            modules: [lib.js, src/other.js, ./src/other.js, ../escape.js]
+    """) == [
+        "workers.yaml:7:15: scripts.a.modules[0]: 'lib.js' is outside src/, the directory of the entry module "
+        "'src/worker.js': module names are relative to it",
+        "workers.yaml:7:37: scripts.a.modules[2]: './src/other.js' is the same module as line 7 ('other.js')",
+        "workers.yaml:7:53: scripts.a.modules[3]: '../escape.js' leads outside the manifest's directory",
+    ]
+
+
+def test_module_type_format_and_compatibility_date_are_checked(project: Path) -> None:
+    assert problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          a:
+            format: module
+            path: src/worker.js
+            compatibility_date: 2024-02-30
+          b:
+            format: modules
+            path: src/worker.js
+            modules: [{{path: src/other.js, type: text/x-python}}]
+            compatibility_date: "24-01-01"
+    """) == [
+        "workers.yaml:5:13: scripts.a.format: 'module' is not a script format; expected one of: "
+        "service-worker, modules (did you mean 'modules'?)",
+        "workers.yaml:7:25: scripts.a.compatibility_date: '2024-02-30' is not a calendar date",
+        "workers.yaml:11:42: scripts.b.modules[0].type: 'text/x-python' is not a module type; expected one of: "
+        "application/javascript+module, text/javascript+module, application/javascript, text/javascript, "
+        "application/wasm, text/plain, application/octet-stream, application/source-map (did you mean 'text/plain'?)",
+        "workers.yaml:12:25: scripts.b.compatibility_date: '24-01-01' is not a date written YYYY-MM-DD",
+    ]
