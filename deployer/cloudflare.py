@@ -320,6 +320,19 @@ class CloudflareClient:
             if not _already_gone(exc):
                 raise
 
+    def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]:
+        """A script's settings: ``bindings`` (secret_text without its text), compatibility, ..."""
+        body = self._request("GET", f"/accounts/{_seg(account_id)}/workers/scripts/{_seg(name)}/settings")
+        result = body.get("result")
+        return result if isinstance(result, dict) else {}
+
+    def download_script(self, account_id: str, name: str) -> tuple[str, bytes]:
+        """A script's code as ``(content type, bytes)``: a service worker's bytes, or
+        ``multipart/form-data`` holding every module (reference §2.3)."""
+        path = f"/accounts/{_seg(account_id)}/workers/scripts/{_seg(name)}/content/v2"
+        body = self._request("GET", path, raw=True, headers={"Accept": "*/*"})
+        return str(body.get("content_type", "")), bytes(body.get("content", b""))
+
     def list_scripts(self, account_id: str) -> list[dict[str, Any]]:
         """Every script of the account (``id``, ``etag``, ``modified_on``, ...); one page."""
         body = self._request("GET", f"/accounts/{_seg(account_id)}/workers/scripts")
@@ -376,7 +389,8 @@ class CloudflareClient:
                     log.info("%s %s was rate limited (HTTP 429); waiting %.1f s", method, path,
                              failure.retry_after)
 
-    def _attempt(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _attempt(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """One try; with ``raw`` a success is ``{"content_type", "content"}`` (code, not JSON)."""
         try:
             response = self._session.request(
                 method, self._base_url + path, auth=self._auth, timeout=self._timeout,
@@ -388,6 +402,8 @@ class CloudflareClient:
         except requests.RequestException as exc:
             raise CloudflareApiError(method, path, None, detail=self._scrub(type(exc).__name__)) from None
         status = response.status_code
+        if raw and 200 <= status < 300:
+            return {"content_type": response.headers.get("Content-Type", ""), "content": response.content}
         envelope = _decode(response)
         if 200 <= status < 300 and envelope is not None and envelope.get("success", True) is not False:
             return envelope

@@ -28,6 +28,7 @@ from deployer.models import (
     SecretTextBinding,
 )
 from deployer.planner import deployed_binding
+from deployer.remote import binding_mismatches
 from deployer.upload import UploadPart, read_parts, upload_metadata
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ class _Client(Protocol):
     ) -> dict: ...
     def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None: ...
     def delete_secret(self, account_id: str, script_name: str, secret_name: str) -> None: ...
+    def get_script_settings(self, account_id: str, name: str) -> dict: ...
 
 
 @dataclass(slots=True)
@@ -69,13 +71,16 @@ def apply_plan(
     *,
     parallelism: int = 4,
     progress: Progress = lambda message: None,
+    verify: bool = False,
 ) -> ApplyResult:
     """Apply ``plan`` (made from ``manifest`` and the store's current state).
 
     The caller holds the store's lock. Each success is recorded before the next batch is
     started; on the first failure no new request is started, the in-flight ones finish and
     are recorded, and a DeployerError lists every failure. Secret values reach only the
-    upload request; the state gets salted fingerprints.
+    upload request; the state gets salted fingerprints. With ``verify``, each upload's
+    bindings are read back and compared with what was sent; a mismatch fails that script
+    (not recorded, so the next apply tries again) with an error naming the binding.
     """
     result = ApplyResult()
     scripts = {script.name: script for script in manifest.scripts}
@@ -90,7 +95,8 @@ def apply_plan(
             continue
         if change.action in (Action.CREATE, Action.UPDATE):
             previous = store.state.script(change.name)
-            jobs.append(_upload_job(change, scripts[change.name], previous, namespace_ids, manifest, client, progress))
+            jobs.append(_upload_job(change, scripts[change.name], previous, namespace_ids, manifest, client, progress,
+                                    verify))
         elif change.action is Action.DELETE:
             jobs.append(_delete_job(change, manifest, client, progress))
     _run_jobs(jobs, store, parallelism, result)
@@ -144,6 +150,7 @@ def _upload_job(
     manifest: Manifest,
     client: _Client,
     progress: Progress,
+    verify: bool,
 ) -> Callable[[], _Outcome]:
     bindings = tuple(deployed_binding(b, namespace_ids) for b in script.bindings)
     new_names = {b.name for b in script.bindings}
@@ -165,6 +172,12 @@ def _upload_job(
         for secret in delete_after:
             client.delete_secret(_account(manifest), script.name, secret)
         progress(f"{'created' if change.action is Action.CREATE else 'updated'} script {script.name}")
+        if verify:
+            settings = client.get_script_settings(_account(manifest), script.name)
+            problems = binding_mismatches(metadata["bindings"], settings.get("bindings") or [])
+            if problems:
+                raise DeployerError(f"verify failed for script {script.name}: " + "; ".join(problems))
+            progress(f"verified script {script.name}: {len(metadata['bindings'])} binding(s) as sent")
         return _Outcome(
             change.action,
             uploaded=ScriptState(

@@ -17,6 +17,7 @@ from deployer.models import Script, ScriptFormat
 
 JS_MODULE = "application/javascript+module"
 SERVICE_WORKER_PART = "script"  # the seed's part name, named by body_part
+SERVICE_WORKER_TYPE = "application/javascript"
 
 # The part content types Cloudflare's upload lists (reference §1.2).
 PART_TYPES = (
@@ -77,7 +78,7 @@ def entry_part(script_format: ScriptFormat, path: Path) -> tuple[str, str]:
     """The entry file's part name and content type: the seed's ``script`` part for a
     service-worker script, its file name (what ``main_module`` names) for modules."""
     if script_format is ScriptFormat.SERVICE_WORKER:
-        return SERVICE_WORKER_PART, "application/javascript"
+        return SERVICE_WORKER_PART, SERVICE_WORKER_TYPE
     return path.name, JS_MODULE
 
 
