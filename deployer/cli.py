@@ -366,6 +366,17 @@ def import_script(
 
 
 @app.command()
+def init(file: Path = FileOption, debug: bool = DebugOption) -> int:
+    """Write a starter workers.yaml (with the $schema line), its schema, a script and a .gitignore entry."""
+    from deployer.scaffold import init_project
+
+    for line in init_project(file):
+        _stderr(line)
+    _stderr(f"next: export CLOUDFLARE_ACCOUNT_ID, then run 'deployer plan -f {file}'")
+    return ExitStatus.OK
+
+
+@app.command()
 def schema() -> int:
     """Print the manifest's JSON Schema (draft 2020-12)."""
     from deployer.validate import schema_text
