@@ -208,7 +208,7 @@ def apply(
     """Create namespaces, upload each created/changed script once, delete removed scripts."""
     from deployer.executor import apply_plan
     from deployer.planner import make_plan
-    from deployer.remote import read_remote
+    from deployer.remote import read_remote, require_account
     from deployer.render import render_text
     from deployer.state import StateStore
 
@@ -223,16 +223,12 @@ def apply(
         refresh = refresh or saved.get("refresh") is True  # re-read what the reviewed plan saw
     manifest = _load_manifest(file, env)
     if verify:
-        from deployer.remote import require_account
-
         require_account(manifest, "--verify")
     client = _client(parallelism, max_retry_wait)  # missing credentials fail before any request
     store = StateStore(_state_path(file, env, state))
     try:
         with store.lock(command="deployer apply", timeout=lock_timeout, warn=_warn):
             current = store.load()
-            from deployer.remote import read_remote
-
             remote = read_remote(manifest, client) if refresh else None
             the_plan = make_plan(manifest, current, remote)
             if saved is not None and planfile is not None:
