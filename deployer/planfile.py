@@ -29,13 +29,15 @@ PLANFILE_KIND = "deployer-plan"
 PLANFILE_VERSION = 1
 
 
-def write_planfile(path: Path, plan: Plan, manifest: Manifest) -> None:
-    """Write atomically (temp file + rename) so a half-written plan can never be applied."""
+def write_planfile(path: Path, plan: Plan, manifest: Manifest, *, refreshed: bool = False) -> None:
+    """Write atomically (temp file + rename) so a half-written plan can never be applied.
+    ``refreshed``: the plan compared Cloudflare too (apply then reads it again to check)."""
     doc = {
         "kind": PLANFILE_KIND,
         "format_version": PLANFILE_VERSION,
         "manifest": str(manifest.path),
         "environment": manifest.environment,
+        "refresh": refreshed,
         "lineage": plan.lineage,
         "serial": plan.serial,
         "plan": plan_document(plan),

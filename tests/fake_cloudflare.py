@@ -16,16 +16,21 @@ documented; see shared/reference/cloudflare-api.md §4.2):
   7001 (fake's choice)
 - upload: not multipart/form-data: 415, 10001 (fake's choice); an unparseable body, a missing
   ``metadata`` part or metadata that is not a JSON object: 400, 10006 (fake's choice); unknown
-  metadata keys, ``body_part`` missing or naming no part, a body part that is not
-  ``application/javascript``, unknown binding types or fields, duplicate binding names, a
-  bad script name: 400, 10021; a binding without ``type``/``name``: 400, 10052 ("Binding at
+  metadata keys, neither or both of ``body_part``/``main_module``, either naming no part, a
+  body part that is not ``application/javascript``, a ``main_module`` part that is not an ES
+  module (``application/javascript+module``), a part of a type Cloudflare does not list, a
+  service-worker upload with extra parts, a ``compatibility_date`` not ``YYYY-MM-DD``,
+  unknown binding types or fields, duplicate binding names, a bad script name: 400, 10021; a binding without ``type``/``name``: 400, 10052 ("Binding at
   index N must have a name"); an unknown ``namespace_id``: 400, 10042 ("KV namespace '<id>'
   is not valid")
-- a missing script (delete, settings, secrets): 404, 10007; a missing secret: 404, 10056
+- a missing script (delete, settings, content, secrets): 404, 10007; a missing secret: 404, 10056
   (fake's choice)
 - KV: bad ``page``/``per_page`` or a bad create/rename body: 400, 10001 (fake's choice); a
   duplicate title (create or rename): 400, 10014 "a namespace with this account ID and title
   already exists"; an unknown namespace id (get, rename, delete): 404, 10009 "Unknown namespace."
+- ``GET .../scripts/{name}/content/v2`` answers with the code itself, not JSON: the script's
+  bytes (``application/javascript``) for a service worker, ``multipart/form-data`` with every
+  part (entry first) for modules
 - injected faults: 429 (code 971, with ``Retry-After``), 5xx (code 10013), 502 with an HTML page
 """
 from __future__ import annotations
@@ -64,6 +69,12 @@ BINDING_FIELDS = {
     "plain_text": frozenset({"type", "name", "text"}),
     "secret_text": frozenset({"type", "name", "text"}),
 }
+ES_MODULE_TYPES = frozenset({"application/javascript+module", "text/javascript+module"})
+PART_TYPES = ES_MODULE_TYPES | {
+    "application/javascript", "text/javascript", "application/wasm", "text/plain",
+    "application/octet-stream", "application/source-map",
+}
+COMPATIBILITY_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 SCRIPT_NAME = re.compile(r"^[a-z0-9_][a-z0-9-_]*$")
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 FAULT_KINDS = ("429", "500", "502", "503", "504", "502-html", "reset")
@@ -85,6 +96,14 @@ class Part:
     filename: str | None
     content_type: str
     data: bytes
+
+
+@dataclass
+class RawAnswer:
+    """A successful answer that is not a JSON envelope (script content)."""
+
+    content_type: str
+    body: bytes
 
 
 @dataclass
@@ -182,6 +201,7 @@ class FakeCloudflare:
         self.zone_scripts: dict[str, dict | None] = {zone: None for zone in zones}
         self.requests: list[RecordedRequest] = []
         self.latency = 0.0
+        self.ignore_bindings: set[str] = set()  # binding names an upload silently drops (for verify)
         self._rules: list[Rule] = []
         self._chaos: tuple[float, tuple[str, ...], random.Random, str, re.Pattern[str], float] | None = None
         self._holds: list[Hold] = []
@@ -359,11 +379,13 @@ class FakeCloudflare:
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], headers: Message,
                body: bytes, record: RecordedRequest) -> tuple[int, Any]:
-        """Judge one request and return (status, result envelope)."""
+        """Judge one request and return (status, result envelope or RawAnswer)."""
         try:
             self._check_auth(headers)
             with self._lock:
                 result, info = self._route(method, path, query, headers, body, record)
+            if isinstance(result, RawAnswer):
+                return 200, result
             envelope = {"success": True, "errors": [], "messages": [], "result": result}
             if info is not None:
                 envelope["result_info"] = info
@@ -424,6 +446,9 @@ class FakeCloudflare:
             case ["workers", "scripts", name, "settings"]:
                 _allow(method, "GET")
                 return _settings(_script(account, name)), None
+            case ["workers", "scripts", name, "content", "v2"]:
+                _allow(method, "GET")
+                return _content(_script(account, name)), None
             case ["workers", "scripts", name, "secrets"]:
                 _allow(method, "GET", "PUT")
                 script = _script(account, name)
@@ -497,16 +522,8 @@ class FakeCloudflare:
         for key in metadata:
             if key not in METADATA_KEYS:
                 raise ApiError(400, 10021, f"Unknown field '{key}' in metadata")
-        body_part = metadata.get("body_part")
-        if "main_module" in metadata:
-            raise ApiError(400, 10021, "main_module (ES modules) is not supported by this fake: use body_part")
-        if not isinstance(body_part, str):
-            raise ApiError(400, 10021, "metadata must name the script part in body_part")
-        if body_part not in parts or body_part == "metadata":
-            raise ApiError(400, 10021, f"body_part '{body_part}' names no part of the upload")
-        if parts[body_part].content_type != "application/javascript":
-            raise ApiError(400, 10021, f"Part '{body_part}' must have content type application/javascript, "
-                                       f"not {parts[body_part].content_type or 'none'}")
+        entry = _entry_part(metadata, parts)
+        _check_compatibility(metadata)
         bindings = metadata.get("bindings", [])
         if not isinstance(bindings, list):
             raise ApiError(400, 10021, "bindings must be an array")
@@ -521,13 +538,19 @@ class FakeCloudflare:
         kept = [b for b in (previous or {}).get("bindings", []) if b["type"] in keep and b["name"] not in sent_names]
         secrets = {n: t for n, t in (previous or {}).get("secrets", {}).items() if n not in sent_names}
         secrets.update({b["name"]: b["text"] for b in bindings if b["type"] == "secret_text"})
-        content = parts[body_part].data
+        content = parts[entry].data
+        code = [parts[entry]] + [p for n, p in parts.items() if n not in ("metadata", entry)]
+        etag = hashlib.sha256(content) if len(code) == 1 else hashlib.sha256(
+            b"".join(p.name.encode() + b"\0" + p.content_type.encode() + b"\0" + p.data for p in code))
+        stored = [dict(b) for b in bindings if b["type"] != "secret_text" and b["name"] not in self.ignore_bindings]
         scripts[name] = {
             "content": content,
+            "parts": code,
+            "main_module": metadata.get("main_module"),
             "metadata": metadata,
-            "bindings": kept + [dict(b) for b in bindings if b["type"] != "secret_text"],
+            "bindings": kept + stored,
             "secrets": secrets,
-            "etag": hashlib.sha256(content).hexdigest(),
+            "etag": etag.hexdigest(),
             "created_on": (previous or {}).get("created_on", now),
             "modified_on": now,
         }
@@ -553,6 +576,60 @@ def _script(account: Account, name: str) -> dict:
 def _summary(name: str, script: dict) -> dict:
     return {"id": name, "etag": script["etag"], "created_on": script["created_on"],
             "modified_on": script["modified_on"]}
+
+
+def _entry_part(metadata: dict, parts: dict[str, Part]) -> str:
+    """The entry part's name: ``main_module`` (ES modules) or ``body_part`` (service worker)."""
+    body_part, main_module = metadata.get("body_part"), metadata.get("main_module")
+    if body_part is not None and main_module is not None:
+        raise ApiError(400, 10021, "metadata names both body_part and main_module: send one")
+    code = {n: p for n, p in parts.items() if n != "metadata"}
+    if main_module is not None:
+        if not isinstance(main_module, str) or main_module not in code:
+            raise ApiError(400, 10021, f"main_module '{main_module}' names no part of the upload")
+        if code[main_module].content_type not in ES_MODULE_TYPES:
+            raise ApiError(400, 10021, f"main_module '{main_module}' must be an ES module "
+                                       f"(application/javascript+module), not {code[main_module].content_type or 'none'}")
+        for part in code.values():
+            if part.content_type not in PART_TYPES:
+                raise ApiError(400, 10021, f"Part '{part.name}' has an unsupported content type "
+                                           f"{part.content_type or 'none'}")
+        return main_module
+    if not isinstance(body_part, str):
+        raise ApiError(400, 10021, "metadata must name the entry part in main_module or body_part")
+    if body_part not in code:
+        raise ApiError(400, 10021, f"body_part '{body_part}' names no part of the upload")
+    if code[body_part].content_type != "application/javascript":
+        raise ApiError(400, 10021, f"Part '{body_part}' must have content type application/javascript, "
+                                   f"not {code[body_part].content_type or 'none'}")
+    extra = sorted(set(code) - {body_part})
+    if extra:
+        raise ApiError(400, 10021, f"Part '{extra[0]}' is not used: a service-worker upload (body_part) has "
+                                   "one script part; use main_module for modules")
+    return body_part
+
+
+def _check_compatibility(metadata: dict) -> None:
+    date = metadata.get("compatibility_date")
+    if date is not None and (not isinstance(date, str) or not COMPATIBILITY_DATE.match(date)):
+        raise ApiError(400, 10021, f"compatibility_date '{date}' is not a date written YYYY-MM-DD")
+    flags = metadata.get("compatibility_flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise ApiError(400, 10021, "compatibility_flags must be an array of strings")
+
+
+def _content(script: dict) -> RawAnswer:
+    """The code as content/v2 gives it: a service worker's bytes, or every module as multipart."""
+    if script["main_module"] is None:
+        return RawAnswer("application/javascript", script["content"])
+    boundary = uuid.uuid4().hex
+    chunks = []
+    for part in script["parts"]:
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{part.name}"; '
+                      f'filename="{part.name}"\r\nContent-Type: {part.content_type}\r\n\r\n'.encode())
+        chunks.append(part.data + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return RawAnswer(f"multipart/form-data; boundary={boundary}", b"".join(chunks))
 
 
 def _settings(script: dict) -> dict:
@@ -756,6 +833,9 @@ class _Handler(BaseHTTPRequestHandler):
             record.answered = time.monotonic()
             return
         record.status = status
+        if isinstance(envelope, RawAnswer):
+            self._send(status, envelope.body, envelope.content_type)
+            return
         self._send(status, json.dumps(envelope).encode(), "application/json")
         record.answered = time.monotonic()
 

@@ -1,6 +1,7 @@
 """The loopback fake judges requests the way Cloudflare does, and its faults work."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -164,6 +165,41 @@ def test_rejects_bad_metadata_like_cloudflare(client, metadata, code, message):
     with pytest.raises(CloudflareApiError) as info:
         client.upload_script("w", metadata, SCRIPT, account_id=FAKE_ACCOUNT)
     assert info.value.errors == ((code, message),)
+
+
+MODULE = b"export default { fetch() { return new Response('ok') } }\n"
+
+
+def test_accepts_modules_and_serves_them_back_as_multipart(fake_cloudflare, client):
+    from deployer.upload import UploadPart
+
+    parts = (UploadPart("index.js", "application/javascript+module", MODULE),
+             UploadPart("lib/data.bin", "application/octet-stream", b"\0\1\r\n"))
+    client.upload_script("w", {"main_module": "index.js", "bindings": []}, parts, account_id=FAKE_ACCOUNT)
+    answer = requests.get(script_url(fake_cloudflare) + "/content/v2", headers=AUTH, timeout=5)
+    assert answer.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert b'name="lib/data.bin"' in answer.content and b"\0\1\r\n" in answer.content
+
+
+@pytest.mark.parametrize(("metadata", "parts", "message"), [
+    ({"main_module": "main.js"}, [("index.js", "application/javascript+module")],
+     "main_module 'main.js' names no part of the upload"),
+    ({"main_module": "index.js"}, [("index.js", "application/javascript")],
+     "main_module 'index.js' must be an ES module (application/javascript+module), not application/javascript"),
+    ({"main_module": "index.js"}, [("index.js", "application/javascript+module"), ("x.py", "text/x-python")],
+     "Part 'x.py' has an unsupported content type text/x-python"),
+    ({"main_module": "index.js", "body_part": "index.js"}, [("index.js", "application/javascript+module")],
+     "metadata names both body_part and main_module: send one"),
+    ({"body_part": "script"}, [("script", "application/javascript"), ("extra.js", "application/javascript")],
+     "Part 'extra.js' is not used: a service-worker upload (body_part) has one script part; use main_module "
+     "for modules"),
+    ({"main_module": "index.js", "compatibility_date": "2024-9-1"}, [("index.js", "application/javascript+module")],
+     "compatibility_date '2024-9-1' is not a date written YYYY-MM-DD"),
+])
+def test_rejects_module_uploads_cloudflare_would_refuse(fake_cloudflare, metadata, parts, message):
+    files = [("metadata", (None, json.dumps(metadata), "application/json"))]
+    files += [(name, (name, MODULE, kind)) for name, kind in parts]
+    assert error_of(put_raw(fake_cloudflare, files)) == (400, 10021, message)
 
 
 def test_rejects_a_script_name_cloudflare_would_refuse(client):
