@@ -15,10 +15,21 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
-# Exactly what the ``deployer`` console script runs, with this interpreter (no PATH lookup).
-DEPLOYER = (sys.executable, "-c", "import sys; from deployer.cli import main; sys.exit(main())")
+
+
+def _console_script() -> tuple[str, ...]:
+    """Exactly what the installed ``deployer`` console script runs, with this interpreter (no
+    PATH lookup, no second install to pick up by mistake)."""
+    entry = next((ep for ep in metadata.entry_points(group="console_scripts") if ep.name == "deployer"), None)
+    if entry is None:
+        return (sys.executable, "-m", "deployer")
+    return (sys.executable, "-c", f"import sys; from {entry.module} import {entry.attr}; sys.exit({entry.attr}())")
+
+
+DEPLOYER = _console_script()
 
 
 _WRAPPER = """
