@@ -9,7 +9,10 @@ from __future__ import annotations
 import enum
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Optional
 
@@ -77,15 +80,32 @@ def _state_path(file: Path, env: str | None, state: Path | None) -> Path:
     return state if state is not None else default_state_path(file, env)
 
 
-def _client(parallelism: int = 4, max_retry_wait: float = 300.0) -> CloudflareClient:
+def _client(
+    parallelism: int = 4, max_retry_wait: float = 300.0, rate_limit: tuple[int, float] = (1200, 300.0)
+) -> CloudflareClient:
     from deployer.cloudflare import CloudflareClient
 
     client, warnings = CloudflareClient.from_environment(
-        os.environ, pool_size=parallelism, max_retry_wait=max_retry_wait
+        os.environ, pool_size=parallelism, max_retry_wait=max_retry_wait, rate_limit=rate_limit
     )
     for warning in warnings:
         _stderr(f"warning: {warning}")
     return client
+
+
+def _parse_rate_limit(text: str) -> tuple[int, float]:
+    """``REQUESTS/SECONDS`` (``1200/300``) -> (1200, 300.0); a DeployerError otherwise."""
+    requests_text, slash, seconds_text = text.partition("/")
+    try:
+        limit, window = int(requests_text), float(seconds_text)
+    except ValueError:
+        limit, window = 0, 0.0
+    if not slash or limit < 1 or not 0 < window < float("inf"):
+        raise DeployerError(
+            f"--rate-limit {text!r} is not REQUESTS/SECONDS with both above 0, e.g. 1200/300 "
+            "(Cloudflare's limit: 1200 requests per 300 seconds per user)"
+        )
+    return limit, window
 
 
 def _read_remote(manifest: Manifest, client: CloudflareClient) -> RemoteSnapshot:
@@ -170,6 +190,11 @@ def apply(
     max_retry_wait: float = typer.Option(
         300.0, "--max-retry-wait", min=0.0, help="Cap on seconds spent waiting to retry (429/5xx)."
     ),
+    rate_limit: str = typer.Option(
+        "1200/300", "--rate-limit", metavar="REQUESTS/SECONDS",
+        help="Request budget shared by all parallel uploads (Cloudflare allows 1200 per 300 s per user; "
+        "lower it when other jobs use the same token).",
+    ),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
     debug: bool = DebugOption,
 ) -> int:
@@ -187,8 +212,9 @@ def apply(
         if isinstance(saved.get("manifest"), str) and file == Path("workers.yaml"):
             file = Path(saved["manifest"])  # type: ignore[arg-type]
         env = env or saved.get("environment")  # type: ignore[assignment]
+    budget = _parse_rate_limit(rate_limit)
     manifest = _load_manifest(file, env)
-    client = _client(parallelism, max_retry_wait)  # missing credentials fail before any request
+    client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
     store = StateStore(_state_path(file, env, state))
     try:
         with store.lock(command="deployer apply", timeout=lock_timeout, warn=_warn):
@@ -290,6 +316,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """The one error boundary: an expected failure prints ``error: ...`` and exits 1."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("DEPLOYER_DEBUG", "") not in ("", "0")
+    restore = _terminate_like_interrupt()
     try:
         code = app(args=args, prog_name="deployer", standalone_mode=False)
     except DeployerError as exc:
@@ -306,7 +333,22 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         _stderr("error: interrupted")
         code = ExitStatus.ERROR
+    finally:
+        restore()
     sys.exit(int(code or 0))
+
+
+def _terminate_like_interrupt() -> Callable[[], None]:
+    """Treat SIGTERM like Ctrl-C while a command runs (CI runners stop a cancelled job with
+    SIGTERM): in-flight uploads finish and are recorded before exit. Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def console() -> NoReturn:

@@ -6,6 +6,7 @@ leave the manifest's directory or do not exist.
 """
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gc
 import hashlib
@@ -97,6 +98,10 @@ def _load(path: Path, environ: Mapping[str, str], environment: str | None) -> Ma
     diagnostics += validate.check_semantics(draft, file)
     base = path.parent.resolve()
     script_files = {s.name.raw: _script_file(s.path, base, file, diagnostics) for s in draft.scripts}
+    digests = {
+        s.name.raw: _script_digest(s.path, script_files[s.name.raw], file, diagnostics)
+        for s in draft.scripts if script_files[s.name.raw] is not None
+    }
     if diagnostics:
         raise ManifestError(diagnostics)
     return Manifest(
@@ -104,7 +109,7 @@ def _load(path: Path, environ: Mapping[str, str], environment: str | None) -> Ma
         account_id=_value(draft.account_id),
         zone_id=_value(draft.zone_id),
         kv_namespaces=tuple(KvNamespace(_text(n.key), _text(n.title)) for n in draft.kv_namespaces),
-        scripts=tuple(_script(s, script_files[s.name.raw]) for s in draft.scripts),
+        scripts=tuple(_script(s, script_files[s.name.raw], digests[s.name.raw]) for s in draft.scripts),
         environment=environment,
     )
 
@@ -467,18 +472,57 @@ def _script_file(field: Field | None, base: Path, file: str, diagnostics: list[D
     return resolved
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (never the whole file in memory)."""
+def _script_digest(field: Field | None, path: Path | None, file: str, diagnostics: list[Diagnostic]) -> str | None:
+    """The script's sha256, or None (with a diagnostic) when it is not UTF-8 text: the
+    script is uploaded as service-worker JavaScript source, which Cloudflare reads as UTF-8."""
+    assert field is not None and path is not None
+    try:
+        digest, bad_offset = _hash_and_check_utf8(path)
+    except DeployerError as exc:
+        diagnostics.append(Diagnostic(file, field.line, field.col, field.path, str(exc)))
+        return None
+    if bad_offset is not None:
+        diagnostics.append(Diagnostic(
+            file, field.line, field.col, field.path,
+            f"script file {field.raw!r} is not UTF-8 text (byte offset {bad_offset}): a service-worker "
+            "script is uploaded as JavaScript source; is it a binary or a differently encoded file?",
+        ))
+        return None
+    return digest
+
+
+def _hash_and_check_utf8(path: Path) -> tuple[str, int | None]:
+    """Hex sha256 of the file and the offset of its first byte that is not UTF-8 (or None),
+    in one pass of 1 MiB chunks."""
     digest = hashlib.sha256()
-    buffer = bytearray(HASH_CHUNK)
-    view = memoryview(buffer)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    bad_offset: int | None = None
+    offset = 0
     try:
         with path.open("rb") as stream:
-            while count := stream.readinto(buffer):
-                digest.update(view[:count])
+            while chunk := stream.read(HASH_CHUNK):
+                digest.update(chunk)
+                if bad_offset is None:
+                    pending = len(decoder.getstate()[0])
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        bad_offset = offset - pending + exc.start
+                offset += len(chunk)
+            if bad_offset is None:
+                pending = len(decoder.getstate()[0])  # a character cut off by the end of the file
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    bad_offset = offset - pending
     except OSError as exc:
         raise DeployerError(f"cannot read script file {path}: {exc.strerror}") from exc
-    return digest.hexdigest()
+    return digest.hexdigest(), bad_offset
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (never the whole file in memory)."""
+    return _hash_and_check_utf8(path)[0]
 
 
 # --- building the Manifest ------------------------------------------------------------------
@@ -493,12 +537,12 @@ def _text(field: Field | None) -> str:
     return field.value
 
 
-def _script(draft: ScriptDraft, path: Path | None) -> Script:
-    assert path is not None, "checked before building"
+def _script(draft: ScriptDraft, path: Path | None, content_sha256: str | None) -> Script:
+    assert path is not None and content_sha256 is not None, "checked before building"
     return Script(
         name=_text(draft.name),
         path=path,
-        content_sha256=sha256_file(path),
+        content_sha256=content_sha256,
         bindings=tuple(_build_binding(b) for b in draft.bindings),
     )
 

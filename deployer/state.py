@@ -33,6 +33,7 @@ STATE_FORMAT_VERSION = 1
 
 _LOCK_POLL_SECONDS = 0.1
 _ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_CONFLICT_MARKER = re.compile(rb"^(<<<<<<<|>>>>>>>) ", re.MULTILINE)
 
 
 def default_state_path(manifest_path: Path, environment: str | None) -> Path:
@@ -409,6 +410,12 @@ class StateStore:
         try:
             doc = json.loads(raw.decode("utf-8"), object_pairs_hook=_refuse_duplicate_keys)
         except ValueError as exc:
+            if _CONFLICT_MARKER.search(raw):
+                raise StateError(
+                    f"{shown} holds unresolved git merge conflict markers (<<<<<<< ... >>>>>>>): two "
+                    f"applies recorded different deploys; keep the side with the higher serial, or "
+                    f"restore {_shown(self.backup_path)}, and run plan to check"
+                ) from None
             raise StateError(f"{shown} is not valid JSON ({exc}){self._restore_hint()}") from None
         _check_format_version(doc, shown, "state")
         try:

@@ -167,7 +167,10 @@ def _explain(error: ValidationError, data: object) -> Iterator[tuple[JsonPath, b
             else:
                 yield path, False, _type_message(expected, instance)
         case "const" if path == ("version",):
-            yield path, False, f"unsupported version {instance!r}; only version 1 exists"
+            if isinstance(instance, str) and instance.strip() == "1":
+                yield path, False, f"version must be the number 1, not the string {instance!r}: remove the quotes"
+            else:
+                yield path, False, f"unsupported version {instance!r}; only version 1 exists"
         case "enum" if path[-1:] == ("type",):
             yield path, False, _unknown_choice(instance, "a binding type", BINDING_TYPES)
         case _:

@@ -3,7 +3,9 @@
 ``FakeCloudflare`` serves ``http://127.0.0.1:<port>/client/v4`` from a stdlib
 ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, ``TCP_NODELAY``) in a daemon thread, keeps
 scripts and KV namespaces in memory, records every request (never an auth header value) and
-can inject latency, 429s, 5xx, HTML error pages and dropped connections.
+can inject latency, 429s, 5xx, HTML error pages and dropped connections, before or after
+carrying a request out (a lost answer), at random or for the next N matching requests. ``hold``
+freezes a client at an exact request, to kill, interrupt or race it there.
 
 Codes it answers with (real where known, ``fake's choice`` where Cloudflare's is not
 documented; see shared/reference/cloudflare-api.md §4.2):
@@ -99,6 +101,9 @@ class RecordedRequest:
     json: Any = None
     parts: dict[str, Part] | None = None
     status: int | None = None  # None: the connection was dropped without an answer
+    applied: bool = False  # the fake carried the request out (its answer may still be lost)
+    started: float = 0.0  # time.monotonic() when the request arrived
+    answered: float | None = None  # time.monotonic() when the answer (or the reset) went out
 
     @property
     def metadata(self) -> Any:
@@ -128,6 +133,36 @@ class Rule:
         return self.method in ("*", method) and self.path.search(path) is not None
 
 
+class Hold:
+    """Holds every matching request after the first ``skip`` until ``release()``: a way to
+    freeze a client mid-apply (to kill it, interrupt it or race it) at an exact request.
+
+    ``reached`` is set when the first request is held. ``release(answer=True)`` lets the held
+    requests (and later ones) through as usual; ``answer=False`` drops their connections
+    without carrying them out, as if the client had died before the request arrived.
+    """
+
+    def __init__(self, methods: tuple[str, ...], path: re.Pattern[str], skip: int) -> None:
+        self.methods, self.path, self.skip = methods, path, skip
+        self.passed = 0
+        self.held = 0
+        self.reached = threading.Event()
+        self._released = threading.Event()
+        self._answer = True
+
+    def matches(self, method: str, path: str) -> bool:
+        return ("*" in self.methods or method in self.methods) and self.path.search(path) is not None
+
+    def release(self, *, answer: bool = True) -> None:
+        self._answer = answer
+        self._released.set()
+
+    def _wait(self, timeout: float) -> bool:
+        """Block a server thread until released; True when the request should go on."""
+        self._released.wait(timeout)
+        return self._answer and self._released.is_set()
+
+
 class FakeCloudflare:
     """The fake API. Use as a context manager, or ``start()``/``stop()``."""
 
@@ -148,7 +183,8 @@ class FakeCloudflare:
         self.requests: list[RecordedRequest] = []
         self.latency = 0.0
         self._rules: list[Rule] = []
-        self._chaos: tuple[float, tuple[str, ...], random.Random, str, re.Pattern[str]] | None = None
+        self._chaos: tuple[float, tuple[str, ...], random.Random, str, re.Pattern[str], float] | None = None
+        self._holds: list[Hold] = []
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -171,6 +207,10 @@ class FakeCloudflare:
     def stop(self) -> None:
         if self._server is None:
             return
+        with self._lock:
+            for hold in self._holds:
+                if not hold._released.is_set():
+                    hold.release(answer=False)
         self._server.shutdown()
         self._server.close_connections()
         self._server.server_close()
@@ -227,6 +267,15 @@ class FakeCloudflare:
                 and (path_regex is None or re.search(path_regex, r.path))
             ]
 
+    def successful_uploads(self) -> dict[str, int]:
+        """Per script name (multi-script API), the uploads carried out and answered with success."""
+        counts: dict[str, int] = {}
+        for request in self.find("PUT", path_regex=r"^/accounts/[^/]+/workers/scripts/[^/]+$"):
+            if request.status == 200:
+                name = unquote(request.path.rsplit("/", 1)[1])
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -252,12 +301,35 @@ class FakeCloudflare:
             self._rules.append(Rule(method, re.compile(path_regex), None, times, latency=seconds))
 
     def fail_randomly(self, probability: float, *, kinds: tuple[str, ...] = ("429", "500", "reset"),
-                      seed: int = 0, method: str = "*", path_regex: str = "") -> None:
+                      seed: int = 0, method: str = "*", path_regex: str = "",
+                      lost_answers: float = 0.0) -> None:
         """Fail each matching request with ``probability`` (seeded), picking one of ``kinds``;
-        0 turns it off. 429s carry ``Retry-After: 0``."""
+        0 turns it off. 429s carry ``Retry-After: 0``. A share ``lost_answers`` of the 5xx and
+        reset faults happen after the request was carried out (``after=True``): the work is
+        done but the client never hears of it."""
         with self._lock:
-            self._chaos = (probability, kinds, random.Random(seed), method, re.compile(path_regex)) \
-                if probability > 0 else None
+            self._chaos = (probability, kinds, random.Random(seed), method, re.compile(path_regex),
+                           lost_answers) if probability > 0 else None
+
+    def hold(self, method: str | tuple[str, ...], path_regex: str, *, skip: int = 0) -> Hold:
+        """Let the first ``skip`` matching requests through, then hold every further one until
+        the returned ``Hold`` is released (see ``Hold``). ``method`` is one method, several, or "*"."""
+        methods = (method,) if isinstance(method, str) else tuple(method)
+        hold = Hold(methods, re.compile(path_regex), skip)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def _hold_for(self, method: str, path: str) -> Hold | None:
+        with self._lock:
+            for hold in self._holds:
+                if hold.matches(method, path):
+                    if hold.passed < hold.skip or hold._released.is_set():
+                        hold.passed += 1
+                        return None
+                    hold.held += 1
+                    return hold
+            return None
 
     def _pick_fault(self, method: str, path: str) -> tuple[Rule | None, float]:
         with self._lock:
@@ -276,9 +348,11 @@ class FakeCloudflare:
                     if rule.times <= 0:
                         self._rules.remove(rule)
             if fault is None and self._chaos is not None:
-                probability, kinds, rng, chaos_method, chaos_path = self._chaos
+                probability, kinds, rng, chaos_method, chaos_path, lost = self._chaos
                 if chaos_method in ("*", method) and chaos_path.search(path) and rng.random() < probability:
-                    fault = Rule(method, chaos_path, rng.choice(kinds), 1)
+                    kind = rng.choice(kinds)
+                    after = kind != "429" and rng.random() < lost  # a 429 is refused before any work
+                    fault = Rule(method, chaos_path, kind, 1, after=after)
             return fault, latency
 
     # --- the API -----------------------------------------------------------------------
@@ -649,7 +723,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path[len(PREFIX):] if url.path.startswith(PREFIX + "/") else url.path
         headers = self.headers
         auth = "token" if headers.get("Authorization") else ("key" if headers.get("X-Auth-Key") else None)
-        record = RecordedRequest(method, path, parse_qs(url.query), auth, headers.get("Content-Type", ""))
+        record = RecordedRequest(method, path, parse_qs(url.query), auth, headers.get("Content-Type", ""),
+                                 started=time.monotonic())
         if headers.get_content_type() == "application/json":
             try:
                 record.json = json.loads(body)
@@ -657,21 +732,32 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
         with fake._lock:
             fake.requests.append(record)
+        hold = fake._hold_for(method, path)
+        if hold is not None:
+            if not hold.reached.is_set():
+                hold.reached.set()
+            if not hold._wait(timeout=60):
+                self._drop(record)
+                return
         fault, latency = fake._pick_fault(method, path)
         if latency:
             time.sleep(latency)
         if fault is not None and not fault.after:
             self._answer_fault(fault, record)
+            record.answered = time.monotonic()
             return
         if not url.path.startswith(PREFIX + "/"):
             status, envelope = 404, failure(7000, "No route for that URI")
         else:
             status, envelope = fake.handle(method, path, record.query, headers, body, record)
+            record.applied = 200 <= status < 300
         if fault is not None:
             self._answer_fault(fault, record)
+            record.answered = time.monotonic()
             return
         record.status = status
         self._send(status, json.dumps(envelope).encode(), "application/json")
+        record.answered = time.monotonic()
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -695,12 +781,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer_fault(self, fault: Rule, record: RecordedRequest) -> None:
         kind = fault.kind or "500"
         if kind == "reset":
-            record.status = None
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._drop(record)
             return
         if kind == "502-html":
             record.status = 502
@@ -718,15 +799,28 @@ class _Handler(BaseHTTPRequestHandler):
         record.status = status
         self._send(status, json.dumps(failure(10013, "workers.api.error.unknown")).encode(), "application/json")
 
+    def _drop(self, record: RecordedRequest) -> None:
+        """Close the connection without an answer."""
+        record.status = None
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        record.answered = time.monotonic()
+
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("cf-ray", f"{uuid.uuid4().hex[:16]}-FAKE")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("cf-ray", f"{uuid.uuid4().hex[:16]}-FAKE")
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client died (a killed apply)
+            self.close_connection = True
 
 
 @pytest.fixture

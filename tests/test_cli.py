@@ -221,6 +221,67 @@ def test_saved_plan_is_refused_after_a_secret_changed(project: Path, api: FakeCl
     assert api.count() == 0
 
 
+def test_saved_plan_applies_exactly_the_planned_changes(project: Path, api: FakeCloudflare) -> None:
+    run("apply", "--auto-approve", cwd=project, env=api.environ())
+    (project / "counter.js").write_text("// v2\n")
+    planned = json.loads(run("plan", "--out", "plan.json", "--format", "json", cwd=project).stdout)
+    assert [c["name"] for c in planned["changes"] if c["action"] != "no-op"] == ["visit-counter"]
+    api.clear_requests()
+    result = run("apply", "plan.json", cwd=project, env=api.environ())
+    assert "Apply complete: 0 created, 1 updated, 0 deleted." in result.stdout
+    assert [(r.method, r.path) for r in api.requests] == [("PUT", f"{SCRIPTS_URL}/visit-counter")]
+    assert api.scripts()["visit-counter"]["content"] == b"// v2\n"
+
+
+def test_saved_plan_is_refused_after_the_manifest_changed(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    manifest = project / "workers.yaml"
+    manifest.write_text(manifest.read_text().replace("text: Hello from deployer", "text: Hello again"))
+    result = run("apply", "plan.json", cwd=project, env=api.environ(), expect=1)
+    assert ("the bindings of script visit-counter in workers.yaml changed since plan plan.json was made; "
+            "run plan again") in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_is_refused_after_a_script_was_added_to_the_manifest(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    manifest = project / "workers.yaml"
+    manifest.write_text(manifest.read_text() + "\n  extra:\n    path: script.js\n")
+    result = run("apply", "plan.json", cwd=project, env=api.environ(), expect=1)
+    assert "the manifest workers.yaml changed since plan plan.json was made; run plan again" in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_is_refused_when_the_manifest_targets_another_account(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    other = "fedcba9876543210fedcba9876543210"
+    result = run("apply", "plan.json", cwd=project, env={**api.environ(), "CLOUDFLARE_ACCOUNT_ID": other}, expect=1)
+    assert (f"plan plan.json was made for account_id 0123456789abcdef0123456789abcdef, but workers.yaml now "
+            f"targets account_id {other}; run plan again") in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_of_another_state_lineage_is_refused(project: Path, api: FakeCloudflare) -> None:
+    run("apply", "--auto-approve", "--parallelism", "1", cwd=project, env=api.environ())
+    run("apply", "--auto-approve", "--parallelism", "1", "--state", "other.json", cwd=project, env=api.environ())
+    mine, other = (json.loads(p.read_text()) for p in (project / ".deployer" / "state.json", project / "other.json"))
+    assert mine["serial"] == other["serial"] and mine["lineage"] != other["lineage"]
+    (project / "counter.js").write_text("// v2\n")
+    run("plan", "--out", "plan.json", cwd=project)
+    api.clear_requests()
+    result = run("apply", "plan.json", "--state", "other.json", cwd=project, env=api.environ(), expect=1)
+    assert (f"plan plan.json belongs to state lineage '{mine['lineage']}', but this state is lineage "
+            f"'{other['lineage']}'; run plan again against this state") in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_made_before_the_first_apply_is_refused_after_it(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    run("apply", "plan.json", cwd=project, env=api.environ())
+    result = run("apply", "plan.json", cwd=project, env=api.environ(), expect=1)
+    assert "the state changed since plan plan.json was made" in result.stderr
+
+
 # --- secrets never leak ---------------------------------------------------------------------
 
 
@@ -302,3 +363,22 @@ def test_python_m_deployer_gives_real_exit_codes(project: Path) -> None:
 def test_debug_shows_the_traceback_of_an_expected_error(tmp_path: Path) -> None:
     result = _deployer("plan", "--debug", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_zone_mode_uploads_to_the_legacy_endpoint_with_a_warning(tmp_path: Path, api: FakeCloudflare) -> None:
+    from tests.fake_cloudflare import FAKE_ZONE
+
+    (tmp_path / "script.js").write_text("addEventListener('fetch', e => e.respondWith(new Response('hi')))\n")
+    (tmp_path / "workers.yaml").write_text(
+        f"version: 1\nzone_id: {FAKE_ZONE}\nscripts:\n  my-worker:\n    path: script.js\n"
+        f"    bindings:\n      - type: kv_namespace\n        name: myNamespace\n        namespace_id: {SEED_NAMESPACE}\n"
+    )
+    result = run("apply", "--auto-approve", cwd=tmp_path, env=api.environ())
+    assert "deprecated single-script API" in result.stderr
+    (request,) = api.find("PUT")
+    assert request.path == f"/zones/{FAKE_ZONE}/workers/script"
+    assert request.metadata == {
+        "body_part": "script",
+        "bindings": [{"type": "kv_namespace", "name": "myNamespace", "namespace_id": SEED_NAMESPACE}],
+    }
+    run("plan", "--detailed-exitcode", cwd=tmp_path)

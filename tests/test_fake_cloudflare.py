@@ -328,3 +328,60 @@ def test_stop_returns_promptly_with_an_open_keep_alive_connection():
     fake.stop()
     assert time.perf_counter() - started < 2.0
     session.close()
+
+
+def test_hold_lets_skip_requests_through_then_holds_until_released(fake_cloudflare, client):
+    hold = fake_cloudflare.hold("PUT", r"/workers/scripts/", skip=1)
+    upload(client, [], name="first")
+    assert not hold.reached.is_set()
+    thread = threading.Thread(target=upload, args=(client, []), kwargs={"name": "second"})
+    thread.start()
+    assert hold.reached.wait(5)
+    time.sleep(0.1)
+    assert "second" not in fake_cloudflare.scripts()  # held: not carried out yet
+    hold.release()
+    thread.join(5)
+    assert sorted(fake_cloudflare.scripts()) == ["first", "second"]
+
+
+def test_hold_released_without_answer_drops_the_request_undone(fake_cloudflare):
+    hold = fake_cloudflare.hold("*", r"/workers/scripts/w$")
+    errors = []
+
+    def put() -> None:
+        try:
+            put_raw(fake_cloudflare, {"metadata": (None, '{"body_part": "script"}', "application/json"),
+                                      "script": ("w.js", SCRIPT, "application/javascript")})
+        except requests.ConnectionError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=put)
+    thread.start()
+    assert hold.reached.wait(5)
+    hold.release(answer=False)
+    thread.join(5)
+    assert len(errors) == 1
+    (request,) = fake_cloudflare.requests
+    assert (request.status, request.applied) == (None, False)
+    assert fake_cloudflare.scripts() == {}
+
+
+def test_lost_answer_is_carried_out_but_not_answered(fake_cloudflare, client, sleeps):
+    fake_cloudflare.fail("PUT", r"/w$", "503", after=True)
+    upload(client, [])
+    first, second = fake_cloudflare.requests
+    assert (first.status, first.applied) == (503, True)
+    assert (second.status, second.applied) == (200, True)
+    assert first.started <= first.answered <= second.started
+
+
+def test_random_lost_answers_carry_out_5xx_and_resets_but_never_429s(fake_cloudflare):
+    fake_cloudflare.fail_randomly(1.0, kinds=("429", "500", "reset"), seed=3, lost_answers=1.0)
+    session = requests.Session()
+    for _ in range(30):
+        try:
+            session.get(f"{fake_cloudflare.base_url}/accounts/{FAKE_ACCOUNT}/workers/scripts", headers=AUTH, timeout=5)
+        except requests.ConnectionError:
+            session = requests.Session()
+    for request in fake_cloudflare.requests:
+        assert request.applied == (request.status != 429)

@@ -1,6 +1,8 @@
 """One test per manifest rule: YAML in, the exact diagnostics (with positions) out."""
 from __future__ import annotations
 
+import hashlib
+
 import json
 import textwrap
 from collections.abc import Iterator, Mapping
@@ -748,3 +750,33 @@ def test_script_names_equal_after_filling_in_are_refused(project: Path) -> None:
         "workers.yaml:5:3: scripts[\"${SECOND}\"]: '${SECOND}' expands to a value that is the same "
         "script name as line 4"
     ]
+
+
+@pytest.mark.parametrize(("content", "offset"), [
+    (b"\x7fELF\x02\x01\x01\x00\x80", 8),
+    ("// caf\u00e9\n".encode() + b"\xff", 9),
+    (b"x" * (1024 * 1024 - 1) + "\u00e9".encode() + b"ok\xc3", 1024 * 1024 + 3),  # split across chunks
+])
+def test_script_file_that_is_not_utf8_text_is_refused_with_the_offset(project: Path, content: bytes,
+                                                                      offset: int) -> None:
+    (project / "src" / "worker.js").write_bytes(content)
+    assert problems(_script_at("src/worker.js")) == [
+        f"workers.yaml:5:11: scripts.my-worker.path: script file 'src/worker.js' is not UTF-8 text (byte offset "
+        f"{offset}): a service-worker script is uploaded as JavaScript source; is it a binary or a differently "
+        f"encoded file?"
+    ]
+
+
+def test_utf8_script_split_across_chunks_is_accepted(project: Path) -> None:
+    content = b"x" * (1024 * 1024 - 1) + "\u20ac".encode()
+    (project / "src" / "worker.js").write_bytes(content)
+    Path("workers.yaml").write_text(textwrap.dedent(_script_at("src/worker.js")))
+    assert load_manifest(Path("workers.yaml"), {}).scripts[0].content_sha256 == hashlib.sha256(content).hexdigest()
+
+
+def test_quoted_version_says_to_remove_the_quotes(project: Path) -> None:
+    assert problems(f"""\
+        version: "1"
+        account_id: {ACCOUNT}
+        scripts: {{}}
+    """) == ["workers.yaml:1:10: version: version must be the number 1, not the string '1': remove the quotes"]
