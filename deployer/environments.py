@@ -33,19 +33,33 @@ class Overlay:
     environment: str | None = None
     name_suffix: ScalarNode | None = None
     origins: dict[int, JsonPath] = field(default_factory=dict)
+    # id(mapping node) -> {key: value}: walking a path must not rescan a 1,000-entry mapping
+    # for every field of every script (that made planning quadratic).
+    _keys: dict[int, dict[str, Node]] = field(default_factory=dict, repr=False, compare=False)
 
     def source_path(self, path: JsonPath) -> JsonPath:
         """Where the value at ``path`` of the merged manifest was written."""
+        if not self.origins:  # the base manifest, or an environment that changes nothing
+            return tuple(path)
         node: Node | None = self.root
         consumed, origin = 0, None
         for index, part in enumerate(path):
-            node = _child(node, part)
+            node = self._child(node, part)
             if node is None:
                 break
             found = self.origins.get(id(node))
             if found is not None:
                 consumed, origin = index + 1, found
         return tuple(path) if origin is None else (*origin, *path[consumed:])
+
+    def _child(self, node: Node | None, part: str | int) -> Node | None:
+        if isinstance(node, MappingNode) and isinstance(part, str):
+            keys = self._keys.get(id(node))
+            if keys is None:
+                # Later duplicates win, as in _entry.
+                keys = self._keys[id(node)] = {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
+            return keys.get(part)
+        return _child(node, part)
 
 
 def environment_names(root: Node) -> tuple[str, ...] | None:

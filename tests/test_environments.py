@@ -130,3 +130,39 @@ def test_environment_names_in_file_order_or_none_without_the_map() -> None:
     assert environment_names(yaml.compose(BASE)) is None
     root = yaml.compose(BASE + "environments:\n  staging: {}\n  production:\n")
     assert environment_names(root) == ("staging", "production")
+
+
+def _manifest_with(scripts: int) -> str:
+    body = "".join(
+        f"  s{i}:\n    path: w.js\n    bindings:\n      - {{type: plain_text, name: A, text: '{i}'}}\n"
+        for i in range(scripts)
+    )
+    return (
+        "version: 1\naccount_id: 0123456789abcdef0123456789abcdef\nscripts:\n" + body
+        + "environments:\n  staging:\n    scripts:\n      s0:\n        bindings:\n"
+        "          - {type: plain_text, name: B, text: x}\n"
+    )
+
+
+@pytest.mark.parametrize("environment", [None, "staging"])
+def test_loading_does_work_linear_in_the_number_of_scripts(tmp_path, monkeypatch, environment) -> None:
+    # Counted, not timed: a quadratic walk in source_path once made a 5,000-script plan take 23 s.
+    import deployer.environments as environments
+    from deployer.manifest import load_manifest
+
+    (tmp_path / "w.js").write_text("// w\n")
+    calls = {"n": 0}
+    real = environments._is_key
+
+    def counting(node, name):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        return real(node, name)
+
+    monkeypatch.setattr(environments, "_is_key", counting)
+    counts = []
+    for scripts in (100, 400):
+        (tmp_path / "workers.yaml").write_text(_manifest_with(scripts))
+        calls["n"] = 0
+        load_manifest(tmp_path / "workers.yaml", {}, environment=environment)
+        counts.append(calls["n"])
+    assert counts[1] <= 5 * max(counts[0], 1), counts
