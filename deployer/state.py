@@ -88,6 +88,10 @@ class StateStore:
         return self.path.with_name(self.path.name + ".lock")
 
     @property
+    def description(self) -> str:
+        return str(self.path)
+
+    @property
     def state(self) -> State:
         """The current state: the last ``load()`` plus every ``record()`` since."""
         with self._mutex:
@@ -255,6 +259,22 @@ class StateStore:
                 raise StateError(f"cannot remove {_shown(self.journal_path)}: {exc.strerror or exc}") from exc
             self._journal_base = None
             self._journal_broken = False
+            return state
+
+    def replace(self, state: State, *, note: str = "") -> State:
+        """Write ``state`` whole (lineage and serial as given) and drop the journal: what
+        ``deployer state pull`` saves. Same atomic write as commit(). Needs the lock."""
+        with self._mutex:
+            self._require_lock("replace")
+            self._write_state_file(state)
+            self._close_journal()
+            try:
+                self.journal_path.unlink(missing_ok=True)
+            except OSError as exc:
+                raise StateError(f"cannot remove {_shown(self.journal_path)}: {exc.strerror or exc}") from exc
+            self._journal_base = None
+            self._journal_broken = False
+            self._work.reset(state)
             return state
 
     def _append_to_journal(self, line: bytes) -> None:
