@@ -44,6 +44,7 @@ from deployer.state_format import (
 )
 
 TABLES = ("states", "history", "journal", "locks")
+_HOLDER_PATIENCE_SECONDS = 3.0
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS {schema}.states (
@@ -452,11 +453,16 @@ class PgStateStore:
     def _acquire(self, conn: psycopg.Connection[Any], command: str, timeout: float) -> None:
         key = lock_key(self.target.schema, self.name)
         deadline = time.monotonic() + max(timeout, 0.0)
+        # A holder records itself just after taking the lock (and after creating the tables on
+        # the very first run): give a holder that has no record yet a moment to write it.
+        patience = time.monotonic() + _HOLDER_PATIENCE_SECONDS
         while not conn.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0]:  # type: ignore[index]
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise LockHeldError(held_message(self.description, self._holder(conn, key), timeout))
-            time.sleep(min(LOCK_POLL_SECONDS, remaining))
+                holder = self._holder(conn, key)
+                if holder is not None or time.monotonic() >= patience:
+                    raise LockHeldError(held_message(self.description, holder, timeout))
+            time.sleep(LOCK_POLL_SECONDS if remaining <= 0 else min(LOCK_POLL_SECONDS, remaining))
         self._ensure_schema(conn)
         conn.execute(self._sql["take_lock"], {"name": self.name, **current_holder(command)})
 

@@ -2,6 +2,7 @@
 records and folding, history and versions, the advisory lock, and compare-and-swap saves."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -243,9 +244,9 @@ def test_lock_of_a_process_killed_with_sigkill_is_freed_and_its_records_kept(pg_
 # --- compare-and-swap -----------------------------------------------------------------------
 
 
-def _bypassing_writer(url: str) -> PgStateStore:
+def _bypassing_writer(url: str, name: str = "shop") -> PgStateStore:
     """A writer that skips the advisory lock, as a buggy or hand-made tool would."""
-    rogue = open_store(url)
+    rogue = open_store(url, name)
     rogue._conn = rogue._connect()  # noqa: SLF001 - deliberately not taking the lock
     rogue.load()
     return rogue
@@ -304,6 +305,11 @@ def test_rollback_saves_an_old_version_as_a_new_one_and_keeps_history(pg_url: st
     assert [(v.serial, v.note) for v in store.history()] == before + [(4, "rollback to serial 1")]
     with pytest.raises(StateError, match="is at serial 4: roll back to an earlier serial"):
         rollback_state(store, 9, timeout=0, warn=ignore)
+    with store.lock(command="deployer state push", warn=ignore):  # a push may skip serials
+        store.replace(dataclasses.replace(store.state, serial=10), note="push")
+    assert store.version(7) is None
+    with pytest.raises(StateError, match="serial 7 is not a saved version of state 'shop'"):
+        rollback_state(store, 7, timeout=0, warn=ignore)
 
 
 # --- the password ---------------------------------------------------------------------------
