@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from deployer.errors import DeployerError, StateError
@@ -180,4 +180,4 @@ def require_postgres(store: StateBackend, command: str) -> PgStateStore:
             f"'deployer {command}' works on a state in PostgreSQL: pass --state postgresql://... "
             f"or set {STATE_URL_VARIABLE} (a state file keeps only its previous copy, {store.description}.backup)"
         )
-    return store
+    return cast("PgStateStore", store)

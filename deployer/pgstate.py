@@ -27,7 +27,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
 from deployer.backend import PgTarget
@@ -172,7 +172,7 @@ class PgStateStore:
             params = conninfo_to_dict(self.target.conninfo)
             for key, value in _CONNECT_DEFAULTS.items():
                 params.setdefault(key, value)
-            return psycopg.connect(autocommit=True, **params)
+            return psycopg.connect(make_conninfo("", **params), autocommit=True)
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:

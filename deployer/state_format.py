@@ -332,6 +332,7 @@ class WorkingState:
     builds the frozen State once per change."""
 
     def __init__(self) -> None:
+        self._cached: State | None = None
         self.reset(State())
 
     @property
@@ -352,7 +353,7 @@ class WorkingState:
         self._account_id, self._zone_id = state.account_id, state.zone_id
         self._scripts = _ByName((script.name, script) for script in state.scripts)
         self._namespaces = _ByName((ns.key, ns) for ns in state.kv_namespaces)
-        self._cached: State | None = state
+        self._cached = state
 
     def apply(self, record: Record) -> None:
         for script in record.scripts:
