@@ -192,9 +192,10 @@ class PgStateStore:
             yield
         except psycopg.Error as exc:
             detail = " ".join(str(exc).split()) or type(exc).__name__
-            raise StateError(
-                f"PostgreSQL state {self.description}: cannot {what}: {self.target.scrub(detail)}"
-            ) from exc
+            error = StateError(f"PostgreSQL state {self.description}: cannot {what}: {self.target.scrub(detail)}")
+            if self.target.scrub(str(exc)) != str(exc):
+                raise error from None  # the driver's own text holds the password: not even --debug shows it
+            raise error from exc
 
     def _tables_exist(self, conn: psycopg.Connection[Any]) -> bool:
         row = conn.execute(
