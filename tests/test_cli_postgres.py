@@ -68,9 +68,16 @@ def test_plan_apply_plan_with_the_state_in_postgresql(
     assert set(actions(first).values()) == {"create"}
     with postgres_server.connect(pg_database) as conn:  # a plan creates nothing
         assert conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = 'deployer'").fetchall() == []
-    applied = run("apply", "--auto-approve", "--state", pg_url, cwd=project, env=api.environ())
+    canary = "canary-Pg7-secret-value"
+    applied = run("apply", "--auto-approve", "--state", pg_url, cwd=project,
+                  env={**api.environ(), "COUNTER_API_KEY": canary})
     assert "Apply complete: 3 created, 0 updated, 0 deleted." in applied.stdout
-    again = run("plan", "--state", pg_url, "--detailed-exitcode", "--format", "json", cwd=project)
+    with postgres_server.connect(pg_database) as conn:  # the secret went to Cloudflare, not to the state
+        stored = conn.execute("SELECT (SELECT string_agg(record::text, '') FROM deployer.journal) || "
+                              "(SELECT string_agg(document::text, '') FROM deployer.history)").fetchone()[0]
+    assert "API_KEY" in stored and canary not in stored
+    again = run("plan", "--state", pg_url, "--detailed-exitcode", "--format", "json", cwd=project,
+                env={"COUNTER_API_KEY": canary})
     assert set(actions(again).values()) == {"no-op"}
     assert not (project / ".deployer").exists()  # nothing went to a local file
     state = remote(pg_url).load()
