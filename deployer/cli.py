@@ -9,25 +9,28 @@ from __future__ import annotations
 import enum
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
 
-from deployer.errors import ApprovalRefused, DeployerError, ManifestError
+from deployer.errors import ApprovalRefused, DeployerError, Diagnostic, ManifestError
 
 if TYPE_CHECKING:
     from deployer.cloudflare import CloudflareClient
     from deployer.models import Manifest, Plan
     from deployer.backend import StateBackend
-    from deployer.planner import RemoteSnapshot
 
 
 class ExitStatus(enum.IntEnum):
     OK = 0
     ERROR = 1
     CHANGES = 2  # plan --detailed-exitcode found changes
+    DRIFT = 3  # plan --refresh --detailed-exitcode found Cloudflare different from the state
 
 
 class PlanFormat(str, enum.Enum):
@@ -69,11 +72,15 @@ def _load_manifest(file: Path, env: str | None) -> Manifest:
 
     manifest = load_manifest(file, os.environ, environment=env)
     if manifest.zone_id is not None:
-        _stderr(
-            "warning: zone_id uses Cloudflare's deprecated single-script API "
-            "(/zones/:zone_id/workers/script); prefer account_id"
-        )
+        _warn_zone_id()
     return manifest
+
+
+def _warn_zone_id() -> None:
+    _stderr(
+        "warning: zone_id uses Cloudflare's deprecated single-script API "
+        "(/zones/:zone_id/workers/script); prefer account_id"
+    )
 
 
 def _store(file: Path, env: str | None, state: str | None, state_name: str | None) -> StateBackend:
@@ -82,29 +89,39 @@ def _store(file: Path, env: str | None, state: str | None, state_name: str | Non
     return open_store(file, env, state, state_name, os.environ)
 
 
-def _client(parallelism: int = 4, max_retry_wait: float = 300.0) -> CloudflareClient:
+def _client(
+    parallelism: int = 4, max_retry_wait: float = 300.0, rate_limit: tuple[int, float] = (1200, 300.0)
+) -> CloudflareClient:
     from deployer.cloudflare import CloudflareClient
 
     client, warnings = CloudflareClient.from_environment(
-        os.environ, pool_size=parallelism, max_retry_wait=max_retry_wait
+        os.environ, pool_size=parallelism, max_retry_wait=max_retry_wait, rate_limit=rate_limit
     )
     for warning in warnings:
         _stderr(f"warning: {warning}")
     return client
 
 
-def _read_remote(manifest: Manifest, client: CloudflareClient) -> RemoteSnapshot:
-    """One list of scripts and one of namespaces: what ``--refresh`` compares with the state."""
-    from deployer.planner import RemoteScript, RemoteSnapshot
+def _parse_rate_limit(text: str) -> tuple[int, float]:
+    """``REQUESTS/SECONDS`` (``1200/300``) -> (1200, 300.0); a DeployerError otherwise."""
+    requests_text, slash, seconds_text = text.partition("/")
+    try:
+        limit, window = int(requests_text), float(seconds_text)
+    except ValueError:
+        limit, window = 0, 0.0
+    if not slash or limit < 1 or not 0 < window < float("inf"):
+        raise DeployerError(
+            f"--rate-limit {text!r} is not REQUESTS/SECONDS with both above 0, e.g. 1200/300 "
+            "(Cloudflare's limit: 1200 requests per 300 seconds per user)"
+        )
+    return limit, window
 
-    if manifest.account_id is None:
-        raise DeployerError("--refresh needs account_id: the legacy zone API cannot list scripts")
-    scripts = {
-        item["id"]: RemoteScript(item["id"], item.get("etag"), item.get("modified_on"))
-        for item in client.list_scripts(manifest.account_id)
-    }
-    namespace_ids = frozenset(item["id"] for item in client.list_kv_namespaces(manifest.account_id))
-    return RemoteSnapshot(scripts, namespace_ids)
+
+def _show_warnings(the_plan: Plan) -> None:
+    from deployer.render import render_warnings
+
+    for warning in render_warnings(the_plan):
+        _warn(warning)
 
 
 def _use_color(no_color: bool) -> bool:
@@ -112,11 +129,35 @@ def _use_color(no_color: bool) -> bool:
 
 
 @app.command()
-def validate(file: Path = FileOption, env: Optional[str] = EnvOption, debug: bool = DebugOption) -> int:
-    """Check the manifest against the schema and the semantic rules; report every problem."""
-    manifest = _load_manifest(file, env)
-    count = len(manifest.scripts)
-    _stderr(f"{file}: valid ({count} script{'s' if count != 1 else ''}, {len(manifest.kv_namespaces)} kv_namespace(s))")
+def validate(
+    files: Optional[list[Path]] = typer.Argument(
+        None, help="Manifests to check (default: -f/--file); a pre-commit hook passes the changed ones."
+    ),
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    allow_unset: bool = typer.Option(
+        False, "--allow-unset", help="An unset ${VAR} is not an error (hooks and editors without secrets)."
+    ),
+    debug: bool = DebugOption,
+) -> int:
+    """Check the manifest (the base and every environment, or only --env) and report every problem."""
+    from deployer.manifest import check_manifest
+
+    diagnostics: list[Diagnostic] = []
+    for path in files or [file]:
+        try:
+            summary = check_manifest(path, os.environ, environment=env, allow_unset=allow_unset)
+        except ManifestError as exc:
+            diagnostics += exc.diagnostics
+            continue
+        if summary.zone_mode:
+            _warn_zone_id()
+        count = summary.scripts
+        environments = f"; environments: {', '.join(summary.environments)}" if summary.environments else ""
+        _stderr(f"{path}: valid ({count} script{'s' if count != 1 else ''}, "
+                f"{summary.kv_namespaces} kv_namespace(s){environments})")
+    if diagnostics:
+        raise ManifestError(diagnostics)
     return ExitStatus.OK
 
 
@@ -127,7 +168,9 @@ def plan(
     state: Optional[str] = StateOption,
     state_name: Optional[str] = StateNameOption,
     format: PlanFormat = typer.Option(PlanFormat.TEXT, "--format", help="text, json or markdown."),
-    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode", help="Exit 2 when there are changes."),
+    detailed_exitcode: bool = typer.Option(
+        False, "--detailed-exitcode", help="Exit 2 when there are changes, 3 when --refresh found drift."
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="Save the plan for 'deployer apply PLANFILE'."),
     refresh: bool = typer.Option(False, "--refresh", help="Compare the state with Cloudflare first (network)."),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
@@ -142,15 +185,18 @@ def plan(
     if refresh:
         client = _client()
         try:
-            remote = _read_remote(manifest, client)
+            from deployer.remote import read_remote
+
+            remote = read_remote(manifest, client)
         finally:
             client.close()
     the_plan = make_plan(manifest, _store(file, env, state, state_name).load(), remote)
     if out is not None:
         from deployer.planfile import write_planfile
 
-        write_planfile(out, the_plan, manifest)
+        write_planfile(out, the_plan, manifest, refreshed=refresh)
         _stderr(f"plan saved to {out}; apply it with: deployer apply {out}")
+    _show_warnings(the_plan)
     match format:
         case PlanFormat.JSON:
             sys.stdout.write(render_json(the_plan))
@@ -158,6 +204,8 @@ def plan(
             sys.stdout.write(render_markdown(the_plan))
         case PlanFormat.TEXT:
             sys.stdout.write(render_text(the_plan, color=_use_color(no_color)))
+    if detailed_exitcode and the_plan.has_drift:
+        return ExitStatus.DRIFT
     return ExitStatus.CHANGES if detailed_exitcode and the_plan.has_changes else ExitStatus.OK
 
 
@@ -171,9 +219,18 @@ def apply(
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Apply without asking (CI)."),
     parallelism: int = typer.Option(4, "--parallelism", min=1, max=64, help="Uploads in flight at once."),
     refresh: bool = typer.Option(False, "--refresh", help="Compare the state with Cloudflare before planning."),
+    allow_overwrite: bool = typer.Option(
+        False, "--allow-overwrite", help="Upload over scripts that exist in Cloudflare but not in the state."
+    ),
+    verify: bool = typer.Option(False, "--verify", help="Read each script's bindings back after its upload."),
     lock_timeout: float = LockTimeoutOption,
     max_retry_wait: float = typer.Option(
         300.0, "--max-retry-wait", min=0.0, help="Cap on seconds spent waiting to retry (429/5xx)."
+    ),
+    rate_limit: str = typer.Option(
+        "1200/300", "--rate-limit", metavar="REQUESTS/SECONDS",
+        help="Request budget shared by all parallel uploads (Cloudflare allows 1200 per 300 s per user; "
+        "lower it when other jobs use the same token).",
     ),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
     debug: bool = DebugOption,
@@ -181,6 +238,7 @@ def apply(
     """Create namespaces, upload each created/changed script once, delete removed scripts."""
     from deployer.executor import apply_plan
     from deployer.planner import make_plan
+    from deployer.remote import read_remote, require_account
     from deployer.render import render_text
 
     saved = None
@@ -191,25 +249,32 @@ def apply(
         if isinstance(saved.get("manifest"), str) and file == Path("workers.yaml"):
             file = Path(saved["manifest"])  # type: ignore[arg-type]
         env = env or saved.get("environment")  # type: ignore[assignment]
+        refresh = refresh or saved.get("refresh") is True  # re-read what the reviewed plan saw
+    budget = _parse_rate_limit(rate_limit)
     manifest = _load_manifest(file, env)
-    client = _client(parallelism, max_retry_wait)  # missing credentials fail before any request
+    if verify:
+        require_account(manifest, "--verify")
+    client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
     store = _store(file, env, state, state_name)
     try:
         with store.lock(command="deployer apply", timeout=lock_timeout, warn=_warn):
             current = store.load()
-            remote = _read_remote(manifest, client) if refresh else None
+            remote = read_remote(manifest, client) if refresh else None
             the_plan = make_plan(manifest, current, remote)
             if saved is not None and planfile is not None:
                 from deployer.planfile import check_planfile
 
                 check_planfile(saved, planfile, manifest, current, the_plan)
             sys.stdout.write(render_text(the_plan, color=_use_color(no_color)))
+            _show_warnings(the_plan)
+            _refuse_overwrites(the_plan, allow_overwrite)
             if not the_plan.has_changes:
                 return ExitStatus.OK
             if saved is None and not auto_approve:
                 _confirm()
             try:
-                result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=_stderr)
+                result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=_stderr,
+                                    verify=verify)
             finally:
                 store.commit()
     finally:
@@ -226,6 +291,16 @@ def _warn(message: str) -> None:
     _stderr(f"warning: {message}")
 
 
+def _refuse_overwrites(the_plan: Plan, allowed: bool) -> None:
+    names = [change.name for change in the_plan.changes if change.overwrites_remote]
+    if names and not allowed:
+        listed = ", ".join(names)
+        raise DeployerError(
+            f"refusing to overwrite script(s) that exist in Cloudflare but not in the state: {listed}. "
+            f"Adopt them with 'deployer import NAME' (then plan again), or pass --allow-overwrite"
+        )
+
+
 def _confirm() -> None:
     if not sys.stdin.isatty():
         raise ApprovalRefused(
@@ -237,6 +312,94 @@ def _confirm() -> None:
     answer = sys.stdin.readline().strip()
     if answer != "yes":
         raise ApprovalRefused("apply cancelled: nothing was changed")
+
+
+@app.command()
+def refresh(
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
+    lock_timeout: float = LockTimeoutOption,
+    debug: bool = DebugOption,
+) -> int:
+    """Record Cloudflare's current etags in the state (accepting changes made outside deployer); no upload."""
+    from deployer.remote import read_remote, refresh_state
+
+    manifest = _load_manifest(file, env)
+    client = _client()
+    store = _store(file, env, state, state_name)
+    try:
+        with store.lock(command="deployer refresh", timeout=lock_timeout, warn=_warn):
+            found = refresh_state(store.state, read_remote(manifest, client))
+            for script in found.updated:
+                _stderr(f"script {script.name}: etag {script.etag}, modified {script.modified_on}")
+            for name in found.gone_scripts:
+                _warn(f"script {name} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
+            for key in found.gone_namespaces:
+                _warn(f"kv_namespace {key} no longer exists in Cloudflare: dropped from the state "
+                      "(plan shows a create)")
+            if found.updated or found.gone_scripts or found.gone_namespaces:
+                store.record(scripts=found.updated, removed_scripts=found.gone_scripts,
+                             forgotten_namespaces=found.gone_namespaces)
+                store.commit()
+    finally:
+        client.close()
+    print(f"Refresh complete: {len(found.updated)} updated, {len(found.gone_scripts)} script(s) and "
+          f"{len(found.gone_namespaces)} kv_namespace(s) gone, {found.unchanged} unchanged.")
+    return ExitStatus.OK
+
+
+@app.command("import")
+def import_script(
+    name: str = typer.Argument(..., help="The script's name in Cloudflare, as the plan shows it (with any name_suffix)."),
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
+    lock_timeout: float = LockTimeoutOption,
+    debug: bool = DebugOption,
+) -> int:
+    """Adopt a script that already exists in Cloudflare into the state, so plan shows only real differences."""
+    from deployer.planner import check_same_target
+    from deployer.remote import import_script as read_deployed, require_account
+
+    manifest = _load_manifest(file, env)
+    script = next((s for s in manifest.scripts if s.name == name), None)
+    if script is None:
+        known = ", ".join(s.name for s in manifest.scripts) or "none"
+        raise DeployerError(f"script {name!r} is not in the manifest {file} (its scripts: {known}); "
+                            "add it to the manifest first, then import it")
+    account_id = require_account(manifest, "import")
+    client = _client()
+    store = _store(file, env, state, state_name)
+    try:
+        with store.lock(command=f"deployer import {name}", timeout=lock_timeout, warn=_warn):
+            check_same_target(manifest, store.state)
+            if store.state.script(name) is not None:
+                raise DeployerError(f"script {name!r} is already in the state {store.description}; "
+                                    "'deployer refresh' records its current etag")
+            recorded, warnings = read_deployed(script, account_id, client)
+            store.record(scripts=[recorded], account_id=manifest.account_id, zone_id=manifest.zone_id)
+            store.commit()
+    finally:
+        client.close()
+    for warning in warnings:
+        _warn(warning)
+    print(f"Imported script {name} ({len(recorded.bindings)} binding(s), etag {recorded.etag}); "
+          "'deployer plan' now shows only what differs from the manifest.")
+    return ExitStatus.OK
+
+
+@app.command()
+def init(file: Path = FileOption, debug: bool = DebugOption) -> int:
+    """Write a starter workers.yaml (with the $schema line), its schema, a script and a .gitignore entry."""
+    from deployer.scaffold import init_project
+
+    for line in init_project(file):
+        _stderr(line)
+    _stderr(f"next: export CLOUDFLARE_ACCOUNT_ID, then run 'deployer plan -f {file}'")
+    return ExitStatus.OK
 
 
 @app.command()
@@ -374,6 +537,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
     """The one error boundary: an expected failure prints ``error: ...`` and exits 1."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("DEPLOYER_DEBUG", "") not in ("", "0")
+    restore = _terminate_like_interrupt()
     try:
         code = app(args=args, prog_name="deployer", standalone_mode=False)
     except DeployerError as exc:
@@ -390,7 +554,26 @@ def main(argv: list[str] | None = None) -> NoReturn:
     except KeyboardInterrupt:
         _stderr("error: interrupted")
         code = ExitStatus.ERROR
+    finally:
+        restore()
     sys.exit(int(code or 0))
+
+
+def _terminate_like_interrupt() -> Callable[[], None]:
+    """Treat SIGTERM like Ctrl-C while a command runs (CI runners stop a cancelled job with
+    SIGTERM): in-flight uploads finish and are recorded before exit. Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return restore
 
 
 def _print_error(exc: DeployerError) -> None:

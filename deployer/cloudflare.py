@@ -14,7 +14,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +27,7 @@ from requests.auth import AuthBase
 from deployer import __version__
 from deployer.errors import CloudflareApiError, CredentialsError, DeployerError
 from deployer.models import Secret
+from deployer.upload import UploadPart
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -281,19 +282,23 @@ class CloudflareClient:
         self,
         name: str,
         metadata: dict[str, Any],
-        content: bytes,
+        content: bytes | Sequence[UploadPart],
         *,
         account_id: str | None = None,
         zone_id: str | None = None,
     ) -> dict[str, Any]:
-        """Upload one service-worker script as multipart/form-data; returns the envelope result.
+        """Upload one script as multipart/form-data; returns the envelope result.
 
-        ``content`` is sent byte for byte as the part ``script``.
+        ``content`` as bytes is a service-worker script, sent byte for byte as the part
+        ``script``; otherwise every part is sent under its name (as name and filename).
         """
-        files = [
-            ("metadata", (None, json.dumps(metadata), "application/json")),
-            ("script", ("script.js", content, "application/javascript")),
+        files: list[tuple[str, tuple[str | None, str | bytes, str]]] = [
+            ("metadata", (None, json.dumps(metadata), "application/json"))
         ]
+        if isinstance(content, bytes):
+            files.append(("script", ("script.js", content, "application/javascript")))
+        else:
+            files += [(part.name, (part.name, part.data, part.content_type)) for part in content]
         body = self._request("PUT", self._script_path(name, account_id, zone_id), files=files)
         result = body.get("result")
         return result if isinstance(result, dict) else {}
@@ -314,6 +319,19 @@ class CloudflareClient:
         except CloudflareApiError as exc:
             if not _already_gone(exc):
                 raise
+
+    def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]:
+        """A script's settings: ``bindings`` (secret_text without its text), compatibility, ..."""
+        body = self._request("GET", f"/accounts/{_seg(account_id)}/workers/scripts/{_seg(name)}/settings")
+        result = body.get("result")
+        return result if isinstance(result, dict) else {}
+
+    def download_script(self, account_id: str, name: str) -> tuple[str, bytes]:
+        """A script's code as ``(content type, bytes)``: a service worker's bytes, or
+        ``multipart/form-data`` holding every module (reference §2.3)."""
+        path = f"/accounts/{_seg(account_id)}/workers/scripts/{_seg(name)}/content/v2"
+        body = self._request("GET", path, raw=True, headers={"Accept": "*/*"})
+        return str(body.get("content_type", "")), bytes(body.get("content", b""))
 
     def list_scripts(self, account_id: str) -> list[dict[str, Any]]:
         """Every script of the account (``id``, ``etag``, ``modified_on``, ...); one page."""
@@ -371,7 +389,8 @@ class CloudflareClient:
                     log.info("%s %s was rate limited (HTTP 429); waiting %.1f s", method, path,
                              failure.retry_after)
 
-    def _attempt(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def _attempt(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """One try; with ``raw`` a success is ``{"content_type", "content"}`` (code, not JSON)."""
         try:
             response = self._session.request(
                 method, self._base_url + path, auth=self._auth, timeout=self._timeout,
@@ -383,6 +402,8 @@ class CloudflareClient:
         except requests.RequestException as exc:
             raise CloudflareApiError(method, path, None, detail=self._scrub(type(exc).__name__)) from None
         status = response.status_code
+        if raw and 200 <= status < 300:
+            return {"content_type": response.headers.get("Content-Type", ""), "content": response.content}
         envelope = _decode(response)
         if 200 <= status < 300 and envelope is not None and envelope.get("success", True) is not False:
             return envelope

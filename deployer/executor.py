@@ -3,14 +3,13 @@ parallelism), then deletes. Every success is recorded in the state store at once
 cut off at any point can be re-run and finishes without redoing what already succeeded."""
 from __future__ import annotations
 
-import hashlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from deployer.errors import DeployerError, StalePlanError
+from deployer.errors import DeployerError
 from deployer.fingerprint import fingerprint_secret, secret_matches
 from deployer.models import (
     Action,
@@ -24,10 +23,13 @@ from deployer.models import (
     PlainTextBinding,
     ResourceType,
     Script,
+    ScriptFormat,
     ScriptState,
     SecretTextBinding,
 )
 from deployer.planner import deployed_binding
+from deployer.remote import binding_mismatches
+from deployer.upload import UploadPart, read_parts, upload_metadata
 
 if TYPE_CHECKING:
     from deployer.cloudflare import CloudflareClient
@@ -39,13 +41,20 @@ Progress = Callable[[str], None]
 class _Client(Protocol):
     """The part of CloudflareClient the executor uses (tests pass an in-memory fake)."""
 
-    def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict, bool]: ...
+    def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict[str, Any], bool]: ...
     def rename_kv_namespace(self, account_id: str, namespace_id: str, title: str) -> None: ...
     def upload_script(
-        self, name: str, metadata: dict, content: bytes, *, account_id: str | None = None, zone_id: str | None = None
-    ) -> dict: ...
+        self,
+        name: str,
+        metadata: dict[str, Any],
+        content: bytes | tuple[UploadPart, ...],
+        *,
+        account_id: str | None = None,
+        zone_id: str | None = None,
+    ) -> dict[str, Any]: ...
     def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None: ...
     def delete_secret(self, account_id: str, script_name: str, secret_name: str) -> None: ...
+    def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
@@ -67,18 +76,22 @@ def apply_plan(
     *,
     parallelism: int = 4,
     progress: Progress = lambda message: None,
+    verify: bool = False,
 ) -> ApplyResult:
     """Apply ``plan`` (made from ``manifest`` and the store's current state).
 
     The caller holds the store's lock. Each success is recorded before the next batch is
     started; on the first failure no new request is started, the in-flight ones finish and
     are recorded, and a DeployerError lists every failure. Secret values reach only the
-    upload request; the state gets salted fingerprints.
+    upload request; the state gets salted fingerprints. With ``verify``, each upload's
+    bindings are read back and compared with what was sent; a mismatch fails that script
+    (not recorded, so the next apply tries again) with an error naming the binding.
     """
     result = ApplyResult()
     scripts = {script.name: script for script in manifest.scripts}
-    target = {"account_id": manifest.account_id, "zone_id": manifest.zone_id}
-    store.record(**target)  # the state remembers which account/zone it describes
+    if (store.state.account_id, store.state.zone_id) != (manifest.account_id, manifest.zone_id):
+        # The state remembers which account/zone it describes (the planner checks it).
+        store.record(account_id=manifest.account_id, zone_id=manifest.zone_id)
     _apply_namespaces(plan, manifest, client, store, progress, result)
 
     namespace_ids = {ns.key: ns.id for ns in store.state.kv_namespaces}
@@ -88,7 +101,8 @@ def apply_plan(
             continue
         if change.action in (Action.CREATE, Action.UPDATE):
             previous = store.state.script(change.name)
-            jobs.append(_upload_job(change, scripts[change.name], previous, namespace_ids, manifest, client, progress))
+            jobs.append(_upload_job(change, scripts[change.name], previous, namespace_ids, manifest, client, progress,
+                                    verify))
         elif change.action is Action.DELETE:
             jobs.append(_delete_job(change, manifest, client, progress))
     _run_jobs(jobs, store, parallelism, result)
@@ -142,6 +156,7 @@ def _upload_job(
     manifest: Manifest,
     client: _Client,
     progress: Progress,
+    verify: bool,
 ) -> Callable[[], _Outcome]:
     bindings = tuple(deployed_binding(b, namespace_ids) for b in script.bindings)
     new_names = {b.name for b in script.bindings}
@@ -151,16 +166,28 @@ def _upload_job(
     delete_after = [s for s in change.removed_secrets if s not in new_names]
 
     def job() -> _Outcome:
-        content = _read_unchanged(script)
-        metadata = {"body_part": "script", "bindings": [_metadata_binding(b, namespace_ids) for b in script.bindings]}
+        parts = read_parts(script)
+        metadata = upload_metadata(script, [_metadata_binding(b, namespace_ids) for b in script.bindings])
+        # A service-worker script goes as the seed's single "script" part, bytes unchanged.
+        content = parts[0].data if script.format is ScriptFormat.SERVICE_WORKER else parts
         for secret in delete_before:
             client.delete_secret(_account(manifest), script.name, secret)
         answer = client.upload_script(
             script.name, metadata, content, account_id=manifest.account_id, zone_id=manifest.zone_id
         )
         for secret in delete_after:
-            client.delete_secret(_account(manifest), script.name, secret)
+            if manifest.account_id is None:
+                # The secrets endpoint is per account; the legacy zone API has none.
+                progress(f"warning: secret {secret} of script {script.name} was not deleted: needs account_id")
+                continue
+            client.delete_secret(manifest.account_id, script.name, secret)
         progress(f"{'created' if change.action is Action.CREATE else 'updated'} script {script.name}")
+        if verify:
+            settings = client.get_script_settings(_account(manifest), script.name)
+            problems = binding_mismatches(metadata["bindings"], settings.get("bindings") or [])
+            if problems:
+                raise DeployerError(f"verify failed for script {script.name}: " + "; ".join(problems))
+            progress(f"verified script {script.name}: {len(metadata['bindings'])} binding(s) as sent")
         return _Outcome(
             change.action,
             uploaded=ScriptState(
@@ -174,16 +201,6 @@ def _upload_job(
         )
 
     return job
-
-
-def _read_unchanged(script: Script) -> bytes:
-    try:
-        content = script.path.read_bytes()
-    except OSError as exc:
-        raise DeployerError(f"cannot read script file {script.path}: {exc.strerror}") from exc
-    if hashlib.sha256(content).hexdigest() != script.content_sha256:
-        raise StalePlanError(f"script file {script.path} changed after it was planned; run plan again")
-    return content
 
 
 def _metadata_binding(binding: Binding, namespace_ids: dict[str, str]) -> dict[str, str]:
@@ -265,13 +282,13 @@ def _run_jobs(
 
 def _top_up(
     pool: ThreadPoolExecutor,
-    queue: object,
+    queue: Iterator[Callable[[], _Outcome]],
     running: set[Future[_Outcome]],
     parallelism: int,
     stop: threading.Event,
 ) -> None:
     while not stop.is_set() and len(running) < parallelism:
-        job = next(queue, None)  # type: ignore[call-overload]
+        job = next(queue, None)
         if job is None:
             return
         running.add(pool.submit(job))

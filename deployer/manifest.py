@@ -2,34 +2,49 @@
 
 ``load_manifest`` reports every problem at once as a ``ManifestError``: YAML it cannot read,
 duplicate keys, unset variables, schema and semantic errors (``validate``), script paths that
-leave the manifest's directory or do not exist.
+leave the manifest's directory or do not exist. ``--env`` overlays are merged on the YAML
+nodes (``environments``), so every problem keeps the line and column where it was written.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import os
 import re
 import stat
-from collections.abc import Mapping
-from pathlib import Path, PurePath
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from deployer import validate
+from deployer import environments, validate
+from deployer.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
 from deployer.models import (
     Binding,
     KvNamespace,
     KvNamespaceBinding,
     Manifest,
+    Module,
     PlainTextBinding,
     Script,
+    ScriptFormat,
     Secret,
     SecretTextBinding,
 )
-from deployer.validate import BindingDraft, Field, JsonPath, ManifestDraft, NamespaceDraft, ScriptDraft
+from deployer.upload import content_digest, entry_part, module_type
+from deployer.validate import (
+    BindingDraft,
+    Field,
+    JsonPath,
+    ManifestDraft,
+    ModuleDraft,
+    NamespaceDraft,
+    ScriptDraft,
+)
 
 # libyaml is ~8x faster than the pure-Python parser; both give the same nodes.
 LOADER: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -55,33 +70,118 @@ _PLACEHOLDER = re.compile(
 
 
 def load_manifest(path: Path, environ: Mapping[str, str], *, environment: str | None = None) -> Manifest:
-    """Read, check and build the manifest at ``path``, filling ``${VAR}`` from ``environ``.
+    """Read, check and build the manifest at ``path`` for ``environment`` (None: the base),
+    filling ``${VAR}`` from ``environ``.
 
     Raises ``ManifestError`` with every problem found, sorted by position, or a plain
-    ``DeployerError`` when the file cannot be read at all.
+    ``DeployerError`` when the file cannot be read at all or ``environment`` is not one the
+    manifest declares under ``environments:`` (without that map it only names a state file).
     """
-    file = str(path)
-    text = _read_text(path, file)
-    parsed = _Parser(file, environ)
-    root, data = parsed.parse(text)
-    diagnostics = parsed.diagnostics
-    if root is None:
-        raise ManifestError(diagnostics)
-    diagnostics += validate.check_schema(data, lambda at, key: _locate(root, at, key), file)
-    draft = _draft(root, parsed.filled)
-    diagnostics += validate.check_semantics(draft, file)
-    base = path.parent.resolve()
-    script_files = {s.name.raw: _script_file(s.path, base, file, diagnostics) for s in draft.scripts}
-    if diagnostics:
-        raise ManifestError(diagnostics)
+    document = _Document(path, environ)
+    checked = document.check(environment)
+    document.raise_problems()
+    draft, files = checked
+    suffix = _value(draft.name_suffix) or ""
     return Manifest(
         path=path,
         account_id=_value(draft.account_id),
         zone_id=_value(draft.zone_id),
         kv_namespaces=tuple(KvNamespace(_text(n.key), _text(n.title)) for n in draft.kv_namespaces),
-        scripts=tuple(_script(s, script_files[s.name.raw]) for s in draft.scripts),
+        scripts=tuple(_script(s, files[s.name.raw], suffix) for s in draft.scripts),
         environment=environment,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestSummary:
+    """What ``check_manifest`` looked at: counts of the base manifest and the environments."""
+
+    scripts: int
+    kv_namespaces: int
+    environments: tuple[str, ...]
+    zone_mode: bool
+
+
+def check_manifest(
+    path: Path, environ: Mapping[str, str], *, environment: str | None = None, allow_unset: bool = False
+) -> ManifestSummary:
+    """Check the manifest without building it: the base and every environment, or only
+    ``environment`` when given. With ``allow_unset``, an unset ``${VAR}`` is not a problem (the
+    values that depend on it are not checked). Raises like ``load_manifest``."""
+    document = _Document(path, environ, allow_unset=allow_unset)
+    names = document.names or ()
+    targets = [environment] if environment is not None else [None, *names]
+    drafts = [document.check(target)[0] for target in targets]
+    document.raise_problems()
+    base = drafts[0]
+    checked = names if environment is None else ((environment,) if environment in names else ())
+    zone_mode = any(d.zone_id is not None and d.account_id is None for d in drafts)
+    return ManifestSummary(len(base.scripts), len(base.kv_namespaces), tuple(checked), zone_mode)
+
+
+class _Document:
+    """One manifest file, read once and checked for one or more environments; every problem
+    found along the way is collected in ``diagnostics`` (duplicates dropped at the end)."""
+
+    def __init__(self, path: Path, environ: Mapping[str, str], *, allow_unset: bool = False) -> None:
+        self.file = str(path)
+        self.base = path.parent.resolve()
+        self.parser = _Parser(self.file, environ, allow_unset=allow_unset)
+        root, data = self.parser.parse(_read_text(path, self.file))
+        self.diagnostics = self.parser.diagnostics
+        if root is None:
+            raise ManifestError(self.diagnostics)
+        if not isinstance(root, MappingNode):  # the schema says what it should be
+            self.diagnostics += validate.check_schema(data, lambda at, key: _locate(root, at, key), self.file)
+            raise ManifestError(self.diagnostics)
+        self.root = root
+        self.names = environments.environment_names(root)
+        self._overlays: list[Overlay] = []
+        section = data.get(environments.ENVIRONMENTS)
+        if section is not None:
+            self.diagnostics += validate.check_schema(
+                section, lambda at, key: _locate(root, at, key), self.file,
+                definition="environments", at=(environments.ENVIRONMENTS,),
+            )
+
+    def check(self, environment: str | None) -> tuple[ManifestDraft, dict[str, _Files]]:
+        if environment is not None and self.names is not None and environment not in self.names:
+            known = ", ".join(self.names) or "none"
+            raise DeployerError(
+                f"unknown environment {environment!r}: {self.file} declares {known} under 'environments:'"
+            )
+        overlay = environments.overlay(self.root, environment)
+        # The parser caches by id(node): keep every overlay's new nodes alive so that no id
+        # is reused by the next environment's.
+        self._overlays.append(overlay)
+        self.parser.fill(overlay.root, overlay.source_path)
+        data = self.parser.convert_again(overlay.root)
+        self.diagnostics += validate.check_schema(
+            data, lambda at, key: _locate(overlay.root, at, key), self.file, source=overlay.source_path
+        )
+        draft = _draft(overlay, self.parser.filled)
+        self.diagnostics += validate.check_semantics(draft, self.file)
+        files = {s.name.raw: self._files(s) for s in draft.scripts}
+        return draft, files
+
+    def _files(self, script: ScriptDraft) -> _Files:
+        entry = _script_file(script.path, self.base, self.file, self.diagnostics)
+        digest = _script_digest(script.path, entry, self.file, self.diagnostics) if entry is not None else None
+        if script.format != ScriptFormat.MODULES.value or entry is None or script.path is None:
+            return _Files(entry, (), digest)
+        modules = _modules(script, script.path, entry, self.base, self.file, self.diagnostics)
+        return _Files(entry, modules, digest)
+
+    def raise_problems(self) -> None:
+        if self.diagnostics:
+            raise ManifestError(sorted(set(self.diagnostics)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Files:
+    entry: Path | None
+    modules: tuple[Module, ...]
+    entry_sha256: str | None  # None: unreadable or not UTF-8 text (a diagnostic says so)
 
 
 # --- reading and parsing ------------------------------------------------------------------
@@ -120,13 +220,16 @@ class _Parser:
     """YAML text -> (root node, plain data) plus diagnostics and the filled-in strings.
 
     ``filled`` maps ``id(node)`` of every string scalar (key or value) holding a ``$`` to its
-    text with variables filled in, or None when a variable is unset. Aliased nodes are
-    converted once and shared, while ``MAX_NODES`` counts them as if expanded.
+    text with variables filled in, or None when a variable is unset; ``fill`` fills the nodes
+    of one environment's manifest (a variable used only by another environment need not be
+    set). Aliased nodes are converted once and shared, while ``MAX_NODES`` counts them as if
+    expanded.
     """
 
-    def __init__(self, file: str, environ: Mapping[str, str]) -> None:
+    def __init__(self, file: str, environ: Mapping[str, str], *, allow_unset: bool = False) -> None:
         self.file = file
         self.environ = environ
+        self.allow_unset = allow_unset
         self.diagnostics: list[Diagnostic] = []
         self.filled: dict[int, str | None] = {}
         self._converted: dict[int, tuple[Any, int]] = {}  # id(node) -> (data, expanded size)
@@ -162,6 +265,39 @@ class _Parser:
         except RecursionError:
             self._report(*_mark(root), (), f"the manifest is nested too deeply (at most {MAX_DEPTH} levels)")
             return None, None
+
+    def convert_again(self, node: Node) -> Any:
+        """Plain data for a node tree made of nodes ``parse`` converted already (an overlay):
+        their problems were reported then, so none is reported twice."""
+        reported, self._count = len(self.diagnostics), 0
+        try:
+            return self._convert(node, (), 0)
+        finally:
+            del self.diagnostics[reported:]
+
+    def fill(self, node: Node, source: Callable[[JsonPath], JsonPath]) -> None:
+        """Fill every ``${VAR}`` under ``node`` (each node once); ``source`` maps a path to
+        where it was written, for the messages."""
+        seen: set[int] = set()
+
+        def walk(node: Node, path: JsonPath) -> None:
+            if id(node) in seen:
+                return
+            seen.add(id(node))
+            if isinstance(node, ScalarNode):
+                if node.tag == _TAG + "str" and "$" in node.value:
+                    self._fill(node, source(path))
+            elif isinstance(node, MappingNode):
+                for key, value in node.value:
+                    if isinstance(key, ScalarNode):
+                        if "$" in key.value:
+                            self._fill(key, source((*path, key.value)))
+                        walk(value, (*path, key.value))
+            elif isinstance(node, SequenceNode):
+                for index, item in enumerate(node.value):
+                    walk(item, (*path, index))
+
+        walk(node, ())
 
     def _report(self, line: int, col: int, path: JsonPath, message: str) -> None:
         self.diagnostics.append(Diagnostic(self.file, line, col, validate.json_path(path), message))
@@ -222,8 +358,6 @@ class _Parser:
 
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
         if node.tag == _TAG + "str":
-            if "$" in node.value:
-                self._fill(node, path)
             return node.value
         construct = _SCALARS.get(node.tag)
         if construct is not None:
@@ -258,8 +392,6 @@ class _Parser:
                              f"duplicate key {key!r} (first at line {first_line[key]})")
             else:
                 first_line[key] = key_node.start_mark.line + 1
-            if "$" in key:
-                self._fill(key_node, key_path)
             result[key] = self._convert(value_node, key_path, depth + 1)
         return result
 
@@ -283,16 +415,18 @@ class _Parser:
             if default is not None:
                 return value or default  # like the shell's :- an empty value takes the default
             if value is None:
-                problems.append(
-                    f"environment variable {name} is not set (export it, or write ${{{name}:-default}})"
-                )
+                unset.append(name)
                 return ""
             return value
 
+        unset: list[str] = []
         filled = _PLACEHOLDER.sub(replace, node.value)
+        if not self.allow_unset:
+            problems += [f"environment variable {name} is not set (export it, or write ${{{name}:-default}})"
+                         for name in unset]
         for message in problems:
             self._report(*_mark(node), path, message)
-        self.filled[id(node)] = None if problems else filled
+        self.filled[id(node)] = None if problems or unset else filled
 
 
 def _mark(node: Node) -> tuple[int, int]:
@@ -332,46 +466,47 @@ def _entries(node: Node | None) -> dict[str, tuple[ScalarNode, Node]]:
     return {k.value: (k, v) for k, v in node.value if isinstance(k, ScalarNode)}
 
 
-def _field(node: Node, path: JsonPath, filled: Mapping[int, str | None], *, key: bool = False) -> Field:
+Render = Callable[[JsonPath], str]
+
+
+def _field(node: Node, path: JsonPath, filled: Mapping[int, str | None], render: Render, *,
+           key: bool = False) -> Field:
     """A Field for a key or value; its ``value`` is None unless it is a string (keys always are)."""
     line, col = _mark(node)
     if not isinstance(node, ScalarNode):
-        return Field(validate.json_path(path), line, col, "", None)
-    usable = key or node.tag == _TAG + "str"
+        return Field(render(path), line, col, "", None)
+    # A date-like scalar (2024-09-23) is a YAML timestamp; the manifest reads it as a string.
+    usable = key or node.tag in (_TAG + "str", _TAG + "timestamp")
     value = filled.get(id(node), node.value) if usable else None
-    return Field(validate.json_path(path), line, col, node.value, value)
+    return Field(render(path), line, col, node.value, value)
 
 
-def _draft(root: Node, filled: Mapping[int, str | None]) -> ManifestDraft:
+def _draft(overlay: Overlay, filled: Mapping[int, str | None]) -> ManifestDraft:
+    root = overlay.root
     top = _entries(root)
+
+    def render(path: JsonPath) -> str:
+        return validate.json_path(overlay.source_path(path))
 
     def top_field(name: str) -> Field | None:
         entry = top.get(name)
-        return _field(entry[1], (name,), filled) if entry else None
+        return _field(entry[1], (name,), filled, render) if entry else None
 
     namespaces: list[NamespaceDraft] = []
     kv_entry = top.get("kv_namespaces")
     for key, (key_node, value) in _entries(kv_entry[1] if kv_entry else None).items():
         path = ("kv_namespaces", key)
         title = _entries(value).get("title")
-        title_field = _field(title[1], (*path, "title"), filled) if title else None
-        namespaces.append(NamespaceDraft(_field(key_node, path, filled, key=True), title_field))
+        title_field = _field(title[1], (*path, "title"), filled, render) if title else None
+        namespaces.append(NamespaceDraft(_field(key_node, path, filled, render, key=True), title_field))
 
-    scripts: list[ScriptDraft] = []
     scripts_entry = top.get("scripts")
-    for name, (key_node, value) in _entries(scripts_entry[1] if scripts_entry else None).items():
-        path = ("scripts", name)
-        body = _entries(value)
-        script_path = body.get("path")
-        bindings = body.get("bindings")
-        items = bindings[1].value if bindings and isinstance(bindings[1], SequenceNode) else []
-        scripts.append(ScriptDraft(
-            _field(key_node, path, filled, key=True),
-            _field(script_path[1], (*path, "path"), filled) if script_path else None,
-            tuple(_binding(item, (*path, "bindings", index), filled) for index, item in enumerate(items)
-                  if isinstance(item, MappingNode)),
-        ))
-
+    scripts = [
+        _script_draft(value, ("scripts", name), _field(key_node, ("scripts", name), filled, render, key=True),
+                      filled, render)
+        for name, (key_node, value) in _entries(scripts_entry[1] if scripts_entry else None).items()
+    ]
+    suffix = overlay.name_suffix
     scripts_given = scripts_entry is not None and isinstance(scripts_entry[1], MappingNode)
     return ManifestDraft(
         account_id=top_field("account_id"),
@@ -380,19 +515,61 @@ def _draft(root: Node, filled: Mapping[int, str | None]) -> ManifestDraft:
         kv_namespaces=tuple(namespaces),
         scripts_at=_mark(scripts_entry[0]) if scripts_entry and scripts_given else None,
         scripts=tuple(scripts),
+        name_suffix=_field(suffix, (environments.NAME_SUFFIX,), filled,
+                           lambda _: f"environments.{overlay.environment}.name_suffix") if suffix else None,
     )
 
 
-def _binding(node: MappingNode, path: JsonPath, filled: Mapping[int, str | None]) -> BindingDraft:
+def _script_draft(node: Node, path: JsonPath, name: Field, filled: Mapping[int, str | None],
+                  render: Render) -> ScriptDraft:
+    body = _entries(node)
+
+    def field(key: str) -> Field | None:
+        entry = body.get(key)
+        return _field(entry[1], (*path, key), filled, render) if entry else None
+
+    def items(key: str) -> list[tuple[int, Node]]:
+        entry = body.get(key)
+        return list(enumerate(entry[1].value)) if entry and isinstance(entry[1], SequenceNode) else []
+
+    script_format = body.get("format")
+    modules = body.get("modules")
+    return ScriptDraft(
+        name,
+        field("path"),
+        tuple(_binding(item, (*path, "bindings", index), filled, render) for index, item in items("bindings")
+              if isinstance(item, MappingNode)),
+        format=script_format[1].value if script_format and isinstance(script_format[1], ScalarNode) else None,
+        modules_key=_field(modules[0], (*path, "modules"), filled, render, key=True) if modules else None,
+        modules=tuple(module for index, item in items("modules")
+                      if (module := _module_draft(item, (*path, "modules", index), filled, render)) is not None),
+        compatibility_date=field("compatibility_date"),
+        compatibility_flags=tuple(_field(item, (*path, "compatibility_flags", index), filled, render)
+                                  for index, item in items("compatibility_flags")),
+    )
+
+
+def _module_draft(node: Node, path: JsonPath, filled: Mapping[int, str | None], render: Render) -> ModuleDraft | None:
+    if isinstance(node, ScalarNode):
+        return ModuleDraft(_field(node, path, filled, render))
+    body = _entries(node)
+    module_path, module_type = body.get("path"), body.get("type")
+    if module_path is None:
+        return None  # the schema reports it
+    kind = module_type[1].value if module_type and isinstance(module_type[1], ScalarNode) else None
+    return ModuleDraft(_field(module_path[1], (*path, "path"), filled, render), kind)
+
+
+def _binding(node: MappingNode, path: JsonPath, filled: Mapping[int, str | None], render: Render) -> BindingDraft:
     body = _entries(node)
 
     def field(name: str) -> Field | None:
         entry = body.get(name)
-        return _field(entry[1], (*path, name), filled) if entry else None
+        return _field(entry[1], (*path, name), filled, render) if entry else None
 
     type_field = field("type")
     return BindingDraft(
-        validate.json_path(path), *_mark(node),
+        render(path), *_mark(node),
         type=type_field.value if type_field else None,
         name=field("name"),
         namespace_id=field("namespace_id"),
@@ -405,7 +582,7 @@ def _binding(node: MappingNode, path: JsonPath, filled: Mapping[int, str | None]
 
 
 def _script_file(field: Field | None, base: Path, file: str, diagnostics: list[Diagnostic]) -> Path | None:
-    """Resolve a script's ``path`` inside ``base`` (the manifest's resolved directory)."""
+    """Resolve a script's ``path`` (or a module's) inside ``base`` (the manifest's resolved directory)."""
     if field is None or field.value is None:
         return None
 
@@ -442,18 +619,57 @@ def _script_file(field: Field | None, base: Path, file: str, diagnostics: list[D
     return resolved
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (never the whole file in memory)."""
+def _script_digest(field: Field | None, path: Path | None, file: str, diagnostics: list[Diagnostic]) -> str | None:
+    """The script's sha256, or None (with a diagnostic) when it is not UTF-8 text: the
+    script is uploaded as service-worker JavaScript source, which Cloudflare reads as UTF-8."""
+    assert field is not None and path is not None
+    try:
+        digest, bad_offset = _hash_and_check_utf8(path)
+    except DeployerError as exc:
+        diagnostics.append(Diagnostic(file, field.line, field.col, field.path, str(exc)))
+        return None
+    if bad_offset is not None:
+        diagnostics.append(Diagnostic(
+            file, field.line, field.col, field.path,
+            f"script file {field.raw!r} is not UTF-8 text (byte offset {bad_offset}): a service-worker "
+            "script is uploaded as JavaScript source; is it a binary or a differently encoded file?",
+        ))
+        return None
+    return digest
+
+
+def _hash_and_check_utf8(path: Path) -> tuple[str, int | None]:
+    """Hex sha256 of the file and the offset of its first byte that is not UTF-8 (or None),
+    in one pass of 1 MiB chunks."""
     digest = hashlib.sha256()
-    buffer = bytearray(HASH_CHUNK)
-    view = memoryview(buffer)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    bad_offset: int | None = None
+    offset = 0
     try:
         with path.open("rb") as stream:
-            while count := stream.readinto(buffer):
-                digest.update(view[:count])
+            while chunk := stream.read(HASH_CHUNK):
+                digest.update(chunk)
+                if bad_offset is None:
+                    pending = len(decoder.getstate()[0])
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        bad_offset = offset - pending + exc.start
+                offset += len(chunk)
+            if bad_offset is None:
+                pending = len(decoder.getstate()[0])  # a character cut off by the end of the file
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    bad_offset = offset - pending
     except OSError as exc:
         raise DeployerError(f"cannot read script file {path}: {exc.strerror}") from exc
-    return digest.hexdigest()
+    return digest.hexdigest(), bad_offset
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (never the whole file in memory)."""
+    return _hash_and_check_utf8(path)[0]
 
 
 # --- building the Manifest ------------------------------------------------------------------
@@ -468,13 +684,55 @@ def _text(field: Field | None) -> str:
     return field.value
 
 
-def _script(draft: ScriptDraft, path: Path | None) -> Script:
-    assert path is not None, "checked before building"
+def _modules(
+    script: ScriptDraft, entry_field: Field, entry: Path, base: Path, file: str, diagnostics: list[Diagnostic]
+) -> tuple[Module, ...]:
+    """Resolve a modules script's extra files; each part is named by its path relative to the
+    entry file's directory, where it must be (that is how the entry imports it)."""
+    if entry_field.value is None:
+        return ()
+    entry_dir = PurePosixPath(os.path.normpath(entry_field.value)).parent
+    where = f"{entry_dir.as_posix()}/" if entry_dir != PurePosixPath(".") else "the manifest's directory"
+    names: dict[str, Field] = {entry_part(ScriptFormat.MODULES, entry)[0]: entry_field}
+    modules = []
+    for module in script.modules:
+        field = module.path
+        resolved = _script_file(field, base, file, diagnostics)
+        if resolved is None or field is None or field.value is None:
+            continue
+        written = PurePosixPath(os.path.normpath(field.value))
+        try:
+            name = written.relative_to(entry_dir).as_posix()
+        except ValueError:
+            diagnostics.append(Diagnostic(file, field.line, field.col, field.path,
+                                          f"{field.raw!r} is outside {where}, the directory of the entry module "
+                                          f"{entry_field.raw!r}: module names are relative to it"))
+            continue
+        first = names.setdefault(name, field)
+        if first is not field:
+            diagnostics.append(Diagnostic(file, field.line, field.col, field.path,
+                                          f"{field.raw!r} is the same module as line {first.line} ({name!r})"))
+            continue
+        modules.append(Module(name, resolved, module.type or module_type(name)))
+    return tuple(modules)
+
+
+def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:
+    assert files.entry is not None and files.entry_sha256 is not None, "checked before building"
+    script_format = ScriptFormat(draft.format or ScriptFormat.SERVICE_WORKER.value)
+    date = _value(draft.compatibility_date)
+    flags = tuple(_text(flag) for flag in draft.compatibility_flags)
+    parts = [(*entry_part(script_format, files.entry), files.entry_sha256)]
+    parts += [(m.name, m.content_type, sha256_file(m.path)) for m in files.modules]
     return Script(
-        name=_text(draft.name),
-        path=path,
-        content_sha256=sha256_file(path),
+        name=_text(draft.name) + suffix,
+        path=files.entry,
+        content_sha256=content_digest(script_format, parts, date, flags),
         bindings=tuple(_build_binding(b) for b in draft.bindings),
+        format=script_format,
+        modules=files.modules,
+        compatibility_date=date,
+        compatibility_flags=flags,
     )
 
 

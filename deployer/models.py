@@ -71,15 +71,36 @@ class KvNamespace:
     title: str
 
 
+class ScriptFormat(enum.Enum):
+    SERVICE_WORKER = "service-worker"  # one file, uploaded as the part "script" (body_part)
+    MODULES = "modules"  # ES modules: the entry part is named by main_module
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """An extra part of a modules script: ``name`` is its path relative to the entry file's
+    directory (how the entry imports it), ``path`` the absolute file."""
+
+    name: str
+    path: Path
+    content_type: str
+
+
 @dataclass(frozen=True, slots=True)
 class Script:
-    """One Worker script. ``path`` is absolute and inside the manifest's directory;
-    ``content_sha256`` is the hex sha256 of the file's bytes when the manifest was loaded."""
+    """One Worker script. ``path`` (the entry file) and every module path are absolute and
+    inside the manifest's directory. ``content_sha256`` covers what the upload carries besides
+    bindings: for a plain service-worker script the sha256 of its file, otherwise a digest of
+    every part (name, content type, bytes) and the compatibility settings (``upload.py``)."""
 
     name: str
     path: Path
     content_sha256: str
     bindings: tuple[Binding, ...] = ()
+    format: ScriptFormat = ScriptFormat.SERVICE_WORKER
+    modules: tuple[Module, ...] = ()
+    compatibility_date: str | None = None
+    compatibility_flags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +202,10 @@ class Reason(enum.Enum):
 class Change:
     """One planned step. For scripts, ``bindings``/``previous_bindings`` are what will be and
     what was deployed (no secret values), and ``removed_secrets`` the secret bindings to
-    delete remotely. For namespaces, ``title`` and the ``namespace_id`` if known."""
+    delete remotely. For namespaces, ``title`` and the ``namespace_id`` if known.
+
+    ``overwrites_remote``: a script created by this plan already exists in Cloudflare without
+    being in the state (seen with ``--refresh``); apply refuses it without ``--allow-overwrite``."""
 
     type: ResourceType
     name: str
@@ -192,6 +216,7 @@ class Change:
     removed_secrets: tuple[str, ...] = ()
     title: str | None = None
     namespace_id: str | None = None
+    overwrites_remote: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,3 +239,8 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return any(change.action is not Action.NO_OP for change in self.changes)
+
+    @property
+    def has_drift(self) -> bool:
+        """Whether ``--refresh`` found Cloudflare different from the state."""
+        return any(Reason.DRIFT in change.reasons or change.overwrites_remote for change in self.changes)

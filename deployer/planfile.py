@@ -1,7 +1,8 @@
 """Save a reviewed plan (``plan --out``) and check it before ``apply PLANFILE`` runs it.
 
-A plan file holds the plan, the state lineage and serial it was made against, and per script
-the content hash and salted secret fingerprints: enough to refuse a stale plan, no secret value.
+A plan file holds the plan, the state lineage and serial it was made against, the account or
+zone, and per script the content hash, the bindings as written (secret values only as salted
+fingerprints): enough to refuse a plan that no longer says what would be uploaded.
 """
 from __future__ import annotations
 
@@ -12,26 +13,39 @@ from pathlib import Path
 
 from deployer.errors import DeployerError, StalePlanError
 from deployer.fingerprint import fingerprint_secret, secret_matches
-from deployer.models import Manifest, Plan, SecretTextBinding, State
+from deployer.models import (
+    Binding,
+    KvNamespaceBinding,
+    Manifest,
+    PlainTextBinding,
+    Plan,
+    Script,
+    SecretTextBinding,
+    State,
+)
 from deployer.render import plan_document
 
 PLANFILE_KIND = "deployer-plan"
 PLANFILE_VERSION = 1
 
 
-def write_planfile(path: Path, plan: Plan, manifest: Manifest) -> None:
-    """Write atomically (temp file + rename) so a half-written plan can never be applied."""
+def write_planfile(path: Path, plan: Plan, manifest: Manifest, *, refreshed: bool = False) -> None:
+    """Write atomically (temp file + rename) so a half-written plan can never be applied.
+    ``refreshed``: the plan compared Cloudflare too (apply then reads it again to check)."""
     doc = {
         "kind": PLANFILE_KIND,
         "format_version": PLANFILE_VERSION,
         "manifest": str(manifest.path),
         "environment": manifest.environment,
+        "refresh": refreshed,
         "lineage": plan.lineage,
         "serial": plan.serial,
         "plan": plan_document(plan),
+        "target": _target(manifest),
         "scripts": {
             script.name: {
                 "content_sha256": script.content_sha256,
+                "bindings": _bindings_record(script),
                 "secret_fingerprints": {
                     b.name: fingerprint_secret(b.text.value)
                     for b in script.bindings
@@ -80,6 +94,11 @@ def check_planfile(doc: dict[str, object], path: Path, manifest: Manifest, state
             f"the state changed since plan {path} was made (serial {doc.get('serial')} -> {state.serial}); "
             "run plan again and review it"
         )
+    if doc.get("target") != _target(manifest):
+        raise StalePlanError(
+            f"plan {path} was made for {_describe(doc.get('target'))}, but {manifest.path} now targets "
+            f"{_describe(_target(manifest))}; run plan again"
+        )
     saved_scripts = doc.get("scripts")
     if not isinstance(saved_scripts, dict):
         raise DeployerError(f"{path} is damaged: no 'scripts' record")
@@ -89,6 +108,11 @@ def check_planfile(doc: dict[str, object], path: Path, manifest: Manifest, state
             continue  # a script added to the manifest shows up as a changed plan below
         if saved.get("content_sha256") != script.content_sha256:
             raise StalePlanError(f"script file {script.path} changed since plan {path} was made; run plan again")
+        if saved.get("bindings") != _bindings_record(script):
+            raise StalePlanError(
+                f"the bindings of script {script.name} in {manifest.path} changed since plan {path} was made; "
+                "run plan again"
+            )
         fingerprints = saved.get("secret_fingerprints") or {}
         for binding in script.bindings:
             if isinstance(binding, SecretTextBinding):
@@ -100,3 +124,32 @@ def check_planfile(doc: dict[str, object], path: Path, manifest: Manifest, state
                     )
     if plan_document(plan) != doc.get("plan"):
         raise StalePlanError(f"the manifest {manifest.path} changed since plan {path} was made; run plan again")
+
+
+def _target(manifest: Manifest) -> dict[str, str | None]:
+    return {"account_id": manifest.account_id, "zone_id": manifest.zone_id}
+
+
+def _describe(target: object) -> str:
+    if not isinstance(target, dict):
+        return "an unknown account (the plan file has no target)"
+    if target.get("account_id"):
+        return f"account_id {target['account_id']}"
+    return f"zone_id {target.get('zone_id')}"
+
+
+def _bindings_record(script: Script) -> list[dict[str, str | None]]:
+    """The bindings as the manifest gives them, in upload order; a secret by name only (its
+    value is checked against the fingerprint)."""
+    return [_binding_record(binding) for binding in script.bindings]
+
+
+def _binding_record(binding: Binding) -> dict[str, str | None]:
+    match binding:
+        case KvNamespaceBinding(name=name, namespace_id=namespace_id, namespace=namespace):
+            return {"type": binding.type.value, "name": name, "namespace_id": namespace_id, "namespace": namespace}
+        case PlainTextBinding(name=name, text=text):
+            return {"type": binding.type.value, "name": name, "text": text}
+        case SecretTextBinding(name=name):
+            return {"type": binding.type.value, "name": name}
+    raise AssertionError(f"unknown binding {binding!r}")

@@ -54,7 +54,7 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
     inputs always give the same plan. No-ops are included. Raises StateError when the state
     was recorded for another account or zone.
     """
-    _check_same_target(manifest, state)
+    check_same_target(manifest, state)
     namespace_changes = _plan_namespaces(manifest, state, remote)
     known_ids = {
         change.name: change.namespace_id
@@ -74,7 +74,8 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
     )
 
 
-def _check_same_target(manifest: Manifest, state: State) -> None:
+def check_same_target(manifest: Manifest, state: State) -> None:
+    """Raise StateError when ``state`` was recorded for another account or zone."""
     if not (state.scripts or state.kv_namespaces):
         return
     recorded = (state.account_id, state.zone_id)
@@ -135,7 +136,9 @@ def _plan_script(
         return Change(ResourceType.SCRIPT, name, Action.DELETE, previous_bindings=recorded.bindings)
     bindings = tuple(deployed_binding(b, known_ids) for b in script.bindings)
     if recorded is None:
-        return Change(ResourceType.SCRIPT, name, Action.CREATE, bindings=bindings)
+        # Not in the state but in the account: this upload would replace someone's script.
+        overwrites = remote is not None and name in remote.scripts
+        return Change(ResourceType.SCRIPT, name, Action.CREATE, bindings=bindings, overwrites_remote=overwrites)
     if remote is not None and name not in remote.scripts:
         # Deleted outside the deployer: upload it again from scratch.
         return Change(
@@ -185,11 +188,14 @@ def _binding_set(bindings: tuple[DeployedBinding, ...]) -> object:
 
 
 def _secret_changed(script: Script, recorded: ScriptState) -> bool:
+    recorded_secrets = {b.name for b in recorded.bindings if b.type is BindingType.SECRET_TEXT}
     for binding in script.bindings:
-        if isinstance(binding, SecretTextBinding):
-            fingerprint = recorded.fingerprint_of(binding.name)
+        if isinstance(binding, SecretTextBinding) and binding.name in recorded_secrets:
             # A secret new to this script already counts as a bindings change.
-            if fingerprint is not None and not secret_matches(binding.text.value, fingerprint):
+            fingerprint = recorded.fingerprint_of(binding.name)
+            if fingerprint is None:
+                return True  # imported: its value was never seen, so send it to be sure
+            if not secret_matches(binding.text.value, fingerprint):
                 return True
     return False
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from deployer.models import Action, BindingType, Change, DeployedBinding, Plan, ResourceType
+from deployer.models import Action, BindingType, Change, DeployedBinding, Plan, Reason, ResourceType
 
 FORMAT_VERSION = 1
 
@@ -40,6 +40,8 @@ def _change_document(change: Change) -> dict[str, object]:
     doc: dict[str, object] = {"type": change.type.value, "name": change.name, "action": change.action.value}
     if change.type is ResourceType.SCRIPT:
         doc["reasons"] = [reason.value for reason in change.reasons]
+        if change.overwrites_remote:
+            doc["overwrites_remote"] = True
         if change.removed_secrets:
             doc["removed_secrets"] = list(change.removed_secrets)
     else:
@@ -115,7 +117,30 @@ def _headline(change: Change) -> str:
             case Action.FORGET:
                 head += f" (id {change.namespace_id}: dropped from the state, kept in Cloudflare with its data)"
     reasons = _reason_text(change)
+    if change.overwrites_remote:
+        head += " (OVERWRITES a script of that name that exists in Cloudflare but not in the state)"
     return f"{head} ({reasons})" if reasons and change.type is ResourceType.SCRIPT else head
+
+
+def render_warnings(plan: Plan) -> list[str]:
+    """Warnings for what ``--refresh`` found (printed on stderr, never mixed into the plan)."""
+    warnings = []
+    for change in plan.changes:
+        gone = change.action is Action.CREATE and Reason.DRIFT in change.reasons
+        if change.overwrites_remote:
+            warnings.append(
+                f"script {change.name} exists in Cloudflare but not in the state: apply would overwrite it. "
+                f"Adopt it with 'deployer import {change.name}', or pass --allow-overwrite to apply"
+            )
+        elif gone and change.type is ResourceType.KV_NAMESPACE:
+            warnings.append(f"kv_namespace {change.name} (title {change.title!r}) was deleted outside deployer; "
+                            "it will be created again, empty")
+        elif gone:
+            warnings.append(f"script {change.name} was deleted outside deployer; it will be uploaded again")
+        elif Reason.DRIFT in change.reasons:
+            warnings.append(f"script {change.name} was changed outside deployer; apply uploads the manifest's "
+                            "version again")
+    return warnings
 
 
 def _reason_text(change: Change) -> str:

@@ -39,6 +39,8 @@ from deployer.state_format import (
 __all__ = ["STATE_FORMAT_VERSION", "StateStore", "default_state_path", "state_from_json", "state_to_json"]
 
 _ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_CONFLICT_MARKER = re.compile(rb"^(<<<<<<<|>>>>>>>) ", re.MULTILINE)
+
 
 def default_state_path(manifest_path: Path, environment: str | None) -> Path:
     """``<manifest dir>/.deployer/state.json``, or ``state.<environment>.json`` with ``--env``."""
@@ -130,6 +132,12 @@ class StateStore:
         try:
             doc = json.loads(raw.decode("utf-8"), object_pairs_hook=refuse_duplicate_keys)
         except ValueError as exc:
+            if _CONFLICT_MARKER.search(raw):
+                raise StateError(
+                    f"{shown} holds unresolved git merge conflict markers (<<<<<<< ... >>>>>>>): two "
+                    f"applies recorded different deploys; keep the side with the higher serial, or "
+                    f"restore {_shown(self.backup_path)}, and run plan to check"
+                ) from None
             raise StateError(f"{shown} is not valid JSON ({exc}){self._restore_hint()}") from None
         check_format_version(doc, shown, "state")
         try:

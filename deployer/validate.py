@@ -8,6 +8,7 @@ environment: they quote what the file says (``'${API_KEY}'``) instead.
 """
 from __future__ import annotations
 
+import datetime
 import difflib
 import functools
 import json
@@ -57,6 +58,10 @@ NAMESPACE_KEY = Rule(
     re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*"),
 )
 TITLE = Rule("a title of 1 to 512 characters", re.compile(r".+", re.DOTALL), max_length=512)
+COMPATIBILITY_DATE = Rule("a date written YYYY-MM-DD", re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"))
+NAME_SUFFIX = Rule(
+    "a script name suffix (lowercase letters, digits, '-' and '_')", re.compile(r"[a-z0-9_-]*"), max_length=62
+)
 
 PLACEHOLDER_ALTERNATIVE = r".*\$\{[^}]+\}.*"
 """What the schema's patterns accept besides a literal value: a string holding ``${...}``."""
@@ -67,7 +72,9 @@ def schema_pattern(rule: Rule) -> str:
     return f"^({rule.pattern.pattern}|{PLACEHOLDER_ALTERNATIVE})$"
 
 
-_RULE_BY_SCHEMA_PATTERN = {schema_pattern(r): r for r in (HEX_ID, SCRIPT_NAME, NAMESPACE_KEY)}
+_RULE_BY_SCHEMA_PATTERN = {
+    schema_pattern(r): r for r in (HEX_ID, SCRIPT_NAME, NAMESPACE_KEY, COMPATIBILITY_DATE, NAME_SUFFIX)
+}
 
 # ECMAScript reserved words, plus the ones reserved in strict mode and modules.
 JS_RESERVED_WORDS = frozenset(
@@ -94,8 +101,12 @@ def schema_text() -> str:
 
 
 @functools.cache
-def _validator() -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_text()))
+def _validator(definition: str | None = None) -> Draft202012Validator:
+    """The schema's validator, or one for ``#/$defs/<definition>`` alone."""
+    schema = json.loads(schema_text())
+    if definition is None:
+        return Draft202012Validator(schema)
+    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -114,18 +125,35 @@ def json_path(parts: Iterable[str | int]) -> str:
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def check_schema(data: object, locate: Locate, file: str) -> list[Diagnostic]:
-    """Validate ``data`` (the manifest as written) against the schema, in our words."""
+def check_schema(
+    data: object,
+    locate: Locate,
+    file: str,
+    *,
+    definition: str | None = None,
+    at: JsonPath = (),
+    source: Callable[[JsonPath], JsonPath] = tuple,
+) -> list[Diagnostic]:
+    """Validate ``data`` (the manifest as written) against the schema, in our words.
+
+    With ``definition``, ``data`` is the part of the manifest at path ``at`` and is checked
+    against ``#/$defs/<definition>`` alone. ``source`` maps a path to where it was written
+    (an environment overlay moves values around).
+    """
     found: set[Diagnostic] = set()  # one 'required' error per missing key would repeat them
-    for error in _validator().iter_errors(data):
-        for path, at_key, message in _explain(error, data):
-            line, col = locate(path, at_key)
-            found.add(Diagnostic(file, line, col, json_path(path), message))
+    for error in _validator(definition).iter_errors(data):
+        for path, at_key, message in _explain(error, data, top=definition is None):
+            full = (*at, *path)
+            line, col = locate(full, at_key)
+            found.add(Diagnostic(file, line, col, json_path(source(full)), message))
     return sorted(found)
 
 
-def _explain(error: ValidationError, data: object) -> Iterator[tuple[JsonPath, bool, str]]:
-    """Yield ``(path, at_key, message)`` for one schema error."""
+_CHOICES = {"format": "a script format", "type": "a binding type"}
+
+
+def _explain(error: ValidationError, data: object, *, top: bool = True) -> Iterator[tuple[JsonPath, bool, str]]:
+    """Yield ``(path, at_key, message)`` for one schema error (``top``: ``data`` is a whole manifest)."""
     path: JsonPath = tuple(error.absolute_path)
     instance: Any = error.instance
     kind = error.validator
@@ -158,18 +186,22 @@ def _explain(error: ValidationError, data: object) -> Iterator[tuple[JsonPath, b
                 yield path, False, "a kv_namespace binding takes namespace_id or namespace, not both"
             else:
                 yield path, False, "a kv_namespace binding needs namespace_id or namespace"
-        case "anyOf" if path == ():
+        case "anyOf" if path == () and top:
             yield path, False, "missing 'account_id' (or 'zone_id' for the legacy single-script API)"
         case "type":
-            if path == ():
+            if path == () and top:
                 got = _kind(instance)
                 yield path, False, f"the manifest must be a mapping (version: 1, scripts: ...), got {got}"
             else:
                 yield path, False, _type_message(expected, instance)
         case "const" if path == ("version",):
-            yield path, False, f"unsupported version {instance!r}; only version 1 exists"
-        case "enum" if path[-1:] == ("type",):
-            yield path, False, _unknown_choice(instance, "a binding type", BINDING_TYPES)
+            if isinstance(instance, str) and instance.strip() == "1":
+                yield path, False, f"version must be the number 1, not the string {instance!r}: remove the quotes"
+            else:
+                yield path, False, f"unsupported version {instance!r}; only version 1 exists"
+        case "enum" if path and path[-1] in _CHOICES:
+            what = "a module type" if "modules" in path else _CHOICES[str(path[-1])]
+            yield path, False, _unknown_choice(instance, what, expected)
         case _:
             yield path, False, _value_message(error, instance)
 
@@ -283,10 +315,23 @@ class BindingDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class ModuleDraft:
+    path: Field | None
+    type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ScriptDraft:
+    """``modules_key`` is the ``modules`` key itself (its position), when present."""
+
     name: Field
     path: Field | None
     bindings: tuple[BindingDraft, ...] = ()
+    format: str | None = None
+    modules_key: Field | None = None
+    modules: tuple[ModuleDraft, ...] = ()
+    compatibility_date: Field | None = None
+    compatibility_flags: tuple[Field, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,6 +351,7 @@ class ManifestDraft:
     kv_namespaces: tuple[NamespaceDraft, ...] = ()
     scripts_at: tuple[int, int] | None = None
     scripts: tuple[ScriptDraft, ...] = ()
+    name_suffix: Field | None = None
 
 
 def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
@@ -323,6 +369,8 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
 
     recheck(draft.account_id, HEX_ID)
     recheck(draft.zone_id, HEX_ID)
+    recheck(draft.name_suffix, NAME_SUFFIX)
+    suffix = draft.name_suffix.value if draft.name_suffix is not None else None
 
     namespace_keys: dict[str, Field] = {}
     titles: dict[str, Field] = {}
@@ -350,6 +398,11 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
     for script in draft.scripts:
         recheck(script.name, SCRIPT_NAME)
         _check_unique(script.name, "script name", names, report)
+        if suffix and draft.name_suffix is not None and script.name.value is not None:
+            if SCRIPT_NAME.accepts(script.name.value) and not SCRIPT_NAME.accepts(script.name.value + suffix):
+                report(script.name, f"{script.name.raw!r} with name_suffix {draft.name_suffix.raw!r} is not "
+                                    f"{SCRIPT_NAME.words}")
+        _check_script_settings(script, recheck, report)
         binding_names: dict[str, Field] = {}
         for binding in script.bindings:
             name = binding.name
@@ -369,6 +422,22 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
                 if reference.value not in namespace_keys:
                     report(reference, _unknown_namespace(reference, namespace_keys))
     return found
+
+
+def _check_script_settings(
+    script: ScriptDraft,
+    recheck: Callable[[Field | None, Rule], None],
+    report: Callable[[Field, str], None],
+) -> None:
+    if script.modules and script.format != "modules" and script.modules_key is not None:
+        report(script.modules_key, "extra modules need 'format: modules' (a service-worker script is one file)")
+    date = script.compatibility_date
+    recheck(date, COMPATIBILITY_DATE)
+    if date is not None and date.value is not None and COMPATIBILITY_DATE.accepts(date.value):
+        try:
+            datetime.date.fromisoformat(date.value)
+        except ValueError:
+            report(date, f"{date.subject()} is not a calendar date")
 
 
 def _check_unique(

@@ -1,14 +1,17 @@
-"""Run the real CLI in-process, through ``main()`` and its error boundary (httpie's ``http()``)."""
+"""Run the real CLI in-process, through ``main()`` and its error boundary (httpie's ``http()``),
+or as a real ``python -m deployer`` process (to kill, interrupt or race it)."""
 from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.cli import main
+from tests.fake_cloudflare import FakeCloudflare
 
 
 @dataclass
@@ -43,3 +46,18 @@ def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, 
         assert result.exit_code == expect, f"exit {result.exit_code}, expected {expect}\n{result}"
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+def start_apply(project: Path, fake: FakeCloudflare, *args: str) -> subprocess.Popen[str]:
+    """Start ``python -m deployer apply --auto-approve ARGS`` in ``project`` against ``fake``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "deployer", "apply", "--auto-approve", *args],
+        cwd=project, env={**os.environ, **fake.environ()}, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 30) -> tuple[int, str, str]:
+    """Wait for a started process: (exit code, stdout, stderr)."""
+    stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stdout, stderr

@@ -91,3 +91,31 @@ def make_state(
     serial: int = 1,
 ) -> State:
     return State("lineage-1", serial, account_id, None, scripts, namespaces)
+
+
+# --- projects on disk (end-to-end tests) ----------------------------------------------------
+
+
+def write_project(
+    directory: Path,
+    scripts: list[str],
+    *,
+    namespace: str | None = None,
+    account_id: str = ACCOUNT,
+) -> Path:
+    """A project with one script file per name (``<name>.js``), each with a plain_text binding;
+    with ``namespace``, a declared kv_namespace bound by the first script. Returns the manifest."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["version: 1", f"account_id: {account_id}"]
+    if namespace is not None:
+        lines += ["kv_namespaces:", "  store:", f"    title: {namespace}"]
+    lines.append("scripts:" if scripts else "scripts: {}")
+    for index, name in enumerate(scripts):
+        (directory / f"{name}.js").write_text(f"addEventListener('fetch', () => {{}}) // {name}\n")
+        lines += [f"  {name}:", f"    path: {name}.js", "    bindings:",
+                  "      - type: plain_text", "        name: NAME", f"        text: {name}"]
+        if namespace is not None and index == 0:
+            lines += ["      - type: kv_namespace", "        name: STORE", "        namespace: store"]
+    manifest = directory / "workers.yaml"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest

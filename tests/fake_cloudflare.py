@@ -3,7 +3,9 @@
 ``FakeCloudflare`` serves ``http://127.0.0.1:<port>/client/v4`` from a stdlib
 ``ThreadingHTTPServer`` (HTTP/1.1 keep-alive, ``TCP_NODELAY``) in a daemon thread, keeps
 scripts and KV namespaces in memory, records every request (never an auth header value) and
-can inject latency, 429s, 5xx, HTML error pages and dropped connections.
+can inject latency, 429s, 5xx, HTML error pages and dropped connections, before or after
+carrying a request out (a lost answer), at random or for the next N matching requests. ``hold``
+freezes a client at an exact request, to kill, interrupt or race it there.
 
 Codes it answers with (real where known, ``fake's choice`` where Cloudflare's is not
 documented; see shared/reference/cloudflare-api.md §4.2):
@@ -14,16 +16,21 @@ documented; see shared/reference/cloudflare-api.md §4.2):
   7001 (fake's choice)
 - upload: not multipart/form-data: 415, 10001 (fake's choice); an unparseable body, a missing
   ``metadata`` part or metadata that is not a JSON object: 400, 10006 (fake's choice); unknown
-  metadata keys, ``body_part`` missing or naming no part, a body part that is not
-  ``application/javascript``, unknown binding types or fields, duplicate binding names, a
-  bad script name: 400, 10021; a binding without ``type``/``name``: 400, 10052 ("Binding at
+  metadata keys, neither or both of ``body_part``/``main_module``, either naming no part, a
+  body part that is not ``application/javascript``, a ``main_module`` part that is not an ES
+  module (``application/javascript+module``), a part of a type Cloudflare does not list, a
+  service-worker upload with extra parts, a ``compatibility_date`` not ``YYYY-MM-DD``,
+  unknown binding types or fields, duplicate binding names, a bad script name: 400, 10021; a binding without ``type``/``name``: 400, 10052 ("Binding at
   index N must have a name"); an unknown ``namespace_id``: 400, 10042 ("KV namespace '<id>'
   is not valid")
-- a missing script (delete, settings, secrets): 404, 10007; a missing secret: 404, 10056
+- a missing script (delete, settings, content, secrets): 404, 10007; a missing secret: 404, 10056
   (fake's choice)
 - KV: bad ``page``/``per_page`` or a bad create/rename body: 400, 10001 (fake's choice); a
   duplicate title (create or rename): 400, 10014 "a namespace with this account ID and title
   already exists"; an unknown namespace id (get, rename, delete): 404, 10009 "Unknown namespace."
+- ``GET .../scripts/{name}/content/v2`` answers with the code itself, not JSON: the script's
+  bytes (``application/javascript``) for a service worker, ``multipart/form-data`` with every
+  part (entry first) for modules
 - injected faults: 429 (code 971, with ``Retry-After``), 5xx (code 10013), 502 with an HTML page
 """
 from __future__ import annotations
@@ -62,6 +69,12 @@ BINDING_FIELDS = {
     "plain_text": frozenset({"type", "name", "text"}),
     "secret_text": frozenset({"type", "name", "text"}),
 }
+ES_MODULE_TYPES = frozenset({"application/javascript+module", "text/javascript+module"})
+PART_TYPES = ES_MODULE_TYPES | {
+    "application/javascript", "text/javascript", "application/wasm", "text/plain",
+    "application/octet-stream", "application/source-map",
+}
+COMPATIBILITY_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 SCRIPT_NAME = re.compile(r"^[a-z0-9_][a-z0-9-_]*$")
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 FAULT_KINDS = ("429", "500", "502", "503", "504", "502-html", "reset")
@@ -86,6 +99,14 @@ class Part:
 
 
 @dataclass
+class RawAnswer:
+    """A successful answer that is not a JSON envelope (script content)."""
+
+    content_type: str
+    body: bytes
+
+
+@dataclass
 class RecordedRequest:
     """One request as the fake saw it. ``path`` is the URL path below the base URL
     (``/accounts/...``, as in the client's errors); ``auth`` is the scheme only: "token",
@@ -99,6 +120,9 @@ class RecordedRequest:
     json: Any = None
     parts: dict[str, Part] | None = None
     status: int | None = None  # None: the connection was dropped without an answer
+    applied: bool = False  # the fake carried the request out (its answer may still be lost)
+    started: float = 0.0  # time.monotonic() when the request arrived
+    answered: float | None = None  # time.monotonic() when the answer (or the reset) went out
 
     @property
     def metadata(self) -> Any:
@@ -128,6 +152,36 @@ class Rule:
         return self.method in ("*", method) and self.path.search(path) is not None
 
 
+class Hold:
+    """Holds every matching request after the first ``skip`` until ``release()``: a way to
+    freeze a client mid-apply (to kill it, interrupt it or race it) at an exact request.
+
+    ``reached`` is set when the first request is held. ``release(answer=True)`` lets the held
+    requests (and later ones) through as usual; ``answer=False`` drops their connections
+    without carrying them out, as if the client had died before the request arrived.
+    """
+
+    def __init__(self, methods: tuple[str, ...], path: re.Pattern[str], skip: int) -> None:
+        self.methods, self.path, self.skip = methods, path, skip
+        self.passed = 0
+        self.held = 0
+        self.reached = threading.Event()
+        self._released = threading.Event()
+        self._answer = True
+
+    def matches(self, method: str, path: str) -> bool:
+        return ("*" in self.methods or method in self.methods) and self.path.search(path) is not None
+
+    def release(self, *, answer: bool = True) -> None:
+        self._answer = answer
+        self._released.set()
+
+    def _wait(self, timeout: float) -> bool:
+        """Block a server thread until released; True when the request should go on."""
+        self._released.wait(timeout)
+        return self._answer and self._released.is_set()
+
+
 class FakeCloudflare:
     """The fake API. Use as a context manager, or ``start()``/``stop()``."""
 
@@ -147,8 +201,10 @@ class FakeCloudflare:
         self.zone_scripts: dict[str, dict | None] = {zone: None for zone in zones}
         self.requests: list[RecordedRequest] = []
         self.latency = 0.0
+        self.ignore_bindings: set[str] = set()  # binding names an upload silently drops (for verify)
         self._rules: list[Rule] = []
-        self._chaos: tuple[float, tuple[str, ...], random.Random, str, re.Pattern[str]] | None = None
+        self._chaos: tuple[float, tuple[str, ...], random.Random, str, re.Pattern[str], float] | None = None
+        self._holds: list[Hold] = []
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -171,6 +227,10 @@ class FakeCloudflare:
     def stop(self) -> None:
         if self._server is None:
             return
+        with self._lock:
+            for hold in self._holds:
+                if not hold._released.is_set():
+                    hold.release(answer=False)
         self._server.shutdown()
         self._server.close_connections()
         self._server.server_close()
@@ -227,6 +287,15 @@ class FakeCloudflare:
                 and (path_regex is None or re.search(path_regex, r.path))
             ]
 
+    def successful_uploads(self) -> dict[str, int]:
+        """Per script name (multi-script API), the uploads carried out and answered with success."""
+        counts: dict[str, int] = {}
+        for request in self.find("PUT", path_regex=r"^/accounts/[^/]+/workers/scripts/[^/]+$"):
+            if request.status == 200:
+                name = unquote(request.path.rsplit("/", 1)[1])
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()
@@ -252,12 +321,35 @@ class FakeCloudflare:
             self._rules.append(Rule(method, re.compile(path_regex), None, times, latency=seconds))
 
     def fail_randomly(self, probability: float, *, kinds: tuple[str, ...] = ("429", "500", "reset"),
-                      seed: int = 0, method: str = "*", path_regex: str = "") -> None:
+                      seed: int = 0, method: str = "*", path_regex: str = "",
+                      lost_answers: float = 0.0) -> None:
         """Fail each matching request with ``probability`` (seeded), picking one of ``kinds``;
-        0 turns it off. 429s carry ``Retry-After: 0``."""
+        0 turns it off. 429s carry ``Retry-After: 0``. A share ``lost_answers`` of the 5xx and
+        reset faults happen after the request was carried out (``after=True``): the work is
+        done but the client never hears of it."""
         with self._lock:
-            self._chaos = (probability, kinds, random.Random(seed), method, re.compile(path_regex)) \
-                if probability > 0 else None
+            self._chaos = (probability, kinds, random.Random(seed), method, re.compile(path_regex),
+                           lost_answers) if probability > 0 else None
+
+    def hold(self, method: str | tuple[str, ...], path_regex: str, *, skip: int = 0) -> Hold:
+        """Let the first ``skip`` matching requests through, then hold every further one until
+        the returned ``Hold`` is released (see ``Hold``). ``method`` is one method, several, or "*"."""
+        methods = (method,) if isinstance(method, str) else tuple(method)
+        hold = Hold(methods, re.compile(path_regex), skip)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
+    def _hold_for(self, method: str, path: str) -> Hold | None:
+        with self._lock:
+            for hold in self._holds:
+                if hold.matches(method, path):
+                    if hold.passed < hold.skip or hold._released.is_set():
+                        hold.passed += 1
+                        return None
+                    hold.held += 1
+                    return hold
+            return None
 
     def _pick_fault(self, method: str, path: str) -> tuple[Rule | None, float]:
         with self._lock:
@@ -276,20 +368,24 @@ class FakeCloudflare:
                     if rule.times <= 0:
                         self._rules.remove(rule)
             if fault is None and self._chaos is not None:
-                probability, kinds, rng, chaos_method, chaos_path = self._chaos
+                probability, kinds, rng, chaos_method, chaos_path, lost = self._chaos
                 if chaos_method in ("*", method) and chaos_path.search(path) and rng.random() < probability:
-                    fault = Rule(method, chaos_path, rng.choice(kinds), 1)
+                    kind = rng.choice(kinds)
+                    after = kind != "429" and rng.random() < lost  # a 429 is refused before any work
+                    fault = Rule(method, chaos_path, kind, 1, after=after)
             return fault, latency
 
     # --- the API -----------------------------------------------------------------------
 
     def handle(self, method: str, path: str, query: dict[str, list[str]], headers: Message,
                body: bytes, record: RecordedRequest) -> tuple[int, Any]:
-        """Judge one request and return (status, result envelope)."""
+        """Judge one request and return (status, result envelope or RawAnswer)."""
         try:
             self._check_auth(headers)
             with self._lock:
                 result, info = self._route(method, path, query, headers, body, record)
+            if isinstance(result, RawAnswer):
+                return 200, result
             envelope = {"success": True, "errors": [], "messages": [], "result": result}
             if info is not None:
                 envelope["result_info"] = info
@@ -350,6 +446,9 @@ class FakeCloudflare:
             case ["workers", "scripts", name, "settings"]:
                 _allow(method, "GET")
                 return _settings(_script(account, name)), None
+            case ["workers", "scripts", name, "content", "v2"]:
+                _allow(method, "GET")
+                return _content(_script(account, name)), None
             case ["workers", "scripts", name, "secrets"]:
                 _allow(method, "GET", "PUT")
                 script = _script(account, name)
@@ -423,16 +522,8 @@ class FakeCloudflare:
         for key in metadata:
             if key not in METADATA_KEYS:
                 raise ApiError(400, 10021, f"Unknown field '{key}' in metadata")
-        body_part = metadata.get("body_part")
-        if "main_module" in metadata:
-            raise ApiError(400, 10021, "main_module (ES modules) is not supported by this fake: use body_part")
-        if not isinstance(body_part, str):
-            raise ApiError(400, 10021, "metadata must name the script part in body_part")
-        if body_part not in parts or body_part == "metadata":
-            raise ApiError(400, 10021, f"body_part '{body_part}' names no part of the upload")
-        if parts[body_part].content_type != "application/javascript":
-            raise ApiError(400, 10021, f"Part '{body_part}' must have content type application/javascript, "
-                                       f"not {parts[body_part].content_type or 'none'}")
+        entry = _entry_part(metadata, parts)
+        _check_compatibility(metadata)
         bindings = metadata.get("bindings", [])
         if not isinstance(bindings, list):
             raise ApiError(400, 10021, "bindings must be an array")
@@ -447,13 +538,19 @@ class FakeCloudflare:
         kept = [b for b in (previous or {}).get("bindings", []) if b["type"] in keep and b["name"] not in sent_names]
         secrets = {n: t for n, t in (previous or {}).get("secrets", {}).items() if n not in sent_names}
         secrets.update({b["name"]: b["text"] for b in bindings if b["type"] == "secret_text"})
-        content = parts[body_part].data
+        content = parts[entry].data
+        code = [parts[entry]] + [p for n, p in parts.items() if n not in ("metadata", entry)]
+        etag = hashlib.sha256(content) if len(code) == 1 else hashlib.sha256(
+            b"".join(p.name.encode() + b"\0" + p.content_type.encode() + b"\0" + p.data for p in code))
+        stored = [dict(b) for b in bindings if b["type"] != "secret_text" and b["name"] not in self.ignore_bindings]
         scripts[name] = {
             "content": content,
+            "parts": code,
+            "main_module": metadata.get("main_module"),
             "metadata": metadata,
-            "bindings": kept + [dict(b) for b in bindings if b["type"] != "secret_text"],
+            "bindings": kept + stored,
             "secrets": secrets,
-            "etag": hashlib.sha256(content).hexdigest(),
+            "etag": etag.hexdigest(),
             "created_on": (previous or {}).get("created_on", now),
             "modified_on": now,
         }
@@ -479,6 +576,60 @@ def _script(account: Account, name: str) -> dict:
 def _summary(name: str, script: dict) -> dict:
     return {"id": name, "etag": script["etag"], "created_on": script["created_on"],
             "modified_on": script["modified_on"]}
+
+
+def _entry_part(metadata: dict, parts: dict[str, Part]) -> str:
+    """The entry part's name: ``main_module`` (ES modules) or ``body_part`` (service worker)."""
+    body_part, main_module = metadata.get("body_part"), metadata.get("main_module")
+    if body_part is not None and main_module is not None:
+        raise ApiError(400, 10021, "metadata names both body_part and main_module: send one")
+    code = {n: p for n, p in parts.items() if n != "metadata"}
+    if main_module is not None:
+        if not isinstance(main_module, str) or main_module not in code:
+            raise ApiError(400, 10021, f"main_module '{main_module}' names no part of the upload")
+        if code[main_module].content_type not in ES_MODULE_TYPES:
+            raise ApiError(400, 10021, f"main_module '{main_module}' must be an ES module "
+                                       f"(application/javascript+module), not {code[main_module].content_type or 'none'}")
+        for part in code.values():
+            if part.content_type not in PART_TYPES:
+                raise ApiError(400, 10021, f"Part '{part.name}' has an unsupported content type "
+                                           f"{part.content_type or 'none'}")
+        return main_module
+    if not isinstance(body_part, str):
+        raise ApiError(400, 10021, "metadata must name the entry part in main_module or body_part")
+    if body_part not in code:
+        raise ApiError(400, 10021, f"body_part '{body_part}' names no part of the upload")
+    if code[body_part].content_type != "application/javascript":
+        raise ApiError(400, 10021, f"Part '{body_part}' must have content type application/javascript, "
+                                   f"not {code[body_part].content_type or 'none'}")
+    extra = sorted(set(code) - {body_part})
+    if extra:
+        raise ApiError(400, 10021, f"Part '{extra[0]}' is not used: a service-worker upload (body_part) has "
+                                   "one script part; use main_module for modules")
+    return body_part
+
+
+def _check_compatibility(metadata: dict) -> None:
+    date = metadata.get("compatibility_date")
+    if date is not None and (not isinstance(date, str) or not COMPATIBILITY_DATE.match(date)):
+        raise ApiError(400, 10021, f"compatibility_date '{date}' is not a date written YYYY-MM-DD")
+    flags = metadata.get("compatibility_flags", [])
+    if not isinstance(flags, list) or not all(isinstance(f, str) for f in flags):
+        raise ApiError(400, 10021, "compatibility_flags must be an array of strings")
+
+
+def _content(script: dict) -> RawAnswer:
+    """The code as content/v2 gives it: a service worker's bytes, or every module as multipart."""
+    if script["main_module"] is None:
+        return RawAnswer("application/javascript", script["content"])
+    boundary = uuid.uuid4().hex
+    chunks = []
+    for part in script["parts"]:
+        chunks.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{part.name}"; '
+                      f'filename="{part.name}"\r\nContent-Type: {part.content_type}\r\n\r\n'.encode())
+        chunks.append(part.data + b"\r\n")
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return RawAnswer(f"multipart/form-data; boundary={boundary}", b"".join(chunks))
 
 
 def _settings(script: dict) -> dict:
@@ -649,7 +800,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path[len(PREFIX):] if url.path.startswith(PREFIX + "/") else url.path
         headers = self.headers
         auth = "token" if headers.get("Authorization") else ("key" if headers.get("X-Auth-Key") else None)
-        record = RecordedRequest(method, path, parse_qs(url.query), auth, headers.get("Content-Type", ""))
+        record = RecordedRequest(method, path, parse_qs(url.query), auth, headers.get("Content-Type", ""),
+                                 started=time.monotonic())
         if headers.get_content_type() == "application/json":
             try:
                 record.json = json.loads(body)
@@ -657,21 +809,35 @@ class _Handler(BaseHTTPRequestHandler):
                 pass
         with fake._lock:
             fake.requests.append(record)
+        hold = fake._hold_for(method, path)
+        if hold is not None:
+            if not hold.reached.is_set():
+                hold.reached.set()
+            if not hold._wait(timeout=60):
+                self._drop(record)
+                return
         fault, latency = fake._pick_fault(method, path)
         if latency:
             time.sleep(latency)
         if fault is not None and not fault.after:
             self._answer_fault(fault, record)
+            record.answered = time.monotonic()
             return
         if not url.path.startswith(PREFIX + "/"):
             status, envelope = 404, failure(7000, "No route for that URI")
         else:
             status, envelope = fake.handle(method, path, record.query, headers, body, record)
+            record.applied = 200 <= status < 300
         if fault is not None:
             self._answer_fault(fault, record)
+            record.answered = time.monotonic()
             return
         record.status = status
+        if isinstance(envelope, RawAnswer):
+            self._send(status, envelope.body, envelope.content_type)
+            return
         self._send(status, json.dumps(envelope).encode(), "application/json")
+        record.answered = time.monotonic()
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
@@ -695,12 +861,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer_fault(self, fault: Rule, record: RecordedRequest) -> None:
         kind = fault.kind or "500"
         if kind == "reset":
-            record.status = None
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self._drop(record)
             return
         if kind == "502-html":
             record.status = 502
@@ -718,15 +879,28 @@ class _Handler(BaseHTTPRequestHandler):
         record.status = status
         self._send(status, json.dumps(failure(10013, "workers.api.error.unknown")).encode(), "application/json")
 
+    def _drop(self, record: RecordedRequest) -> None:
+        """Close the connection without an answer."""
+        record.status = None
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        record.answered = time.monotonic()
+
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("cf-ray", f"{uuid.uuid4().hex[:16]}-FAKE")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("cf-ray", f"{uuid.uuid4().hex[:16]}-FAKE")
+            for key, value in (extra or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client died (a killed apply)
+            self.close_connection = True
 
 
 @pytest.fixture

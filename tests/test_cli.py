@@ -48,7 +48,7 @@ def test_plan_of_the_sample_project_needs_no_credentials_or_network(project: Pat
     result = run("plan", cwd=project)
     assert "+ script my-worker" in result.stdout
     assert "+ kv_namespace counts" in result.stdout
-    assert "Plan: 3 to create, 0 to update, 0 to delete, 0 unchanged." in result.stdout
+    assert "Plan: 4 to create, 0 to update, 0 to delete, 0 unchanged." in result.stdout
     assert result.stderr == ""
 
 
@@ -57,10 +57,11 @@ def test_plan_json_is_only_json_on_stdout(project: Path) -> None:
     doc = json.loads(result.stdout)
     assert doc["changes"] == [
         {"type": "kv_namespace", "name": "counts", "action": "create", "title": "sample-project-counts", "namespace_id": None},
+        {"type": "script", "name": "hello-modules", "action": "create", "reasons": []},
         {"type": "script", "name": "my-worker", "action": "create", "reasons": []},
         {"type": "script", "name": "visit-counter", "action": "create", "reasons": []},
     ]
-    assert doc["summary"] == {"create": 3, "update": 0, "delete": 0, "no-op": 0}
+    assert doc["summary"] == {"create": 4, "update": 0, "delete": 0, "no-op": 0}
 
 
 def test_plan_markdown_fits_a_pull_request_comment(project: Path) -> None:
@@ -75,7 +76,7 @@ def test_detailed_exitcode_is_2_when_there_are_changes(project: Path) -> None:
 
 def test_manifest_flag_works_from_another_directory(project: Path, tmp_path: Path) -> None:
     result = run("plan", "-f", str(project / "workers.yaml"), "--format", "json", cwd=tmp_path)
-    assert json.loads(result.stdout)["summary"]["create"] == 3
+    assert json.loads(result.stdout)["summary"]["create"] == 4
 
 
 # --- apply ----------------------------------------------------------------------------------
@@ -83,7 +84,7 @@ def test_manifest_flag_works_from_another_directory(project: Path, tmp_path: Pat
 
 def test_apply_sends_one_put_per_script_with_the_seed_metadata(project: Path, api: FakeCloudflare) -> None:
     result = run("apply", "--auto-approve", cwd=project, env=api.environ())
-    assert "Apply complete: 3 created, 0 updated, 0 deleted." in result.stdout
+    assert "Apply complete: 4 created, 0 updated, 0 deleted." in result.stdout
     assert api.count("PUT", f"{SCRIPTS_URL}/my-worker") == 1
     assert api.count("PUT", f"{SCRIPTS_URL}/visit-counter") == 1
     assert _put_metadata(api, "my-worker") == {
@@ -118,7 +119,7 @@ def test_changed_script_is_uploaded_again_and_others_are_not(project: Path, api:
     (project / "script.js").write_text("// v2\n")
     plan = json.loads(run("plan", "--format", "json", cwd=project).stdout)
     assert {c["name"]: c["action"] for c in plan["changes"]} == {
-        "counts": "no-op", "my-worker": "update", "visit-counter": "no-op"
+        "counts": "no-op", "hello-modules": "no-op", "my-worker": "update", "visit-counter": "no-op"
     }
     run("apply", "--auto-approve", cwd=project, env=api.environ())
     assert [r.path for r in api.find("PUT")] == [f"{SCRIPTS_URL}/my-worker"]
@@ -194,7 +195,7 @@ def test_env_selects_its_own_state_file(project: Path, api: FakeCloudflare) -> N
 def test_saved_plan_is_applied_without_asking(project: Path, api: FakeCloudflare) -> None:
     run("plan", "--out", "plan.json", cwd=project)
     result = run("apply", "plan.json", cwd=project, env=api.environ())
-    assert "Apply complete: 3 created" in result.stdout
+    assert "Apply complete: 4 created" in result.stdout
 
 
 def test_saved_plan_is_refused_after_the_state_changed(project: Path, api: FakeCloudflare) -> None:
@@ -219,6 +220,67 @@ def test_saved_plan_is_refused_after_a_secret_changed(project: Path, api: FakeCl
     result = run("apply", "plan.json", cwd=project, env={**api.environ(), "COUNTER_API_KEY": "two"}, expect=1)
     assert "secret API_KEY of script visit-counter changed since plan" in result.stderr
     assert api.count() == 0
+
+
+def test_saved_plan_applies_exactly_the_planned_changes(project: Path, api: FakeCloudflare) -> None:
+    run("apply", "--auto-approve", cwd=project, env=api.environ())
+    (project / "counter.js").write_text("// v2\n")
+    planned = json.loads(run("plan", "--out", "plan.json", "--format", "json", cwd=project).stdout)
+    assert [c["name"] for c in planned["changes"] if c["action"] != "no-op"] == ["visit-counter"]
+    api.clear_requests()
+    result = run("apply", "plan.json", cwd=project, env=api.environ())
+    assert "Apply complete: 0 created, 1 updated, 0 deleted." in result.stdout
+    assert [(r.method, r.path) for r in api.requests] == [("PUT", f"{SCRIPTS_URL}/visit-counter")]
+    assert api.scripts()["visit-counter"]["content"] == b"// v2\n"
+
+
+def test_saved_plan_is_refused_after_the_manifest_changed(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    manifest = project / "workers.yaml"
+    manifest.write_text(manifest.read_text().replace("text: Hello from deployer", "text: Hello again"))
+    result = run("apply", "plan.json", cwd=project, env=api.environ(), expect=1)
+    assert ("the bindings of script visit-counter in workers.yaml changed since plan plan.json was made; "
+            "run plan again") in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_is_refused_after_a_script_was_added_to_the_manifest(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    manifest = project / "workers.yaml"
+    manifest.write_text(manifest.read_text().replace("\nscripts:\n", "\nscripts:\n  extra:\n    path: script.js\n", 1))
+    result = run("apply", "plan.json", cwd=project, env=api.environ(), expect=1)
+    assert "the manifest workers.yaml changed since plan plan.json was made; run plan again" in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_is_refused_when_the_manifest_targets_another_account(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    other = "fedcba9876543210fedcba9876543210"
+    result = run("apply", "plan.json", cwd=project, env={**api.environ(), "CLOUDFLARE_ACCOUNT_ID": other}, expect=1)
+    assert (f"plan plan.json was made for account_id 0123456789abcdef0123456789abcdef, but workers.yaml now "
+            f"targets account_id {other}; run plan again") in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_of_another_state_lineage_is_refused(project: Path, api: FakeCloudflare) -> None:
+    run("apply", "--auto-approve", "--parallelism", "1", cwd=project, env=api.environ())
+    run("apply", "--auto-approve", "--parallelism", "1", "--state", "other.json", cwd=project, env=api.environ())
+    mine, other = (json.loads(p.read_text()) for p in (project / ".deployer" / "state.json", project / "other.json"))
+    assert mine["serial"] == other["serial"] and mine["lineage"] != other["lineage"]
+    (project / "counter.js").write_text("// v2\n")
+    run("plan", "--out", "plan.json", cwd=project)
+    api.clear_requests()
+    result = run("apply", "plan.json", "--state", "other.json", cwd=project, env=api.environ(), expect=1)
+    assert (f"plan plan.json belongs to state lineage '{mine['lineage']}', but this state is lineage "
+            f"'{other['lineage']}'; run plan again against this state") in result.stderr
+    assert api.count() == 0
+
+
+def test_saved_plan_made_before_the_first_apply_is_refused_after_it(project: Path, api: FakeCloudflare) -> None:
+    run("plan", "--out", "plan.json", cwd=project)
+    run("apply", "plan.json", cwd=project, env=api.environ())
+    result = run("apply", "plan.json", cwd=project, env=api.environ(), expect=1)
+    assert "the state changed since plan plan.json was made" in result.stderr
 
 
 # --- secrets never leak ---------------------------------------------------------------------
@@ -302,3 +364,22 @@ def test_python_m_deployer_gives_real_exit_codes(project: Path) -> None:
 def test_debug_shows_the_traceback_of_an_expected_error(tmp_path: Path) -> None:
     result = _deployer("plan", "--debug", cwd=tmp_path)
     assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_zone_mode_uploads_to_the_legacy_endpoint_with_a_warning(tmp_path: Path, api: FakeCloudflare) -> None:
+    from tests.fake_cloudflare import FAKE_ZONE
+
+    (tmp_path / "script.js").write_text("addEventListener('fetch', e => e.respondWith(new Response('hi')))\n")
+    (tmp_path / "workers.yaml").write_text(
+        f"version: 1\nzone_id: {FAKE_ZONE}\nscripts:\n  my-worker:\n    path: script.js\n"
+        f"    bindings:\n      - type: kv_namespace\n        name: myNamespace\n        namespace_id: {SEED_NAMESPACE}\n"
+    )
+    result = run("apply", "--auto-approve", cwd=tmp_path, env=api.environ())
+    assert "deprecated single-script API" in result.stderr
+    (request,) = api.find("PUT")
+    assert request.path == f"/zones/{FAKE_ZONE}/workers/script"
+    assert request.metadata == {
+        "body_part": "script",
+        "bindings": [{"type": "kv_namespace", "name": "myNamespace", "namespace_id": SEED_NAMESPACE}],
+    }
+    run("plan", "--detailed-exitcode", cwd=tmp_path)

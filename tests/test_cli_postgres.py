@@ -71,7 +71,7 @@ def test_plan_apply_plan_with_the_state_in_postgresql(
     canary = "canary-Pg7-secret-value"
     applied = run("apply", "--auto-approve", "--state", pg_url, cwd=project,
                   env={**api.environ(), "COUNTER_API_KEY": canary})
-    assert "Apply complete: 3 created, 0 updated, 0 deleted." in applied.stdout
+    assert "Apply complete: 4 created, 0 updated, 0 deleted." in applied.stdout
     with postgres_server.connect(pg_database) as conn:  # the secret went to Cloudflare, not to the state
         stored = conn.execute("SELECT (SELECT string_agg(record::text, '') FROM deployer.journal) || "
                               "(SELECT string_agg(document::text, '') FROM deployer.history)").fetchone()[0]
@@ -81,7 +81,7 @@ def test_plan_apply_plan_with_the_state_in_postgresql(
     assert set(actions(again).values()) == {"no-op"}
     assert not (project / ".deployer").exists()  # nothing went to a local file
     state = remote(pg_url).load()
-    assert [s.name for s in state.scripts] == ["my-worker", "visit-counter"]
+    assert [s.name for s in state.scripts] == ["hello-modules", "my-worker", "visit-counter"]
     assert [ns.key for ns in state.kv_namespaces] == ["counts"]
     listed = run("state", "list", "--state", pg_url, cwd=project)
     assert "script.my-worker" in listed.stdout
@@ -91,10 +91,10 @@ def test_plan_apply_plan_with_the_state_in_postgresql(
 def test_state_url_variable_and_env_name_the_state(project: Path, api: FakeCloudflare, pg_url: str) -> None:
     env = {**api.environ(), "DEPLOYER_STATE_URL": pg_url}
     run("apply", "--auto-approve", "--parallelism", "1", "--env", "staging", cwd=project, env=env)
-    assert remote(pg_url, "project.staging").load().script("my-worker") is not None
+    assert remote(pg_url, "project.staging").load().script("my-worker-staging") is not None
     assert remote(pg_url, "project").load().serial == 0
-    shown = run("state", "show", "my-worker", "--state-name", "project.staging", cwd=project, env=env)
-    assert json.loads(shown.stdout)["name"] == "my-worker"
+    shown = run("state", "show", "my-worker-staging", "--state-name", "project.staging", cwd=project, env=env)
+    assert json.loads(shown.stdout)["name"] == "my-worker-staging"
     missing = run("state", "show", "nope", "--env", "staging", cwd=project, env=env, expect=1)
     assert "'nope' is not in the state 'project.staging' in postgresql://deployer:***@127.0.0.1:" in missing.stderr
 
@@ -105,7 +105,7 @@ def test_plan_file_is_refused_once_the_state_in_postgresql_moved(project: Path, 
     run("apply", "--auto-approve", "--parallelism", "1", "--state", pg_url, cwd=project, env=api.environ())
     refused = run("apply", str(project / "plan.bin"), "--state", pg_url, cwd=project, env=api.environ(), expect=1)
     assert "the state changed since plan" in refused.stderr
-    assert "(serial 0 -> 4)" in refused.stderr
+    assert "(serial 0 -> 5)" in refused.stderr
 
 
 # --- two runners ----------------------------------------------------------------------------
@@ -132,14 +132,14 @@ def test_two_applies_at_once_one_applies_and_the_other_is_refused(
         results.append(subprocess.CompletedProcess(runner.args, runner.returncode, stdout, stderr))
     assert sorted(r.returncode for r in results) == [0, 1]
     done, refused = sorted(results, key=lambda r: r.returncode)
-    assert "Apply complete: 3 created" in done.stdout
+    assert "Apply complete: 4 created" in done.stdout
     assert "error: state 'project' in postgresql://deployer:***@127.0.0.1:" in refused.stderr
     holder = next(r for r in runners if r.returncode == 0)
     assert f"is locked by pid {holder.pid} on host " in refused.stderr
     assert "running 'deployer apply'" in refused.stderr and "Traceback" not in refused.stderr
     assert api.count("PUT", f"{SCRIPTS_URL}/my-worker") == 1
     assert api.count("PUT", f"{SCRIPTS_URL}/visit-counter") == 1
-    assert remote(pg_url).load().serial == 4
+    assert remote(pg_url).load().serial == 5  # account, namespace, then one record per script
     assert_no_password(password, *results)
     later = run("plan", "--detailed-exitcode", cwd=project, env={"DEPLOYER_STATE_URL": pg_url})
     assert "No changes" in later.stdout
@@ -168,6 +168,7 @@ def test_apply_killed_with_sigkill_frees_the_lock_and_the_next_apply_finishes(
     finished = run("apply", "--auto-approve", "--parallelism", "1", "--lock-timeout", "10", cwd=project, env=env)
     assert "Apply complete: 1 created, 0 updated, 0 deleted." in finished.stdout
     assert api.count("PUT", f"{SCRIPTS_URL}/my-worker") == 0  # not re-uploaded
+    assert api.count("PUT", f"{SCRIPTS_URL}/hello-modules") == 0
     assert api.count("PUT", f"{SCRIPTS_URL}/visit-counter") == 1
     notes = [v.note for v in remote(pg_url).history()]
     assert notes == ["finished saving a run that was cut off", "apply"]
@@ -192,11 +193,11 @@ def test_apply_stops_when_a_writer_that_skipped_the_lock_saved_a_newer_state(
     result = run("apply", "--auto-approve", "--parallelism", "1", "--state", pg_url, cwd=project,
                  env=api.environ(), expect=1)
     writer.join()
-    # serials: 1 account_id, 2 the namespace, 3 my-worker; the rogue wrote 4
-    assert "changed behind this run's back: it is now at serial 4, written by" in result.stderr
-    assert "but this run last saw serial 3. Nothing was overwritten" in result.stderr
+    # serials: 1 account_id, 2 the namespace, 3 hello-modules, 4 my-worker; the rogue wrote 5
+    assert "changed behind this run's back: it is now at serial 5, written by" in result.stderr
+    assert "but this run last saw serial 4. Nothing was overwritten" in result.stderr
     state = remote(pg_url).load()
-    assert state.serial == 4 and state.script("hand-made") is not None and state.script("visit-counter") is None
+    assert state.serial == 5 and state.script("hand-made") is not None and state.script("visit-counter") is None
     assert_no_password(password, result)
 
 
@@ -210,18 +211,18 @@ def test_history_and_rollback(project: Path, api: FakeCloudflare, pg_url: str) -
     run("apply", "--auto-approve", "--parallelism", "1", cwd=project, env=env)
     history = run("state", "history", cwd=project, env=env).stdout.splitlines()
     assert history[0].split() == ["SERIAL", "SAVED", "(UTC)", "HOST", "USER", "RECORDS", "NOTE"]
-    # serials: the first apply records 1-4; the second 5 (account) and 6 (my-worker)
-    assert [line.split()[0] for line in history[1:]] == ["4", "6"]
-    assert history[1].split()[-2:] == ["4", "apply"] and history[2].split()[-2:] == ["2", "apply"]
-    rolled = run("state", "rollback", "--to", "4", cwd=project, env=env)
-    assert "the content of serial 4 is saved as serial 7" in rolled.stderr
+    # serials: the first apply records 1-5 (account, namespace, three scripts); the second 6 (my-worker)
+    assert [line.split()[0] for line in history[1:]] == ["5", "6"]
+    assert history[1].split()[-2:] == ["5", "apply"] and history[2].split()[-2:] == ["1", "apply"]
+    rolled = run("state", "rollback", "--to", "5", cwd=project, env=env)
+    assert "the content of serial 5 is saved as serial 7" in rolled.stderr
     assert actions(run("plan", "--format", "json", cwd=project, env=env))["my-worker"] == "update"
     assert run("state", "history", cwd=project, env=env).stdout.splitlines()[-1].split()[-4:] == [
-        "rollback", "to", "serial", "4"
+        "rollback", "to", "serial", "5"
     ]
-    # A serial inside an apply is a version too: serial 5 recorded only the account.
-    run("state", "rollback", "--to", "5", cwd=project, env=env)
-    assert actions(run("plan", "--format", "json", cwd=project, env=env))["my-worker"] == "update"
+    # A serial inside an apply is a version too: at serial 4 visit-counter was not uploaded yet.
+    run("state", "rollback", "--to", "4", cwd=project, env=env)
+    assert actions(run("plan", "--format", "json", cwd=project, env=env))["visit-counter"] == "create"
     run("state", "rollback", "--to", "6", cwd=project, env=env)
     assert "No changes" in run("plan", "--detailed-exitcode", cwd=project, env=env).stdout
     newer = run("state", "rollback", "--to", "12", cwd=project, env=env, expect=1)
@@ -240,7 +241,7 @@ def test_push_a_local_state_then_pull_it_back(project: Path, api: FakeCloudflare
     local = json.loads(local_file.read_text())
     pushed = run("state", "push", "--state", pg_url, cwd=project)
     assert "pushed .deployer/state.json to state 'project' in postgresql://deployer:***@" in pushed.stderr
-    assert "as serial 4" in pushed.stderr
+    assert "as serial 5" in pushed.stderr
     assert remote(pg_url).load() == StateStore(local_file).load()
     assert "nothing to push" in run("state", "push", "--state", pg_url, cwd=project).stderr
     plan = run("plan", "--state", pg_url, "--detailed-exitcode", cwd=project)
@@ -249,7 +250,7 @@ def test_push_a_local_state_then_pull_it_back(project: Path, api: FakeCloudflare
     (project / "script.js").write_text("// v2\n")
     run("apply", "--auto-approve", "--parallelism", "1", "--state", pg_url, cwd=project, env=api.environ())
     stale = run("state", "push", "--state", pg_url, cwd=project, expect=1)
-    assert "(serial 6) is newer than .deployer/state.json (serial 4); pull it first" in stale.stderr
+    assert "(serial 6) is newer than .deployer/state.json (serial 5); pull it first" in stale.stderr
     run("state", "pull", "--state", pg_url, cwd=project)
     assert json.loads(local_file.read_text())["serial"] == 6
     assert json.loads(local_file.read_text())["lineage"] == local["lineage"]
@@ -266,9 +267,9 @@ def test_push_and_pull_refuse_another_lineage_unless_forced(project: Path, api: 
     refused = run("state", "pull", str(other), "--state", pg_url, cwd=project, expect=1)
     assert "they are different states; pass --force" in refused.stderr
     forced = run("state", "push", str(other), "--state", pg_url, "--force", cwd=project)
-    assert "as serial 5" in forced.stderr  # above the remote's 4: history stays append-only
+    assert "as serial 6" in forced.stderr  # above the remote's 5: history stays append-only
     assert remote(pg_url).load().lineage == json.loads(other.read_text())["lineage"]
-    assert [v.serial for v in remote(pg_url).history()] == [4, 5]
+    assert [v.serial for v in remote(pg_url).history()] == [5, 6]
     nothing = run("state", "pull", str(tmp_path / "missing" / "x.json"), "--state", pg_url,
                   "--state-name", "nope", cwd=project, expect=1)
     assert "there is no state 'nope' in postgresql://" in nothing.stderr

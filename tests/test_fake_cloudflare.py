@@ -1,6 +1,7 @@
 """The loopback fake judges requests the way Cloudflare does, and its faults work."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -166,6 +167,41 @@ def test_rejects_bad_metadata_like_cloudflare(client, metadata, code, message):
     assert info.value.errors == ((code, message),)
 
 
+MODULE = b"export default { fetch() { return new Response('ok') } }\n"
+
+
+def test_accepts_modules_and_serves_them_back_as_multipart(fake_cloudflare, client):
+    from deployer.upload import UploadPart
+
+    parts = (UploadPart("index.js", "application/javascript+module", MODULE),
+             UploadPart("lib/data.bin", "application/octet-stream", b"\0\1\r\n"))
+    client.upload_script("w", {"main_module": "index.js", "bindings": []}, parts, account_id=FAKE_ACCOUNT)
+    answer = requests.get(script_url(fake_cloudflare) + "/content/v2", headers=AUTH, timeout=5)
+    assert answer.headers["Content-Type"].startswith("multipart/form-data; boundary=")
+    assert b'name="lib/data.bin"' in answer.content and b"\0\1\r\n" in answer.content
+
+
+@pytest.mark.parametrize(("metadata", "parts", "message"), [
+    ({"main_module": "main.js"}, [("index.js", "application/javascript+module")],
+     "main_module 'main.js' names no part of the upload"),
+    ({"main_module": "index.js"}, [("index.js", "application/javascript")],
+     "main_module 'index.js' must be an ES module (application/javascript+module), not application/javascript"),
+    ({"main_module": "index.js"}, [("index.js", "application/javascript+module"), ("x.py", "text/x-python")],
+     "Part 'x.py' has an unsupported content type text/x-python"),
+    ({"main_module": "index.js", "body_part": "index.js"}, [("index.js", "application/javascript+module")],
+     "metadata names both body_part and main_module: send one"),
+    ({"body_part": "script"}, [("script", "application/javascript"), ("extra.js", "application/javascript")],
+     "Part 'extra.js' is not used: a service-worker upload (body_part) has one script part; use main_module "
+     "for modules"),
+    ({"main_module": "index.js", "compatibility_date": "2024-9-1"}, [("index.js", "application/javascript+module")],
+     "compatibility_date '2024-9-1' is not a date written YYYY-MM-DD"),
+])
+def test_rejects_module_uploads_cloudflare_would_refuse(fake_cloudflare, metadata, parts, message):
+    files = [("metadata", (None, json.dumps(metadata), "application/json"))]
+    files += [(name, (name, MODULE, kind)) for name, kind in parts]
+    assert error_of(put_raw(fake_cloudflare, files)) == (400, 10021, message)
+
+
 def test_rejects_a_script_name_cloudflare_would_refuse(client):
     with pytest.raises(CloudflareApiError) as info:
         upload(client, [], name="My-Worker")
@@ -328,3 +364,60 @@ def test_stop_returns_promptly_with_an_open_keep_alive_connection():
     fake.stop()
     assert time.perf_counter() - started < 2.0
     session.close()
+
+
+def test_hold_lets_skip_requests_through_then_holds_until_released(fake_cloudflare, client):
+    hold = fake_cloudflare.hold("PUT", r"/workers/scripts/", skip=1)
+    upload(client, [], name="first")
+    assert not hold.reached.is_set()
+    thread = threading.Thread(target=upload, args=(client, []), kwargs={"name": "second"})
+    thread.start()
+    assert hold.reached.wait(5)
+    time.sleep(0.1)
+    assert "second" not in fake_cloudflare.scripts()  # held: not carried out yet
+    hold.release()
+    thread.join(5)
+    assert sorted(fake_cloudflare.scripts()) == ["first", "second"]
+
+
+def test_hold_released_without_answer_drops_the_request_undone(fake_cloudflare):
+    hold = fake_cloudflare.hold("*", r"/workers/scripts/w$")
+    errors = []
+
+    def put() -> None:
+        try:
+            put_raw(fake_cloudflare, {"metadata": (None, '{"body_part": "script"}', "application/json"),
+                                      "script": ("w.js", SCRIPT, "application/javascript")})
+        except requests.ConnectionError as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=put)
+    thread.start()
+    assert hold.reached.wait(5)
+    hold.release(answer=False)
+    thread.join(5)
+    assert len(errors) == 1
+    (request,) = fake_cloudflare.requests
+    assert (request.status, request.applied) == (None, False)
+    assert fake_cloudflare.scripts() == {}
+
+
+def test_lost_answer_is_carried_out_but_not_answered(fake_cloudflare, client, sleeps):
+    fake_cloudflare.fail("PUT", r"/w$", "503", after=True)
+    upload(client, [])
+    first, second = fake_cloudflare.requests
+    assert (first.status, first.applied) == (503, True)
+    assert (second.status, second.applied) == (200, True)
+    assert first.started <= first.answered <= second.started
+
+
+def test_random_lost_answers_carry_out_5xx_and_resets_but_never_429s(fake_cloudflare):
+    fake_cloudflare.fail_randomly(1.0, kinds=("429", "500", "reset"), seed=3, lost_answers=1.0)
+    session = requests.Session()
+    for _ in range(30):
+        try:
+            session.get(f"{fake_cloudflare.base_url}/accounts/{FAKE_ACCOUNT}/workers/scripts", headers=AUTH, timeout=5)
+        except requests.ConnectionError:
+            session = requests.Session()
+    for request in fake_cloudflare.requests:
+        assert request.applied == (request.status != 429)

@@ -214,3 +214,60 @@ def test_text_without_a_placeholder_is_never_changed(text: str) -> None:
     parser._fill(node, ())
     assert parser.filled[id(node)] == text
     assert parser.diagnostics == []
+
+
+def test_a_date_like_text_is_read_as_a_string(project: Path) -> None:
+    # YAML tags an unquoted 2024-01-01 as a timestamp; the manifest wants the text as written.
+    path = write(project, f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          my-worker:
+            path: src/worker.js
+            bindings:
+              - type: plain_text
+                name: DAY
+                text: 2024-01-01
+    """)
+    (script,) = load_manifest(path, {}).scripts
+    assert script.bindings == (PlainTextBinding("DAY", "2024-01-01"),)
+
+
+def test_modules_script_names_parts_relative_to_the_entry_directory(project: Path) -> None:
+    (project / "src" / "lib").mkdir()
+    (project / "src" / "lib" / "util.mjs").write_bytes(b"export const x = 1\n")
+    (project / "src" / "add.wasm").write_bytes(b"\0asm")
+    (project / "src" / "page.html").write_bytes(b"<p>hi</p>")
+    path = write(project, f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          mods:
+            format: modules
+            path: src/worker.js
+            modules:
+              - src/lib/util.mjs
+              - src/add.wasm
+              - src/page.html
+              - {{path: src/other.js, type: application/javascript}}
+            compatibility_date: 2024-09-23
+            compatibility_flags: [nodejs_compat]
+    """)
+    (script,) = load_manifest(path, {}).scripts
+    assert [(m.name, m.content_type) for m in script.modules] == [
+        ("lib/util.mjs", "application/javascript+module"),
+        ("add.wasm", "application/wasm"),
+        ("page.html", "text/plain"),
+        ("other.js", "application/javascript"),
+    ]
+    assert script.modules[0].path == (project / "src" / "lib" / "util.mjs").resolve()
+    assert (script.compatibility_date, script.compatibility_flags) == ("2024-09-23", ("nodejs_compat",))
+    before = script.content_sha256
+    (project / "src" / "add.wasm").write_bytes(b"\0asm\1")
+    assert load_manifest(path, {}).scripts[0].content_sha256 != before
+
+
+def test_service_worker_hash_is_still_the_sha256_of_its_file(project: Path) -> None:
+    path = write(project, f"version: 1\naccount_id: {ACCOUNT}\nscripts:\n  a:\n    path: src/worker.js\n")
+    (script,) = load_manifest(path, {}).scripts
+    assert script.content_sha256 == hashlib.sha256(WORKER_JS).hexdigest()

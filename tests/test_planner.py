@@ -215,3 +215,28 @@ def test_refresh_recreates_a_namespace_deleted_outside() -> None:
 
 def _fields(obj: object) -> dict:
     return {name: getattr(obj, name) for name in obj.__slots__}  # type: ignore[attr-defined]
+
+
+def test_refresh_flags_a_new_script_that_already_exists_in_cloudflare() -> None:
+    script = make_script()
+    remote = RemoteSnapshot({"my-worker": RemoteScript("my-worker", etag="e")}, frozenset())
+    (change,) = make_plan(make_manifest(script), make_state(), remote).changes
+    assert (change.action, change.reasons, change.overwrites_remote) == (Action.CREATE, (), True)
+    (unseen,) = make_plan(make_manifest(script), make_state()).changes
+    assert not unseen.overwrites_remote
+
+
+def test_an_imported_secret_without_fingerprint_is_sent_again() -> None:
+    script = make_script(bindings=(secret("API_KEY", "v"),))
+    (change,) = make_plan(make_manifest(script), make_state(recorded(script))).changes
+    assert (change.action, change.reasons) == (Action.UPDATE, (Reason.SECRET,))
+    fingerprinted = recorded(script, fingerprints=(("API_KEY", fingerprint_secret("v")),))
+    (same,) = make_plan(make_manifest(script), make_state(fingerprinted)).changes
+    assert same.action is Action.NO_OP
+
+
+def test_has_drift_covers_drift_reasons_and_overwrites() -> None:
+    script = make_script()
+    remote = RemoteSnapshot({"my-worker": RemoteScript("my-worker")}, frozenset())
+    assert make_plan(make_manifest(script), make_state(), remote).has_drift
+    assert not make_plan(make_manifest(script), make_state()).has_drift

@@ -210,6 +210,16 @@ def test_corrupt_state_file_names_the_file_and_the_backup(
         store.load()
 
 
+def test_state_file_with_merge_conflict_markers_says_so(store: StateStore, state_path: Path) -> None:
+    state_path.parent.mkdir()
+    doc = json.dumps(state_to_json(make_state()), indent=2)
+    state_path.write_text(f"<<<<<<< HEAD\n{doc}\n=======\n{doc}\n>>>>>>> main\n")
+    with pytest.raises(StateError) as raised:
+        store.load()
+    assert str(raised.value).startswith(f"{state_path} holds unresolved git merge conflict markers")
+    assert f"restore {state_path}.backup" in str(raised.value)
+
+
 def test_unreadable_state_path_is_a_state_error_naming_it(store: StateStore, state_path: Path) -> None:
     state_path.mkdir(parents=True)  # a directory where the file should be
     with pytest.raises(StateError, match=f"cannot read {state_path}"):

@@ -1,6 +1,8 @@
 """One test per manifest rule: YAML in, the exact diagnostics (with positions) out."""
 from __future__ import annotations
 
+import hashlib
+
 import json
 import textwrap
 from collections.abc import Iterator, Mapping
@@ -247,7 +249,7 @@ def test_unknown_key_without_close_match_lists_the_allowed_keys(project: Path) -
         routes: []
     """) == [
         "workers.yaml:4:1: routes: unexpected key 'routes' "
-        "(expected one of: version, account_id, zone_id, kv_namespaces, scripts)"
+        "(expected one of: version, account_id, zone_id, kv_namespaces, scripts, environments)"
     ]
 
 
@@ -747,4 +749,229 @@ def test_script_names_equal_after_filling_in_are_refused(project: Path) -> None:
     """, {"FIRST": "same", "SECOND": "same"}) == [
         "workers.yaml:5:3: scripts[\"${SECOND}\"]: '${SECOND}' expands to a value that is the same "
         "script name as line 4"
+    ]
+
+
+@pytest.mark.parametrize(("content", "offset"), [
+    (b"\x7fELF\x02\x01\x01\x00\x80", 8),
+    ("// caf\u00e9\n".encode() + b"\xff", 9),
+    (b"x" * (1024 * 1024 - 1) + "\u00e9".encode() + b"ok\xc3", 1024 * 1024 + 3),  # split across chunks
+])
+def test_script_file_that_is_not_utf8_text_is_refused_with_the_offset(project: Path, content: bytes,
+                                                                      offset: int) -> None:
+    (project / "src" / "worker.js").write_bytes(content)
+    assert problems(_script_at("src/worker.js")) == [
+        f"workers.yaml:5:11: scripts.my-worker.path: script file 'src/worker.js' is not UTF-8 text (byte offset "
+        f"{offset}): a service-worker script is uploaded as JavaScript source; is it a binary or a differently "
+        f"encoded file?"
+    ]
+
+
+def test_utf8_script_split_across_chunks_is_accepted(project: Path) -> None:
+    content = b"x" * (1024 * 1024 - 1) + "\u20ac".encode()
+    (project / "src" / "worker.js").write_bytes(content)
+    Path("workers.yaml").write_text(textwrap.dedent(_script_at("src/worker.js")))
+    assert load_manifest(Path("workers.yaml"), {}).scripts[0].content_sha256 == hashlib.sha256(content).hexdigest()
+
+
+def test_quoted_version_says_to_remove_the_quotes(project: Path) -> None:
+    assert problems(f"""\
+        version: "1"
+        account_id: {ACCOUNT}
+        scripts: {{}}
+    """) == ["workers.yaml:1:10: version: version must be the number 1, not the string '1': remove the quotes"]
+
+
+# --- environments ------------------------------------------------------------------------
+
+from deployer.manifest import check_manifest  # noqa: E402
+
+ENVIRONMENTS = f"""\
+    version: 1
+    account_id: {ACCOUNT}
+    scripts:
+      a:
+        path: src/worker.js
+        bindings:
+          - type: plain_text
+            name: ENVIRONMENT
+            text: production
+    environments:
+      staging:
+        name_suffix: -staging
+        scripts:
+          a:
+            bindings:
+              - type: plain_text
+                name: 1bad
+                text: ${{STAGING_ONLY}}
+      production: {{}}
+"""
+
+
+def env_problems(text: str, environment: str | None, environ: Mapping[str, str] | None = None) -> list[str]:
+    Path("workers.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    with pytest.raises(ManifestError) as excinfo:
+        load_manifest(Path("workers.yaml"), environ or {}, environment=environment)
+    return [str(d) for d in excinfo.value.diagnostics]
+
+
+def test_a_problem_inside_an_environment_is_reported_where_it_is_written(project: Path) -> None:
+    assert env_problems(ENVIRONMENTS, "staging") == [
+        "workers.yaml:17:19: environments.staging.scripts.a.bindings[0].name: "
+        "'1bad' is not a valid JavaScript identifier",
+        "workers.yaml:18:19: environments.staging.scripts.a.bindings[0].text: "
+        "environment variable STAGING_ONLY is not set (export it, or write ${STAGING_ONLY:-default})",
+    ]
+
+
+def test_a_variable_used_only_by_another_environment_need_not_be_set(project: Path) -> None:
+    Path("workers.yaml").write_text(textwrap.dedent(ENVIRONMENTS), encoding="utf-8")
+    manifest = load_manifest(Path("workers.yaml"), {}, environment="production")
+    assert [s.name for s in manifest.scripts] == ["a"]
+
+
+def test_check_manifest_checks_the_base_and_every_environment(project: Path) -> None:
+    Path("workers.yaml").write_text(textwrap.dedent(ENVIRONMENTS), encoding="utf-8")
+    with pytest.raises(ManifestError) as excinfo:
+        check_manifest(Path("workers.yaml"), {})
+    assert len(excinfo.value.diagnostics) == 2
+    summary = check_manifest(Path("workers.yaml"), {}, environment="production")
+    assert summary.environments == ("production",)
+
+
+def test_allow_unset_checks_everything_but_unset_variables(project: Path) -> None:
+    Path("workers.yaml").write_text(textwrap.dedent(ENVIRONMENTS), encoding="utf-8")
+    with pytest.raises(ManifestError) as excinfo:
+        check_manifest(Path("workers.yaml"), {}, allow_unset=True)
+    assert [d.message for d in excinfo.value.diagnostics] == ["'1bad' is not a valid JavaScript identifier"]
+
+
+def test_unknown_environment_is_an_error_listing_the_known_ones(project: Path) -> None:
+    Path("workers.yaml").write_text(textwrap.dedent(ENVIRONMENTS), encoding="utf-8")
+    with pytest.raises(DeployerError, match=r"unknown environment 'prod': workers.yaml declares staging, production"):
+        load_manifest(Path("workers.yaml"), {}, environment="prod")
+
+
+def test_without_an_environments_map_env_only_names_the_state_file(project: Path) -> None:
+    Path("workers.yaml").write_text(f"version: 1\naccount_id: {ACCOUNT}\nscripts:\n  a:\n    path: src/worker.js\n")
+    manifest = load_manifest(Path("workers.yaml"), {}, environment="anything")
+    assert manifest.environment == "anything" and [s.name for s in manifest.scripts] == ["a"]
+
+
+def test_a_typo_in_an_environment_is_reported_even_when_another_is_planned(project: Path) -> None:
+    assert env_problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          a:
+            path: src/worker.js
+        environments:
+          staging:
+            scripts:
+              a:
+                pth: src/other.js
+    """, None) == [
+        "workers.yaml:10:9: environments.staging.scripts.a.pth: unexpected key 'pth' (did you mean 'path'?)"
+    ]
+
+
+def test_a_script_added_by_an_environment_needs_a_path(project: Path) -> None:
+    assert env_problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts: {{}}
+        environments:
+          staging:
+            scripts:
+              jobs:
+                compatibility_date: "2024-09-23"
+    """, "staging") == ["workers.yaml:8:9: environments.staging.scripts.jobs: missing required key 'path'"]
+
+
+def test_name_suffix_must_keep_script_names_valid(project: Path) -> None:
+    long_name = "a" * 60
+    assert env_problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          {long_name}:
+            path: src/worker.js
+        environments:
+          staging:
+            name_suffix: -staging
+    """, "staging") == [
+        f"workers.yaml:4:3: scripts.{long_name}: '{long_name}' with name_suffix '-staging' is not "
+        "a valid script name (lowercase letters, digits, '-' and '_', not starting with '-', at most 63 characters)"
+    ]
+
+
+def test_unknown_environment_key_is_reported(project: Path) -> None:
+    assert env_problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts: {{}}
+        environments:
+          staging:
+            suffix: -s
+    """, None) == [
+        "workers.yaml:6:5: environments.staging.suffix: unexpected key 'suffix' (did you mean 'name_suffix'?)"
+    ]
+
+
+# --- ES modules ------------------------------------------------------------------------------
+
+
+def test_modules_need_format_modules(project: Path) -> None:
+    assert problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          a:
+            path: src/worker.js
+            modules: [src/other.js]
+    """) == ["workers.yaml:6:5: scripts.a.modules: extra modules need 'format: modules' "
+             "(a service-worker script is one file)"]
+
+
+def test_a_module_outside_the_entry_directory_is_refused(project: Path) -> None:
+    Path("lib.js").write_text("export {}\n")
+    assert problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          a:
+            format: modules
+            path: src/worker.js
+            modules: [lib.js, src/other.js, ./src/other.js, ../escape.js]
+    """) == [
+        "workers.yaml:7:15: scripts.a.modules[0]: 'lib.js' is outside src/, the directory of the entry module "
+        "'src/worker.js': module names are relative to it",
+        "workers.yaml:7:37: scripts.a.modules[2]: './src/other.js' is the same module as line 7 ('other.js')",
+        "workers.yaml:7:53: scripts.a.modules[3]: '../escape.js' leads outside the manifest's directory",
+    ]
+
+
+def test_module_type_format_and_compatibility_date_are_checked(project: Path) -> None:
+    assert problems(f"""\
+        version: 1
+        account_id: {ACCOUNT}
+        scripts:
+          a:
+            format: module
+            path: src/worker.js
+            compatibility_date: 2024-02-30
+          b:
+            format: modules
+            path: src/worker.js
+            modules: [{{path: src/other.js, type: text/x-python}}]
+            compatibility_date: "24-01-01"
+    """) == [
+        "workers.yaml:5:13: scripts.a.format: 'module' is not a script format; expected one of: "
+        "service-worker, modules (did you mean 'modules'?)",
+        "workers.yaml:7:25: scripts.a.compatibility_date: '2024-02-30' is not a calendar date",
+        "workers.yaml:11:42: scripts.b.modules[0].type: 'text/x-python' is not a module type; expected one of: "
+        "application/javascript+module, text/javascript+module, application/javascript, text/javascript, "
+        "application/wasm, text/plain, application/octet-stream, application/source-map (did you mean 'text/plain'?)",
+        "workers.yaml:12:25: scripts.b.compatibility_date: '24-01-01' is not a date written YYYY-MM-DD",
     ]

@@ -1,0 +1,194 @@
+"""The deployed side, read back from Cloudflare: the account's script and namespace lists
+(``--refresh``, ``deployer refresh``), one script's code and settings (``deployer import``),
+and its bindings compared with what an upload sent (``apply --verify``).
+
+Reference: shared/reference/cloudflare-api.md §2.1 (list), §2.3 (content/v2), §2.4 (settings).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from email.message import Message
+from typing import Any, Protocol
+
+from deployer.errors import DeployerError
+from deployer.models import BindingType, DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
+from deployer.planner import RemoteScript, RemoteSnapshot
+from deployer.upload import SERVICE_WORKER_PART, SERVICE_WORKER_TYPE, content_digest
+
+
+class _Client(Protocol):
+    """The reading part of CloudflareClient (tests may pass a fake)."""
+
+    def list_scripts(self, account_id: str) -> list[dict[str, Any]]: ...
+    def list_kv_namespaces(self, account_id: str) -> list[dict[str, Any]]: ...
+    def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]: ...
+    def download_script(self, account_id: str, name: str) -> tuple[str, bytes]: ...
+
+
+def require_account(manifest: Manifest, what: str) -> str:
+    """The manifest's account_id; the legacy zone API has no list, content or settings here."""
+    if manifest.account_id is None:
+        raise DeployerError(f"{what} needs account_id: the legacy zone API (zone_id) cannot read scripts back")
+    return manifest.account_id
+
+
+def read_remote(manifest: Manifest, client: _Client) -> RemoteSnapshot:
+    """One list of scripts and one of namespaces: what ``--refresh`` compares with the state."""
+    account_id = require_account(manifest, "--refresh")
+    scripts = {
+        item["id"]: RemoteScript(item["id"], item.get("etag"), item.get("modified_on"))
+        for item in client.list_scripts(account_id)
+    }
+    namespace_ids = frozenset(item["id"] for item in client.list_kv_namespaces(account_id))
+    return RemoteSnapshot(scripts, namespace_ids)
+
+
+# --- deployer refresh ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Refresh:
+    """What ``deployer refresh`` records: scripts with the remote's etag and modified_on,
+    scripts and namespaces gone from Cloudflare (dropped, so the next plan creates them)."""
+
+    updated: tuple[ScriptState, ...]
+    gone_scripts: tuple[str, ...]
+    gone_namespaces: tuple[str, ...]
+    unchanged: int
+
+
+def refresh_state(state: State, remote: RemoteSnapshot) -> Refresh:
+    """Pure: the records that make ``state`` agree with ``remote`` without uploading."""
+    updated, gone = [], []
+    for recorded in state.scripts:
+        seen = remote.scripts.get(recorded.name)
+        if seen is None:
+            gone.append(recorded.name)
+        elif (seen.etag, seen.modified_on) != (recorded.etag, recorded.modified_on):
+            updated.append(dataclasses.replace(recorded, etag=seen.etag, modified_on=seen.modified_on))
+    gone_namespaces = tuple(ns.key for ns in state.kv_namespaces if ns.id not in remote.namespace_ids)
+    unchanged = len(state.scripts) - len(updated) - len(gone)
+    return Refresh(tuple(updated), tuple(gone), gone_namespaces, unchanged)
+
+
+# --- deployer import ----------------------------------------------------------------------
+
+
+def import_script(script: Script, account_id: str, client: _Client) -> tuple[ScriptState, list[str]]:
+    """Read ``script``'s deployed code and bindings into a ScriptState, plus warnings.
+
+    The content hash is computed from the downloaded parts the way the manifest computes its
+    own, so an unchanged script plans as no-op. Secrets come back without values: they are
+    recorded without a fingerprint, so the next plan re-sends them (reason ``secret``).
+    Raises DeployerError when the script does not exist in the account.
+    """
+    listed = {item.get("id"): item for item in client.list_scripts(account_id)}
+    if script.name not in listed:
+        raise DeployerError(f"script {script.name!r} does not exist in account {account_id}: nothing to import "
+                            "(deployer plan shows it as a create)")
+    content_type, body = client.download_script(account_id, script.name)
+    settings = client.get_script_settings(account_id, script.name)
+    script_format, parts = _code_parts(content_type, body)
+    date = settings.get("compatibility_date") if script.compatibility_date is not None else None
+    flags = tuple(settings.get("compatibility_flags") or ()) if script.compatibility_flags else ()
+    digest = content_digest(script_format, parts, date, flags)
+    bindings, warnings = _deployed_bindings(settings.get("bindings") or [])
+    item = listed[script.name]
+    recorded = ScriptState(
+        name=script.name,
+        content_sha256=digest,
+        bindings=bindings,
+        etag=_text(item.get("etag")),
+        modified_on=_text(item.get("modified_on")),
+    )
+    return recorded, warnings
+
+
+def _code_parts(content_type: str, body: bytes) -> tuple[ScriptFormat, list[tuple[str, str, str]]]:
+    """``(format, [(part name, content type, sha256)])`` of downloaded code, entry first: a
+    multipart answer is a modules script (its first part the main module), anything else the
+    bytes of a service-worker script."""
+    header = Message()
+    header["Content-Type"] = content_type or "application/octet-stream"
+    if header.get_content_type() != "multipart/form-data":
+        return ScriptFormat.SERVICE_WORKER, [(SERVICE_WORKER_PART, SERVICE_WORKER_TYPE, hashlib.sha256(body).hexdigest())]
+    boundary = header.get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise DeployerError("Cloudflare sent the script's modules without a multipart boundary")
+    parts = []
+    for name, part_type, data in _split_multipart(body, boundary):
+        parts.append((name, part_type, hashlib.sha256(data).hexdigest()))
+    if not parts:
+        raise DeployerError("Cloudflare sent the script's code as an empty multipart body")
+    return ScriptFormat.MODULES, parts
+
+
+def _split_multipart(body: bytes, boundary: str) -> list[tuple[str, str, bytes]]:
+    """``(name, content type, bytes)`` of each part, bytes exactly as received."""
+    parts = []
+    for section in (b"\r\n" + body).split(b"\r\n--" + boundary.encode("latin-1"))[1:]:
+        if section.startswith(b"--"):
+            break
+        head, _, data = section.partition(b"\r\n\r\n")
+        headers = Message()
+        for line in head.decode("latin-1").split("\r\n")[1:]:
+            key, colon, value = line.partition(":")
+            if colon:
+                headers[key.strip()] = value.strip()
+        name = headers.get_param("name", header="content-disposition")
+        content_type = headers.get_content_type() if headers.get("Content-Type") else "application/octet-stream"
+        parts.append((name if isinstance(name, str) else "", content_type, data))
+    return parts
+
+
+def _deployed_bindings(items: Sequence[Any]) -> tuple[tuple[DeployedBinding, ...], list[str]]:
+    bindings, warnings = [], []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            continue
+        name, kind = item["name"], item.get("type")
+        match kind:
+            case BindingType.KV_NAMESPACE.value:
+                bindings.append(DeployedBinding(BindingType.KV_NAMESPACE, name, namespace_id=_text(item.get("namespace_id"))))
+            case BindingType.PLAIN_TEXT.value:
+                bindings.append(DeployedBinding(BindingType.PLAIN_TEXT, name, text=_text(item.get("text")) or ""))
+            case BindingType.SECRET_TEXT.value:
+                bindings.append(DeployedBinding(BindingType.SECRET_TEXT, name))
+            case _:
+                warnings.append(f"binding {name} of type {kind} is not one deployer manages; "
+                                "the next apply uploads the script without it")
+    return tuple(bindings), warnings
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# --- apply --verify -----------------------------------------------------------------------
+
+
+def binding_mismatches(sent: Sequence[Mapping[str, Any]], deployed: Sequence[Any]) -> list[str]:
+    """How the bindings Cloudflare reports differ from those an upload sent, one line per
+    binding, naming it. Secret values are never compared or shown (Cloudflare returns none)."""
+    remote = {item.get("name"): item for item in deployed if isinstance(item, dict)}
+    problems = []
+    for binding in sent:
+        name, kind = binding["name"], binding["type"]
+        found = remote.pop(name, None)
+        if found is None:
+            problems.append(f"binding {name} ({kind}) was sent but Cloudflare does not have it")
+        elif found.get("type") != kind:
+            problems.append(f"binding {name} was sent as {kind} but Cloudflare has it as {found.get('type')}")
+        elif kind == BindingType.KV_NAMESPACE.value and found.get("namespace_id") != binding["namespace_id"]:
+            problems.append(f"binding {name} was sent with namespace_id {binding['namespace_id']} but Cloudflare "
+                            f"has {found.get('namespace_id')}")
+        elif kind == BindingType.PLAIN_TEXT.value and found.get("text") != binding["text"]:
+            problems.append(f"binding {name} was sent with text {json.dumps(binding['text'])} but Cloudflare has "
+                            f"{json.dumps(found.get('text'))}")
+    for name, found in remote.items():
+        problems.append(f"binding {name} ({found.get('type')}) is in Cloudflare but was not sent")
+    return problems
