@@ -1,5 +1,5 @@
 """``python -m deployer`` is the ``deployer`` console script."""
-from deployer.cli import main
+from deployer.cli import console
 
 if __name__ == "__main__":
-    main()
+    console()

@@ -8,11 +8,13 @@ nodes (``environments``), so every problem keeps the line and column where it wa
 from __future__ import annotations
 
 import codecs
+import contextlib
+import gc
 import hashlib
 import os
 import re
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
@@ -77,6 +79,29 @@ def load_manifest(path: Path, environ: Mapping[str, str], *, environment: str | 
     ``DeployerError`` when the file cannot be read at all or ``environment`` is not one the
     manifest declares under ``environments:`` (without that map it only names a state file).
     """
+    with _without_cycle_collection():
+        return _load(path, environ, environment)
+
+
+@contextlib.contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Pause Python's cycle collector while the manifest's nodes and values are built.
+
+    A load allocates tens of objects per script and frees none, which makes the collector walk
+    the growing heap again and again: 30% of the time at 1,000 scripts and more per script at
+    5,000 (benchmarks/README.md, growth). Nothing built here forms a cycle; reference counting
+    still frees everything, and cycles made elsewhere meanwhile wait for the next collection.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load(path: Path, environ: Mapping[str, str], environment: str | None) -> Manifest:
     document = _Document(path, environ)
     checked = document.check(environment)
     document.raise_problems()

@@ -167,9 +167,16 @@ class State:
     zone_id: str | None = None
     scripts: tuple[ScriptState, ...] = ()
     kv_namespaces: tuple[NamespaceState, ...] = ()
+    # Built on the first script() call: a plan looks up every script, and a scan per lookup
+    # made planning 5,000 scripts quadratic (benchmarks/README.md, growth).
+    _by_name: dict[str, ScriptState] | None = field(default=None, init=False, repr=False, compare=False)
 
     def script(self, name: str) -> ScriptState | None:
-        return next((s for s in self.scripts if s.name == name), None)
+        index = self._by_name
+        if index is None:
+            index = {s.name: s for s in self.scripts}
+            object.__setattr__(self, "_by_name", index)  # a cache of immutable data, not a change
+        return index.get(name)
 
     def namespace(self, key: str) -> NamespaceState | None:
         return next((n for n in self.kv_namespaces if n.key == key), None)

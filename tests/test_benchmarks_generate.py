@@ -1,0 +1,32 @@
+"""The benchmark project generator writes a valid project whose state is up to date except for
+the scripts it was asked to change. A smoke test only: nothing is timed here."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from benchmarks.generate import generate_project
+from deployer.manifest import load_manifest
+from deployer.models import Action, ResourceType
+from deployer.planner import make_plan
+from deployer.state import StateStore
+
+
+def test_generated_project_plans_exactly_the_changed_scripts(tmp_path: Path) -> None:
+    project = generate_project(tmp_path / "p", scripts=5, size=2_000, bindings=3, changed=2)
+    manifest = load_manifest(project.manifest, os.environ)
+    assert project.state is not None
+    plan = make_plan(manifest, StateStore(project.state).load())
+    actions = {c.name: c.action for c in plan.changes if c.type is ResourceType.SCRIPT}
+    assert actions == {name: Action.UPDATE if name in project.changed else Action.NO_OP
+                       for name in project.scripts}
+    assert all(len(s.bindings) == 3 for s in manifest.scripts)
+    assert all(2_000 <= s.path.stat().st_size <= 2_100 for s in manifest.scripts)
+
+
+def test_generated_project_without_state_creates_every_script(tmp_path: Path) -> None:
+    project = generate_project(tmp_path / "p", scripts=3, size=500, changed=0, with_state=False,
+                               namespace_reference=False)
+    plan = make_plan(load_manifest(project.manifest, os.environ), StateStore(project.manifest.parent
+                                                                             / ".deployer" / "state.json").load())
+    assert [c.action for c in plan.changes] == [Action.CREATE] * 3
