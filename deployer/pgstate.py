@@ -89,8 +89,8 @@ CREATE TABLE IF NOT EXISTS {schema}.locks (
 );
 """
 
-# libpq settings we add unless the URL sets them: a dead runner's TCP session (and with it its
-# advisory lock) is noticed within about a minute even when no FIN ever arrives.
+# libpq settings we add unless the URL sets them: the client notices a vanished server within
+# about a minute (the lock's session sets the same on the server's side).
 _CONNECT_DEFAULTS = {
     "application_name": "deployer",
     "connect_timeout": "15",
@@ -453,6 +453,9 @@ class PgStateStore:
 
     def _acquire(self, conn: psycopg.Connection[Any], command: str, timeout: float) -> None:
         key = lock_key(self.target.schema, self.name)
+        # The server's side of the keepalives: it frees the lock of a runner whose host vanished
+        # without closing its connection within about a minute, not the OS default two hours.
+        conn.execute("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; SET tcp_keepalives_count = 3")
         deadline = time.monotonic() + max(timeout, 0.0)
         # A holder records itself just after taking the lock (and after creating the tables on
         # the very first run): give a holder that has no record yet a moment to write it.

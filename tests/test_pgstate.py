@@ -359,3 +359,13 @@ def test_the_readme_grants_are_enough(postgres_server: PostgresServer) -> None:
     with pytest.raises(StateError, match="permission denied"):
         with reader.lock(command="deployer apply", warn=ignore):
             pass
+
+
+def test_the_lock_session_asks_the_server_to_notice_a_vanished_runner_within_a_minute(pg_url: str) -> None:
+    store = open_store(pg_url)
+    with store.lock(command="deployer apply", warn=ignore):
+        conn = store._conn  # noqa: SLF001 - the session that holds the advisory lock
+        assert conn is not None
+        settings = [conn.execute(f"SHOW {name}").fetchone()[0]
+                    for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")]
+    assert settings == ["30", "10", "3"]
