@@ -23,6 +23,7 @@ from deployer.errors import ApprovalRefused, DeployerError, Diagnostic, Manifest
 if TYPE_CHECKING:
     from deployer.cloudflare import CloudflareClient
     from deployer.models import Manifest, Plan
+    from deployer.backend import StateBackend
 
 
 class ExitStatus(enum.IntEnum):
@@ -47,13 +48,17 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals can hold secrets
     rich_markup_mode=None,
 )
-state_app = typer.Typer(help="Read the recorded state.", no_args_is_help=True, rich_markup_mode=None)
+state_app = typer.Typer(help="Read, restore and move the recorded state.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(state_app, name="state")
 
 # Options shared by every command that reads a manifest or a state.
 FileOption = typer.Option(Path("workers.yaml"), "-f", "--file", help="The manifest (default: ./workers.yaml).")
 EnvOption = typer.Option(None, "--env", help="Environment name: selects .deployer/state.<env>.json.")
-StateOption = typer.Option(None, "--state", help="State file (default: .deployer/state.json beside the manifest).")
+StateOption = typer.Option(
+    None, "--state", help="State file, or a postgresql:// URL (default: $DEPLOYER_STATE_URL, else "
+    ".deployer/state.json beside the manifest).")
+StateNameOption = typer.Option(
+    None, "--state-name", help="The state's name in PostgreSQL (default: the manifest directory's name, .ENV added with --env).")
 DebugOption = typer.Option(False, "--debug", help="Show tracebacks for expected errors too.")
 LockTimeoutOption = typer.Option(0.0, "--lock-timeout", min=0.0, help="Seconds to wait for another apply's lock.")
 
@@ -78,10 +83,10 @@ def _warn_zone_id() -> None:
     )
 
 
-def _state_path(file: Path, env: str | None, state: Path | None) -> Path:
-    from deployer.state import default_state_path
+def _store(file: Path, env: str | None, state: str | None, state_name: str | None) -> StateBackend:
+    from deployer.backend import open_store
 
-    return state if state is not None else default_state_path(file, env)
+    return open_store(file, env, state, state_name, os.environ)
 
 
 def _client(
@@ -160,7 +165,8 @@ def validate(
 def plan(
     file: Path = FileOption,
     env: Optional[str] = EnvOption,
-    state: Optional[Path] = StateOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
     format: PlanFormat = typer.Option(PlanFormat.TEXT, "--format", help="text, json or markdown."),
     detailed_exitcode: bool = typer.Option(
         False, "--detailed-exitcode", help="Exit 2 when there are changes, 3 when --refresh found drift."
@@ -173,7 +179,6 @@ def plan(
     """Show what apply would change: create / update / delete / no-op per script and namespace."""
     from deployer.planner import make_plan
     from deployer.render import render_json, render_markdown, render_text
-    from deployer.state import StateStore
 
     manifest = _load_manifest(file, env)
     remote = None
@@ -185,8 +190,7 @@ def plan(
             remote = read_remote(manifest, client)
         finally:
             client.close()
-    store = StateStore(_state_path(file, env, state))
-    the_plan = make_plan(manifest, store.load(), remote)
+    the_plan = make_plan(manifest, _store(file, env, state, state_name).load(), remote)
     if out is not None:
         from deployer.planfile import write_planfile
 
@@ -210,7 +214,8 @@ def apply(
     planfile: Optional[Path] = typer.Argument(None, help="A plan saved by 'deployer plan --out'."),
     file: Path = FileOption,
     env: Optional[str] = EnvOption,
-    state: Optional[Path] = StateOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
     auto_approve: bool = typer.Option(False, "--auto-approve", help="Apply without asking (CI)."),
     parallelism: int = typer.Option(4, "--parallelism", min=1, max=64, help="Uploads in flight at once."),
     refresh: bool = typer.Option(False, "--refresh", help="Compare the state with Cloudflare before planning."),
@@ -235,7 +240,6 @@ def apply(
     from deployer.planner import make_plan
     from deployer.remote import read_remote, require_account
     from deployer.render import render_text
-    from deployer.state import StateStore
 
     saved = None
     if planfile is not None:
@@ -251,7 +255,7 @@ def apply(
     if verify:
         require_account(manifest, "--verify")
     client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
-    store = StateStore(_state_path(file, env, state))
+    store = _store(file, env, state, state_name)
     try:
         with store.lock(command="deployer apply", timeout=lock_timeout, warn=_warn):
             current = store.load()
@@ -314,17 +318,17 @@ def _confirm() -> None:
 def refresh(
     file: Path = FileOption,
     env: Optional[str] = EnvOption,
-    state: Optional[Path] = StateOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
     lock_timeout: float = LockTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
     """Record Cloudflare's current etags in the state (accepting changes made outside deployer); no upload."""
     from deployer.remote import read_remote, refresh_state
-    from deployer.state import StateStore
 
     manifest = _load_manifest(file, env)
     client = _client()
-    store = StateStore(_state_path(file, env, state))
+    store = _store(file, env, state, state_name)
     try:
         with store.lock(command="deployer refresh", timeout=lock_timeout, warn=_warn):
             found = refresh_state(store.state, read_remote(manifest, client))
@@ -351,14 +355,14 @@ def import_script(
     name: str = typer.Argument(..., help="The script's name in Cloudflare, as the plan shows it (with any name_suffix)."),
     file: Path = FileOption,
     env: Optional[str] = EnvOption,
-    state: Optional[Path] = StateOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
     lock_timeout: float = LockTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
     """Adopt a script that already exists in Cloudflare into the state, so plan shows only real differences."""
     from deployer.planner import check_same_target
     from deployer.remote import import_script as read_deployed, require_account
-    from deployer.state import StateStore
 
     manifest = _load_manifest(file, env)
     script = next((s for s in manifest.scripts if s.name == name), None)
@@ -368,12 +372,12 @@ def import_script(
                             "add it to the manifest first, then import it")
     account_id = require_account(manifest, "import")
     client = _client()
-    store = StateStore(_state_path(file, env, state))
+    store = _store(file, env, state, state_name)
     try:
         with store.lock(command=f"deployer import {name}", timeout=lock_timeout, warn=_warn):
             check_same_target(manifest, store.state)
             if store.state.script(name) is not None:
-                raise DeployerError(f"script {name!r} is already in the state {store.path}; "
+                raise DeployerError(f"script {name!r} is already in the state {store.description}; "
                                     "'deployer refresh' records its current etag")
             recorded, warnings = read_deployed(script, account_id, client)
             store.record(scripts=[recorded], account_id=manifest.account_id, zone_id=manifest.zone_id)
@@ -411,13 +415,12 @@ def schema() -> int:
 def state_list(
     file: Path = FileOption,
     env: Optional[str] = EnvOption,
-    state: Optional[Path] = StateOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
     debug: bool = DebugOption,
 ) -> int:
     """List every recorded namespace and script."""
-    from deployer.state import StateStore
-
-    recorded = StateStore(_state_path(file, env, state)).load()
+    recorded = _store(file, env, state, state_name).load()
     for ns in recorded.kv_namespaces:
         print(f"kv_namespace.{ns.key}\t{ns.id}\t{ns.title}")
     for script in recorded.scripts:
@@ -430,14 +433,15 @@ def state_show(
     name: str = typer.Argument(..., help="A script name, or kv_namespace.KEY / script.NAME."),
     file: Path = FileOption,
     env: Optional[str] = EnvOption,
-    state: Optional[Path] = StateOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
     debug: bool = DebugOption,
 ) -> int:
     """Show one recorded script or namespace as JSON."""
-    from deployer.state import StateStore, state_to_json
+    from deployer.state import state_to_json
 
-    path = _state_path(file, env, state)
-    doc = state_to_json(StateStore(path).load())
+    store = _store(file, env, state, state_name)
+    doc = state_to_json(store.load())
     kind, _, short = name.partition(".") if name.startswith(("script.", "kv_namespace.")) else ("", "", name)
     sections = {"script": "scripts", "kv_namespace": "kv_namespaces"}
     for section in [sections[kind]] if kind else ["scripts", "kv_namespaces"]:
@@ -446,7 +450,87 @@ def state_show(
             kind = "script" if section == "scripts" else "kv_namespace"
             print(json.dumps({"type": kind, "name": short, **entry}, indent=2, sort_keys=True))
             return ExitStatus.OK
-    raise DeployerError(f"{name!r} is not in the state {path}; 'deployer state list' shows what is")
+    raise DeployerError(f"{name!r} is not in the state {store.description}; 'deployer state list' shows what is")
+
+
+@state_app.command("history")
+def state_history(
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
+    debug: bool = DebugOption,
+) -> int:
+    """List the saved versions of a state in PostgreSQL: serial, time, host, user."""
+    from deployer.backend import require_postgres
+    from deployer.state_commands import render_history
+
+    store = require_postgres(_store(file, env, state, state_name), "state history")
+    sys.stdout.write(render_history(store, store.history()))
+    return ExitStatus.OK
+
+
+@state_app.command("rollback")
+def state_rollback(
+    to: int = typer.Option(..., "--to", min=1, help="The serial to restore ('deployer state history')."),
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
+    lock_timeout: float = LockTimeoutOption,
+    debug: bool = DebugOption,
+) -> int:
+    """Save an earlier version of a state in PostgreSQL as its newest version."""
+    from deployer.backend import require_postgres
+    from deployer.state_commands import rollback_state
+
+    store = require_postgres(_store(file, env, state, state_name), "state rollback")
+    _stderr(rollback_state(store, to, timeout=lock_timeout, warn=_warn).rstrip("\n"))
+    return ExitStatus.OK
+
+
+@state_app.command("push")
+def state_push(
+    local: Optional[Path] = typer.Argument(None, help="State file to copy (default: .deployer/state[.ENV].json)."),
+    force: bool = typer.Option(False, "--force", help="Replace another lineage or a newer remote state."),
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
+    lock_timeout: float = LockTimeoutOption,
+    debug: bool = DebugOption,
+) -> int:
+    """Copy a local state file into PostgreSQL."""
+    from deployer.backend import require_postgres
+    from deployer.state import default_state_path
+    from deployer.state_commands import push_state
+
+    store = require_postgres(_store(file, env, state, state_name), "state push")
+    path = local if local is not None else default_state_path(file, env)
+    _stderr(push_state(path, store, force=force, timeout=lock_timeout, warn=_warn).rstrip("\n"))
+    return ExitStatus.OK
+
+
+@state_app.command("pull")
+def state_pull(
+    local: Optional[Path] = typer.Argument(None, help="State file to write (default: .deployer/state[.ENV].json)."),
+    force: bool = typer.Option(False, "--force", help="Replace another lineage or a newer local state file."),
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
+    lock_timeout: float = LockTimeoutOption,
+    debug: bool = DebugOption,
+) -> int:
+    """Write the state in PostgreSQL to a local state file."""
+    from deployer.backend import require_postgres
+    from deployer.state import default_state_path
+    from deployer.state_commands import pull_state
+
+    store = require_postgres(_store(file, env, state, state_name), "state pull")
+    path = local if local is not None else default_state_path(file, env)
+    _stderr(pull_state(store, path, force=force, timeout=lock_timeout, warn=_warn).rstrip("\n"))
+    return ExitStatus.OK
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

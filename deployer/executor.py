@@ -33,7 +33,7 @@ from deployer.upload import UploadPart, read_parts, upload_metadata
 
 if TYPE_CHECKING:
     from deployer.cloudflare import CloudflareClient
-    from deployer.state import StateStore
+    from deployer.backend import StateBackend
 
 Progress = Callable[[str], None]
 
@@ -72,7 +72,7 @@ def apply_plan(
     plan: Plan,
     manifest: Manifest,
     client: _Client | CloudflareClient,
-    store: StateStore,
+    store: StateBackend,
     *,
     parallelism: int = 4,
     progress: Progress = lambda message: None,
@@ -110,7 +110,7 @@ def apply_plan(
 
 
 def _apply_namespaces(
-    plan: Plan, manifest: Manifest, client: _Client, store: StateStore, progress: Progress, result: ApplyResult
+    plan: Plan, manifest: Manifest, client: _Client, store: StateBackend, progress: Progress, result: ApplyResult
 ) -> None:
     for change in plan.changes:
         if change.type is not ResourceType.KV_NAMESPACE:
@@ -243,7 +243,7 @@ def _delete_job(change: Change, manifest: Manifest, client: _Client, progress: P
 
 
 def _run_jobs(
-    jobs: list[Callable[[], _Outcome]], store: StateStore, parallelism: int, result: ApplyResult
+    jobs: list[Callable[[], _Outcome]], store: StateBackend, parallelism: int, result: ApplyResult
 ) -> None:
     """Run jobs ``parallelism`` at a time; record the outcomes that finish together in one save."""
     if not jobs:
@@ -294,7 +294,7 @@ def _top_up(
         running.add(pool.submit(job))
 
 
-def _record(store: StateStore, outcomes: list[_Outcome], result: ApplyResult) -> None:
+def _record(store: StateBackend, outcomes: list[_Outcome], result: ApplyResult) -> None:
     if not outcomes:
         return
     uploaded = [o.uploaded for o in outcomes if o.uploaded is not None]

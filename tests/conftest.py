@@ -24,3 +24,4 @@ def no_real_cloudflare(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 from tests.fake_cloudflare import fake_cloudflare  # noqa: E402,F401  (the loopback fake API fixture)
+from tests.pg_server import pg_database, pg_url, postgres_server  # noqa: E402,F401  (throwaway PostgreSQL)

@@ -1,0 +1,183 @@
+"""Where state lives: a state file (the default) or PostgreSQL (``--state postgresql://...`` or
+DEPLOYER_STATE_URL), behind one ``StateBackend`` protocol. Also the URL handling that keeps the
+database password out of every message."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, cast
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
+
+from deployer.errors import DeployerError, StateError
+from deployer.models import NamespaceState, ScriptState, State
+
+if TYPE_CHECKING:
+    from deployer.pgstate import PgStateStore
+
+STATE_URL_VARIABLE = "DEPLOYER_STATE_URL"
+DEFAULT_SCHEMA = "deployer"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
+MASK = "***"
+
+
+class StateBackend(Protocol):
+    """What plan, apply and the executor need from a state store (file or PostgreSQL)."""
+
+    @property
+    def description(self) -> str:
+        """How messages name this state; never holds a password."""
+
+    @property
+    def state(self) -> State: ...
+
+    def load(self) -> State:
+        """Read the current state; never writes (a missing state is an empty State)."""
+
+    def lock(
+        self, *, command: str, timeout: float = 0.0, warn: Callable[[str], None] = ...
+    ) -> AbstractContextManager[None]:
+        """Hold the state's lock for one session (LockHeldError naming the holder), then load."""
+
+    def record(
+        self,
+        *,
+        scripts: Iterable[ScriptState] = (),
+        removed_scripts: Iterable[str] = (),
+        namespaces: Iterable[NamespaceState] = (),
+        forgotten_namespaces: Iterable[str] = (),
+        account_id: str | None = None,
+        zone_id: str | None = None,
+    ) -> State:
+        """Durably save what one successful request changed; serial + 1. Needs the lock."""
+
+    def commit(self) -> State:
+        """Fold the records of this run into a saved version. Needs the lock."""
+
+    def replace(self, state: State, *, note: str = "") -> State:
+        """Save ``state`` whole, with its own lineage and serial (push, pull, rollback). Needs the lock."""
+
+
+@dataclass(frozen=True, slots=True)
+class PgTarget:
+    """A parsed PostgreSQL URL: ``conninfo`` for libpq (without our ``schema`` parameter),
+    the schema, and ``shown``, the URL with any password masked."""
+
+    conninfo: str = field(repr=False)
+    schema: str
+    shown: str
+    password: str | None = field(default=None, repr=False)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the password (raw or URL-encoded) and the raw URL replaced."""
+        text = text.replace(self.conninfo, self.shown)
+        if self.password:
+            for form in {self.password, quote(self.password, safe=""), quote(self.password)}:
+                text = text.replace(form, MASK)
+        return text
+
+
+def is_postgres_url(value: str) -> bool:
+    return value.partition("://")[0].lower() in POSTGRES_SCHEMES and "://" in value
+
+
+def parse_postgres_url(url: str) -> PgTarget:
+    """Split off ``?schema=NAME`` (default ``deployer``); the rest goes to libpq unchanged, so
+    a password may come from the URL, PGPASSWORD or ~/.pgpass as libpq users expect."""
+    shown = mask_url(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise StateError(f"cannot read the PostgreSQL URL {shown}: {exc}") from None
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [value for key, value in query if key == "schema"]
+    schema = schemas[-1] if schemas else DEFAULT_SCHEMA
+    if not schema or len(schema.encode("utf-8")) > 63 or "\x00" in schema:
+        raise StateError(f"the PostgreSQL URL {shown} names an invalid schema {schema!r}: use 1 to 63 characters")
+    rest = [(key, value) for key, value in query if key != "schema"]
+    conninfo = urlunsplit(parts._replace(query=urlencode(rest, quote_via=quote)))
+    passwords = [value for key, value in query if key == "password"]
+    password = unquote(parts.password) if parts.password else (passwords[-1] if passwords else None)
+    return PgTarget(conninfo=conninfo, schema=schema, shown=shown, password=password)
+
+
+def mask_url(url: str) -> str:
+    """The URL with the password in its user part and any ``password=`` parameter masked."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, tail = rest.partition("/")
+    if not slash:
+        netloc, qmark, tail = rest.partition("?")
+        slash = qmark
+    userinfo, at, hosts = netloc.rpartition("@")
+    if at and ":" in userinfo:
+        netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{hosts}"
+    path, qmark, query = tail.partition("?")
+    if qmark:
+        query = "&".join(
+            f"{item.split('=', 1)[0]}={MASK}" if item.split("=", 1)[0] == "password" else item
+            for item in query.split("&")
+        )
+    return f"{scheme}{sep}{netloc}{slash}{path}{qmark}{query}"
+
+
+def state_name(manifest_path: Path, environment: str | None, explicit: str | None) -> str:
+    """``--state-name`` verbatim, else the manifest directory's base name (``.ENV`` with --env)."""
+    if explicit is not None:
+        if not explicit.strip():
+            raise StateError("--state-name must not be empty")
+        return explicit
+    directory = manifest_path.absolute().parent
+    if not directory.name:
+        raise StateError(f"cannot name the state after the manifest directory {directory}: pass --state-name NAME")
+    return f"{directory.name}.{environment}" if environment else directory.name
+
+
+def open_store(
+    manifest_path: Path,
+    environment: str | None,
+    state_option: str | None,
+    state_name_option: str | None,
+    environ: Mapping[str, str],
+) -> StateBackend:
+    """The store ``--state`` names, else DEPLOYER_STATE_URL's, else the default state file."""
+    from deployer.state import StateStore, default_state_path
+
+    location = state_option
+    if location is None and environ.get(STATE_URL_VARIABLE):
+        location = environ[STATE_URL_VARIABLE]
+        if not is_postgres_url(location):
+            raise StateError(f"{STATE_URL_VARIABLE} must be a postgresql:// URL, got {mask_url(location)!r}")
+    if location is not None and is_postgres_url(location):
+        return open_postgres(parse_postgres_url(location), state_name(manifest_path, environment, state_name_option))
+    if state_name_option is not None:
+        raise StateError(
+            "--state-name names a state in PostgreSQL: pass --state postgresql://... or set "
+            f"{STATE_URL_VARIABLE}, or leave --state-name out for a state file"
+        )
+    return StateStore(Path(location) if location is not None else default_state_path(manifest_path, environment))
+
+
+def open_postgres(target: PgTarget, name: str) -> PgStateStore:
+    try:
+        import psycopg  # noqa: F401  (only to tell a missing extra from other import errors)
+    except ImportError:
+        raise DeployerError(
+            "a PostgreSQL state needs the psycopg driver: pip install 'deployer[postgres]'"
+        ) from None
+    from deployer.pgstate import PgStateStore
+
+    return PgStateStore(target, name)
+
+
+def require_postgres(store: StateBackend, command: str) -> PgStateStore:
+    pgstate = sys.modules.get("deployer.pgstate")  # not imported: no PostgreSQL store exists
+    if pgstate is None or not isinstance(store, pgstate.PgStateStore):
+        raise StateError(
+            f"'deployer {command}' works on a state in PostgreSQL: pass --state postgresql://... "
+            f"or set {STATE_URL_VARIABLE} (a state file keeps only its previous copy, {store.description}.backup)"
+        )
+    return cast("PgStateStore", store)
