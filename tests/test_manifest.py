@@ -10,7 +10,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer import manifest as manifest_module
+from deployer import manifest_yaml as manifest_module
 from deployer.manifest import load_manifest, sha256_file
 from deployer.models import (
     KvNamespace,
@@ -209,7 +209,7 @@ def test_pure_python_loader_builds_the_same_manifest(project: Path, monkeypatch:
 
 @given(st.text(alphabet=st.characters(codec="utf-8")).filter(lambda text: "${" not in text))
 def test_text_without_a_placeholder_is_never_changed(text: str) -> None:
-    parser = manifest_module._Parser("workers.yaml", {})
+    parser = manifest_module.Parser("workers.yaml", {})
     node = yaml.ScalarNode("tag:yaml.org,2002:str", text, yaml.Mark("", 0, 0, 0, "", 0))
     parser._fill(node, ())
     assert parser.filled[id(node)] == text

@@ -1,0 +1,113 @@
+"""Script files named by a manifest: confined to the manifest's directory (no absolute
+paths, ``..`` or symlinks leading out), and hashed in one streaming pass that also checks
+the source is UTF-8 text."""
+from __future__ import annotations
+
+import codecs
+import hashlib
+import os
+import stat
+from pathlib import Path, PurePath
+
+from deployer.errors import DeployerError, Diagnostic
+from deployer.validate import Field
+
+HASH_CHUNK = 1024 * 1024
+
+
+def script_file(field: Field | None, base: Path, file: str, diagnostics: list[Diagnostic]) -> Path | None:
+    """Resolve a script's ``path`` (or a module's) inside ``base`` (the manifest's resolved directory)."""
+    if field is None or field.value is None:
+        return None
+
+    def refuse(message: str) -> None:
+        diagnostics.append(Diagnostic(file, field.line, field.col, field.path, message))
+
+    if not field.value:  # a literal "" is the schema's to report
+        if field.filled_in:
+            refuse(f"{field.raw!r} expands to an empty path")
+        return None
+
+    relative = PurePath(field.value)
+    if relative.is_absolute() or relative.anchor:
+        refuse(f"{field.raw!r} is an absolute path; give it relative to the manifest's directory")
+        return None
+    if os.path.normpath(relative).split(os.sep, 1)[0] == os.pardir:
+        refuse(f"{field.raw!r} leads outside the manifest's directory")
+        return None
+    try:
+        resolved = (base / relative).resolve()
+        if not resolved.is_relative_to(base):
+            refuse(f"{field.raw!r} resolves through a symlink to a file outside the manifest's directory")
+            return None
+        mode = resolved.stat().st_mode
+    except FileNotFoundError:
+        refuse(f"script file {field.raw!r} does not exist in {base}")
+        return None
+    except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+        refuse(f"cannot read script file {field.raw!r}: {getattr(exc, 'strerror', None) or exc}")
+        return None
+    if not stat.S_ISREG(mode):
+        refuse(f"{field.raw!r} is not a regular file")
+        return None
+    return resolved
+
+
+def script_digest(field: Field | None, path: Path | None, file: str, diagnostics: list[Diagnostic]) -> str | None:
+    """The script's sha256, or None (with a diagnostic) when it is not UTF-8 text: the
+    script is uploaded as service-worker JavaScript source, which Cloudflare reads as UTF-8."""
+    assert field is not None and path is not None
+    try:
+        digest, bad_offset = _hash_and_check_utf8(path)
+    except DeployerError as exc:
+        diagnostics.append(Diagnostic(file, field.line, field.col, field.path, str(exc)))
+        return None
+    if bad_offset is not None:
+        diagnostics.append(Diagnostic(
+            file, field.line, field.col, field.path,
+            f"script file {field.raw!r} is not UTF-8 text (byte offset {bad_offset}): a service-worker "
+            "script is uploaded as JavaScript source; is it a binary or a differently encoded file?",
+        ))
+        return None
+    return digest
+
+
+def _hash_and_check_utf8(path: Path) -> tuple[str, int | None]:
+    """Hex sha256 of the file and the offset of its first byte that is not UTF-8 (or None),
+    in one pass of 1 MiB chunks."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    bad_offset: int | None = None
+    offset = 0
+    try:
+        with path.open("rb") as stream:
+            while chunk := stream.read(HASH_CHUNK):
+                digest.update(chunk)
+                if bad_offset is None:
+                    pending = len(decoder.getstate()[0])
+                    try:
+                        decoder.decode(chunk)
+                    except UnicodeDecodeError as exc:
+                        bad_offset = offset - pending + exc.start
+                offset += len(chunk)
+            if bad_offset is None:
+                pending = len(decoder.getstate()[0])  # a character cut off by the end of the file
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    bad_offset = offset - pending
+    except OSError as exc:
+        raise DeployerError(f"cannot read script file {path}: {exc.strerror}") from exc
+    return digest.hexdigest(), bad_offset
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file (any bytes: a module may be wasm), read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as stream:
+            while chunk := stream.read(HASH_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise DeployerError(f"cannot read script file {path}: {exc.strerror}") from exc
+    return digest.hexdigest()
