@@ -99,7 +99,26 @@ def _client(
     )
     for warning in warnings:
         _stderr(f"warning: {warning}")
+    _show_retries()
     return client
+
+
+def _show_retries() -> None:
+    """Show the client's retry notices (429 waits, 5xx retries) on stderr, so a long wait in
+    CI is explained while it happens. (logging is imported here: validate and plan skip it.)"""
+    import logging
+
+    class StderrHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            _stderr(self.format(record))  # whatever sys.stderr is now (tests swap it)
+
+    logger = logging.getLogger("deployer.cloudflare")
+    if not any(type(h).__name__ == "StderrHandler" for h in logger.handlers):
+        handler = StderrHandler()
+        handler.setFormatter(logging.Formatter("note: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
 
 
 def _parse_rate_limit(text: str) -> tuple[int, float]:

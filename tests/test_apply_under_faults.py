@@ -163,3 +163,12 @@ def test_auth_errors_are_shown_at_once_without_retrying(tmp_path: Path, fake_clo
     assert f"failed (HTTP {status}): {shown}" in result.stderr
     assert "Workers Scripts Write" in result.stderr  # the hint about token permissions
     assert fake_cloudflare.count() == 1  # not retried, and nothing new started after it
+
+
+def test_a_retry_is_announced_on_stderr_while_it_waits(tmp_path: Path, fake_cloudflare: FakeCloudflare) -> None:
+    write_project(tmp_path, ["one"])
+    fake_cloudflare.fail("PUT", r"/one$", "429", retry_after=1)
+    result = run("apply", "--auto-approve", cwd=tmp_path, env=fake_cloudflare.environ())
+    assert "note: PUT /accounts/" in result.stderr
+    assert "was rate limited (HTTP 429); waiting 1.0 s" in result.stderr
+    assert "Apply complete: 1 created" in result.stdout
