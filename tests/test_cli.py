@@ -383,3 +383,35 @@ def test_zone_mode_uploads_to_the_legacy_endpoint_with_a_warning(tmp_path: Path,
         "bindings": [{"type": "kv_namespace", "name": "myNamespace", "namespace_id": SEED_NAMESPACE}],
     }
     run("plan", "--detailed-exitcode", cwd=tmp_path)
+
+
+def _apply_on_a_terminal(project: Path, api: FakeCloudflare, answer: bytes) -> subprocess.CompletedProcess[str]:
+    import os
+
+    primary, secondary = os.openpty()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "deployer", "apply"], cwd=project, env={**os.environ, **api.environ()},
+            stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        os.write(primary, answer)
+        out, err = process.communicate(timeout=60)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def test_apply_on_a_terminal_asks_and_applies_after_yes(project: Path, api: FakeCloudflare) -> None:
+    done = _apply_on_a_terminal(project, api, b"yes\n")
+    assert "Apply these changes? Only 'yes' is accepted:" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "Apply complete: 4 created" in done.stdout
+    assert api.count("PUT", f"{SCRIPTS_URL}/my-worker") == 1
+
+
+def test_apply_on_a_terminal_changes_nothing_without_yes(project: Path, api: FakeCloudflare) -> None:
+    done = _apply_on_a_terminal(project, api, b"y\n")
+    assert done.returncode == 1
+    assert "error: apply cancelled: nothing was changed" in done.stderr
+    assert api.count() == 0
