@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
 
-from deployer.errors import ApprovalRefused, DeployerError, Diagnostic, ManifestError
+from deployer.errors import ApprovalRefused, DeployerError, Diagnostic, ManifestError, StateError
 
 if TYPE_CHECKING:
-    from deployer.cloudflare import CloudflareClient
-    from deployer.models import Manifest, Plan
     from deployer.backend import StateBackend
+    from deployer.cloudflare import CloudflareClient
+    from deployer.models import Manifest, Plan, State
+    from deployer.planner import RemoteSnapshot
 
 
 class ExitStatus(enum.IntEnum):
@@ -143,6 +144,15 @@ def _show_warnings(the_plan: Plan) -> None:
         _warn(warning)
 
 
+def _plan_against(manifest: Manifest, store: StateBackend, current: State, remote: RemoteSnapshot | None) -> Plan:
+    from deployer.planner import make_plan
+
+    try:
+        return make_plan(manifest, current, remote)
+    except StateError as exc:  # the state belongs to another account: name which state
+        raise StateError(f"state {store.description}: {exc}") from exc
+
+
 def _use_color(no_color: bool) -> bool:
     return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
 
@@ -196,7 +206,6 @@ def plan(
     debug: bool = DebugOption,
 ) -> int:
     """Show what apply would change: create / update / delete / no-op per script and namespace."""
-    from deployer.planner import make_plan
     from deployer.render import render_json, render_markdown, render_text
 
     manifest = _load_manifest(file, env)
@@ -209,7 +218,8 @@ def plan(
             remote = read_remote(manifest, client)
         finally:
             client.close()
-    the_plan = make_plan(manifest, _store(file, env, state, state_name).load(), remote)
+    store = _store(file, env, state, state_name)
+    the_plan = _plan_against(manifest, store, store.load(), remote)
     if out is not None:
         from deployer.planfile import write_planfile
 
@@ -256,7 +266,6 @@ def apply(
 ) -> int:
     """Create namespaces, upload each created/changed script once, delete removed scripts."""
     from deployer.executor import apply_plan
-    from deployer.planner import make_plan
     from deployer.remote import read_remote, require_account
     from deployer.render import render_text
 
@@ -279,7 +288,7 @@ def apply(
         with store.lock(command="deployer apply", timeout=lock_timeout, warn=_warn):
             current = store.load()
             remote = read_remote(manifest, client) if refresh else None
-            the_plan = make_plan(manifest, current, remote)
+            the_plan = _plan_against(manifest, store, current, remote)
             if saved is not None and planfile is not None:
                 from deployer.planfile import check_planfile
 

@@ -81,10 +81,15 @@ def check_same_target(manifest: Manifest, state: State) -> None:
     recorded = (state.account_id, state.zone_id)
     if recorded != (manifest.account_id, manifest.zone_id):
         raise StateError(
-            f"the state records account_id={state.account_id} zone_id={state.zone_id}, but the manifest "
-            f"targets account_id={manifest.account_id} zone_id={manifest.zone_id}; "
-            "deploy another account with its own state (--env or --state)"
+            f"the state records {_target(*recorded)}, but the manifest targets "
+            f"{_target(manifest.account_id, manifest.zone_id)}; deploy another account or zone with its "
+            "own state (--env or --state)"
         )
+
+
+def _target(account_id: str | None, zone_id: str | None) -> str:
+    parts = [f"{name} {value}" for name, value in (("account_id", account_id), ("zone_id", zone_id)) if value]
+    return " and ".join(parts) or "no account_id or zone_id"
 
 
 def _plan_namespaces(manifest: Manifest, state: State, remote: RemoteSnapshot | None) -> list[Change]:

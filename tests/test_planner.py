@@ -186,7 +186,7 @@ def test_planning_twice_gives_equal_plans() -> None:
 
 def test_state_of_another_account_is_refused() -> None:
     state = make_state(recorded(make_script()), account_id="ffffffffffffffffffffffffffffffff")
-    with pytest.raises(StateError, match="the state records account_id=ffff"):
+    with pytest.raises(StateError, match="the state records account_id ffff"):
         make_plan(make_manifest(make_script()), state)
 
 
