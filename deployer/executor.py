@@ -253,6 +253,7 @@ def _run_jobs(
     errors: list[BaseException] = []
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="deployer-apply")
     running: set[Future[_Outcome]] = set()
+    abandon = False
     try:
         _top_up(pool, queue, running, parallelism, stop)
         while running:
@@ -269,13 +270,25 @@ def _run_jobs(
     except KeyboardInterrupt:
         # Ctrl-C: start nothing new, let in-flight requests finish, record them, then stop.
         stop.set()
-        done, _ = wait(running)
+        try:
+            done, _ = wait(running)
+        except KeyboardInterrupt:
+            # A second Ctrl-C stops waiting, as Terraform's does: what finished is recorded; the
+            # abandoned requests may or may not have happened, and the next apply repeats them
+            # (uploads and deletes are idempotent).
+            abandon = True
+            finished = [f for f in running if f.done() and not f.cancelled() and f.exception() is None]
+            _record(store, [f.result() for f in finished], result)
+            raise DeployerError(
+                f"interrupted twice: {len(running) - len(finished)} request(s) in flight were abandoned and "
+                "may or may not have taken effect; finished requests were recorded; run apply again to finish"
+            ) from None
         _record(store, [f.result() for f in done if not f.exception()], result)
         raise DeployerError(
             "interrupted: finished requests were recorded in the state; run apply again to finish"
         ) from None
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=not abandon, cancel_futures=True)
     if errors:
         _raise_failures(errors, result)
 

@@ -123,3 +123,35 @@ def test_interrupt_lets_in_flight_uploads_finish_records_them_and_exits_1(
     run("apply", "--auto-approve", cwd=project, env=fake.environ())
     assert fake.successful_uploads() == {name: 1 for name in SCRIPTS}
     assert sorted(fake.scripts()) == SCRIPTS
+
+
+def test_a_second_interrupt_abandons_in_flight_requests_and_the_rerun_finishes(
+    project: Path, fake_cloudflare: FakeCloudflare
+) -> None:
+    fake = fake_cloudflare
+    hold = fake.hold("PUT", r"/workers/scripts/", skip=2)  # s3 and s4 are held in flight
+    process = start_apply(project, fake, "--parallelism", "2")
+    try:
+        assert hold.reached.wait(30)
+        deadline = time.monotonic() + 10
+        while hold.held < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert process.poll() is None  # waiting for the two requests in flight
+        process.send_signal(signal.SIGINT)
+        code, stdout, stderr = finish(process)  # returns while the requests are still held
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+        hold.release(answer=False)  # never carried out
+
+    assert code == 1, stderr
+    assert "Traceback" not in stderr
+    assert "interrupted twice: 2 request(s) in flight were abandoned" in stderr
+    recorded = StateStore(project / ".deployer" / "state.json").load()
+    assert {s.name for s in recorded.scripts} >= {"s1", "s2"}  # finished before the interrupts
+    run("apply", "--auto-approve", cwd=project, env=fake.environ())
+    assert fake.successful_uploads() == {name: 1 for name in SCRIPTS}
+    assert sorted(fake.scripts()) == SCRIPTS
