@@ -13,6 +13,7 @@ from deployer.errors import DeployerError, Diagnostic
 from deployer.validate import Field
 
 HASH_CHUNK = 1024 * 1024
+MAX_FILE_BYTES = 100 * 1000 * 1000  # Cloudflare's request body limit (reference §1.6)
 
 
 def script_file(field: Field | None, base: Path, file: str, diagnostics: list[Diagnostic]) -> Path | None:
@@ -40,15 +41,20 @@ def script_file(field: Field | None, base: Path, file: str, diagnostics: list[Di
         if not resolved.is_relative_to(base):
             refuse(f"{field.raw!r} resolves through a symlink to a file outside the manifest's directory")
             return None
-        mode = resolved.stat().st_mode
+        info = resolved.stat()
     except FileNotFoundError:
         refuse(f"script file {field.raw!r} does not exist in {base}")
         return None
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop
         refuse(f"cannot read script file {field.raw!r}: {getattr(exc, 'strerror', None) or exc}")
         return None
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         refuse(f"{field.raw!r} is not a regular file")
+        return None
+    if info.st_size > MAX_FILE_BYTES:
+        # apply holds a script's parts in memory for the upload; Cloudflare refuses them anyway.
+        refuse(f"script file {field.raw!r} is {info.st_size} bytes; one upload to Cloudflare carries "
+               f"at most 100 MB (and a Worker at most 10 MB after gzip)")
         return None
     return resolved
 

@@ -975,3 +975,12 @@ def test_module_type_format_and_compatibility_date_are_checked(project: Path) ->
         "application/wasm, text/plain, application/octet-stream, application/source-map (did you mean 'text/plain'?)",
         "workers.yaml:12:25: scripts.b.compatibility_date: '24-01-01' is not a date written YYYY-MM-DD",
     ]
+
+
+def test_script_file_larger_than_one_upload_can_carry_is_refused(project: Path) -> None:
+    with open(project / "src" / "worker.js", "wb") as handle:
+        handle.truncate(100 * 1000 * 1000 + 1)  # sparse: nothing is written or read
+    assert problems(_script_at("src/worker.js")) == [
+        "workers.yaml:5:11: scripts.my-worker.path: script file 'src/worker.js' is 100000001 bytes; one upload "
+        "to Cloudflare carries at most 100 MB (and a Worker at most 10 MB after gzip)"
+    ]
