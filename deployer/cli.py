@@ -7,7 +7,6 @@ and ``plan`` never import ``requests``.
 from __future__ import annotations
 
 import enum
-import json
 import os
 import signal
 import sys
@@ -18,6 +17,19 @@ from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
 
+from deployer.cli_shared import (
+    DebugOption,
+    EnvOption,
+    ExitStatus,
+    FileOption,
+    LockTimeoutOption,
+    StateNameOption,
+    StateOption,
+    open_state,
+    stderr,
+    warn,
+)
+from deployer.cli_state import state_app
 from deployer.errors import ApprovalRefused, DeployerError, Diagnostic, ManifestError, StateError
 
 if TYPE_CHECKING:
@@ -25,13 +37,6 @@ if TYPE_CHECKING:
     from deployer.cloudflare import CloudflareClient
     from deployer.models import Manifest, Plan, State
     from deployer.planner import RemoteSnapshot
-
-
-class ExitStatus(enum.IntEnum):
-    OK = 0
-    ERROR = 1
-    CHANGES = 2  # plan --detailed-exitcode found changes
-    DRIFT = 3  # plan --refresh --detailed-exitcode found Cloudflare different from the state
 
 
 class PlanFormat(str, enum.Enum):
@@ -49,24 +54,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals can hold secrets
     rich_markup_mode=None,
 )
-state_app = typer.Typer(help="Read, restore and move the recorded state.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(state_app, name="state")
-
-# Options shared by every command that reads a manifest or a state.
-FileOption = typer.Option(Path("workers.yaml"), "-f", "--file", help="The manifest (default: ./workers.yaml).")
-EnvOption = typer.Option(None, "--env", help="Environment name: selects .deployer/state.<env>.json.")
-StateOption = typer.Option(
-    None, "--state", help="State file, or a postgresql:// URL (default: $DEPLOYER_STATE_URL, else "
-    ".deployer/state.json beside the manifest).")
-StateNameOption = typer.Option(
-    None, "--state-name", help="The state's name in PostgreSQL (default: the manifest directory's name, .ENV added with --env).")
-DebugOption = typer.Option(False, "--debug", help="Show tracebacks for expected errors too.")
-LockTimeoutOption = typer.Option(0.0, "--lock-timeout", min=0.0, help="Seconds to wait for another apply's lock.")
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
 
 def _load_manifest(file: Path, env: str | None) -> Manifest:
     from deployer.manifest import load_manifest
@@ -78,16 +66,10 @@ def _load_manifest(file: Path, env: str | None) -> Manifest:
 
 
 def _warn_zone_id() -> None:
-    _stderr(
+    stderr(
         "warning: zone_id uses Cloudflare's deprecated single-script API "
         "(/zones/:zone_id/workers/script); prefer account_id"
     )
-
-
-def _store(file: Path, env: str | None, state: str | None, state_name: str | None) -> StateBackend:
-    from deployer.backend import open_store
-
-    return open_store(file, env, state, state_name, os.environ)
 
 
 def _client(
@@ -99,7 +81,7 @@ def _client(
         os.environ, pool_size=parallelism, max_retry_wait=max_retry_wait, rate_limit=rate_limit
     )
     for warning in warnings:
-        _stderr(f"warning: {warning}")
+        stderr(f"warning: {warning}")
     _show_retries()
     return client
 
@@ -111,7 +93,7 @@ def _show_retries() -> None:
 
     class StderrHandler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            _stderr(self.format(record))  # whatever sys.stderr is now (tests swap it)
+            stderr(self.format(record))  # whatever sys.stderr is now (tests swap it)
 
     logger = logging.getLogger("deployer.cloudflare")
     if not any(type(h).__name__ == "StderrHandler" for h in logger.handlers):
@@ -141,7 +123,7 @@ def _show_warnings(the_plan: Plan) -> None:
     from deployer.render import render_warnings
 
     for warning in render_warnings(the_plan):
-        _warn(warning)
+        warn(warning)
 
 
 def _plan_against(manifest: Manifest, store: StateBackend, current: State, remote: RemoteSnapshot | None) -> Plan:
@@ -183,7 +165,7 @@ def validate(
             _warn_zone_id()
         count = summary.scripts
         environments = f"; environments: {', '.join(summary.environments)}" if summary.environments else ""
-        _stderr(f"{path}: valid ({count} script{'s' if count != 1 else ''}, "
+        stderr(f"{path}: valid ({count} script{'s' if count != 1 else ''}, "
                 f"{summary.kv_namespaces} kv_namespace(s){environments})")
     if diagnostics:
         raise ManifestError(diagnostics)
@@ -218,13 +200,13 @@ def plan(
             remote = read_remote(manifest, client)
         finally:
             client.close()
-    store = _store(file, env, state, state_name)
+    store = open_state(file, env, state, state_name)
     the_plan = _plan_against(manifest, store, store.load(), remote)
     if out is not None:
         from deployer.planfile import write_planfile
 
         write_planfile(out, the_plan, manifest, refreshed=refresh)
-        _stderr(f"plan saved to {out}; apply it with: deployer apply {out}")
+        stderr(f"plan saved to {out}; apply it with: deployer apply {out}")
     _show_warnings(the_plan)
     match format:
         case PlanFormat.JSON:
@@ -283,9 +265,9 @@ def apply(
     if verify:
         require_account(manifest, "--verify")
     client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
-    store = _store(file, env, state, state_name)
+    store = open_state(file, env, state, state_name)
     try:
-        with store.lock(command="deployer apply", timeout=lock_timeout, warn=_warn):
+        with store.lock(command="deployer apply", timeout=lock_timeout, warn=warn):
             current = store.load()
             remote = read_remote(manifest, client) if refresh else None
             the_plan = _plan_against(manifest, store, current, remote)
@@ -301,7 +283,7 @@ def apply(
             if saved is None and not auto_approve:
                 _confirm()
             try:
-                result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=_stderr,
+                result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=stderr,
                                     verify=verify)
             finally:
                 store.commit()
@@ -313,10 +295,6 @@ def apply(
         + "."
     )
     return ExitStatus.OK
-
-
-def _warn(message: str) -> None:
-    _stderr(f"warning: {message}")
 
 
 def _refuse_overwrites(the_plan: Plan, allowed: bool) -> None:
@@ -356,16 +334,16 @@ def refresh(
 
     manifest = _load_manifest(file, env)
     client = _client()
-    store = _store(file, env, state, state_name)
+    store = open_state(file, env, state, state_name)
     try:
-        with store.lock(command="deployer refresh", timeout=lock_timeout, warn=_warn):
+        with store.lock(command="deployer refresh", timeout=lock_timeout, warn=warn):
             found = refresh_state(store.state, read_remote(manifest, client))
             for script in found.updated:
-                _stderr(f"script {script.name}: etag {script.etag}, modified {script.modified_on}")
+                stderr(f"script {script.name}: etag {script.etag}, modified {script.modified_on}")
             for name in found.gone_scripts:
-                _warn(f"script {name} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
+                warn(f"script {name} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
             for key in found.gone_namespaces:
-                _warn(f"kv_namespace {key} no longer exists in Cloudflare: dropped from the state "
+                warn(f"kv_namespace {key} no longer exists in Cloudflare: dropped from the state "
                       "(plan shows a create)")
             if found.updated or found.gone_scripts or found.gone_namespaces:
                 store.record(scripts=found.updated, removed_scripts=found.gone_scripts,
@@ -400,9 +378,9 @@ def import_script(
                             "add it to the manifest first, then import it")
     account_id = require_account(manifest, "import")
     client = _client()
-    store = _store(file, env, state, state_name)
+    store = open_state(file, env, state, state_name)
     try:
-        with store.lock(command=f"deployer import {name}", timeout=lock_timeout, warn=_warn):
+        with store.lock(command=f"deployer import {name}", timeout=lock_timeout, warn=warn):
             check_same_target(manifest, store.state)
             if store.state.script(name) is not None:
                 raise DeployerError(f"script {name!r} is already in the state {store.description}; "
@@ -413,7 +391,7 @@ def import_script(
     finally:
         client.close()
     for warning in warnings:
-        _warn(warning)
+        warn(warning)
     print(f"Imported script {name} ({len(recorded.bindings)} binding(s), etag {recorded.etag}); "
           "'deployer plan' now shows only what differs from the manifest.")
     return ExitStatus.OK
@@ -425,8 +403,8 @@ def init(file: Path = FileOption, debug: bool = DebugOption) -> int:
     from deployer.scaffold import init_project
 
     for line in init_project(file):
-        _stderr(line)
-    _stderr(f"next: export CLOUDFLARE_ACCOUNT_ID, then run 'deployer plan -f {file}'")
+        stderr(line)
+    stderr(f"next: export CLOUDFLARE_ACCOUNT_ID, then run 'deployer plan -f {file}'")
     return ExitStatus.OK
 
 
@@ -436,128 +414,6 @@ def schema() -> int:
     from deployer.validate import schema_text
 
     sys.stdout.write(schema_text())
-    return ExitStatus.OK
-
-
-@state_app.command("list")
-def state_list(
-    file: Path = FileOption,
-    env: Optional[str] = EnvOption,
-    state: Optional[str] = StateOption,
-    state_name: Optional[str] = StateNameOption,
-    debug: bool = DebugOption,
-) -> int:
-    """List every recorded namespace and script."""
-    recorded = _store(file, env, state, state_name).load()
-    for ns in recorded.kv_namespaces:
-        print(f"kv_namespace.{ns.key}\t{ns.id}\t{ns.title}")
-    for script in recorded.scripts:
-        print(f"script.{script.name}\t{script.content_sha256[:12]}\t{len(script.bindings)} binding(s)")
-    return ExitStatus.OK
-
-
-@state_app.command("show")
-def state_show(
-    name: str = typer.Argument(..., help="A script name, or kv_namespace.KEY / script.NAME."),
-    file: Path = FileOption,
-    env: Optional[str] = EnvOption,
-    state: Optional[str] = StateOption,
-    state_name: Optional[str] = StateNameOption,
-    debug: bool = DebugOption,
-) -> int:
-    """Show one recorded script or namespace as JSON."""
-    from deployer.state import state_to_json
-
-    store = _store(file, env, state, state_name)
-    doc = state_to_json(store.load())
-    kind, _, short = name.partition(".") if name.startswith(("script.", "kv_namespace.")) else ("", "", name)
-    sections = {"script": "scripts", "kv_namespace": "kv_namespaces"}
-    for section in [sections[kind]] if kind else ["scripts", "kv_namespaces"]:
-        entry = doc[section].get(short)
-        if entry is not None:
-            kind = "script" if section == "scripts" else "kv_namespace"
-            print(json.dumps({"type": kind, "name": short, **entry}, indent=2, sort_keys=True))
-            return ExitStatus.OK
-    raise DeployerError(f"{name!r} is not in the state {store.description}; 'deployer state list' shows what is")
-
-
-@state_app.command("history")
-def state_history(
-    file: Path = FileOption,
-    env: Optional[str] = EnvOption,
-    state: Optional[str] = StateOption,
-    state_name: Optional[str] = StateNameOption,
-    debug: bool = DebugOption,
-) -> int:
-    """List the saved versions of a state in PostgreSQL: serial, time, host, user."""
-    from deployer.backend import require_postgres
-    from deployer.state_commands import render_history
-
-    store = require_postgres(_store(file, env, state, state_name), "state history")
-    sys.stdout.write(render_history(store, store.history()))
-    return ExitStatus.OK
-
-
-@state_app.command("rollback")
-def state_rollback(
-    to: int = typer.Option(..., "--to", min=1, help="The serial to restore ('deployer state history')."),
-    file: Path = FileOption,
-    env: Optional[str] = EnvOption,
-    state: Optional[str] = StateOption,
-    state_name: Optional[str] = StateNameOption,
-    lock_timeout: float = LockTimeoutOption,
-    debug: bool = DebugOption,
-) -> int:
-    """Save an earlier version of a state in PostgreSQL as its newest version."""
-    from deployer.backend import require_postgres
-    from deployer.state_commands import rollback_state
-
-    store = require_postgres(_store(file, env, state, state_name), "state rollback")
-    _stderr(rollback_state(store, to, timeout=lock_timeout, warn=_warn).rstrip("\n"))
-    return ExitStatus.OK
-
-
-@state_app.command("push")
-def state_push(
-    local: Optional[Path] = typer.Argument(None, help="State file to copy (default: .deployer/state[.ENV].json)."),
-    force: bool = typer.Option(False, "--force", help="Replace another lineage or a newer remote state."),
-    file: Path = FileOption,
-    env: Optional[str] = EnvOption,
-    state: Optional[str] = StateOption,
-    state_name: Optional[str] = StateNameOption,
-    lock_timeout: float = LockTimeoutOption,
-    debug: bool = DebugOption,
-) -> int:
-    """Copy a local state file into PostgreSQL."""
-    from deployer.backend import require_postgres
-    from deployer.state import default_state_path
-    from deployer.state_commands import push_state
-
-    store = require_postgres(_store(file, env, state, state_name), "state push")
-    path = local if local is not None else default_state_path(file, env)
-    _stderr(push_state(path, store, force=force, timeout=lock_timeout, warn=_warn).rstrip("\n"))
-    return ExitStatus.OK
-
-
-@state_app.command("pull")
-def state_pull(
-    local: Optional[Path] = typer.Argument(None, help="State file to write (default: .deployer/state[.ENV].json)."),
-    force: bool = typer.Option(False, "--force", help="Replace another lineage or a newer local state file."),
-    file: Path = FileOption,
-    env: Optional[str] = EnvOption,
-    state: Optional[str] = StateOption,
-    state_name: Optional[str] = StateNameOption,
-    lock_timeout: float = LockTimeoutOption,
-    debug: bool = DebugOption,
-) -> int:
-    """Write the state in PostgreSQL to a local state file."""
-    from deployer.backend import require_postgres
-    from deployer.state import default_state_path
-    from deployer.state_commands import pull_state
-
-    store = require_postgres(_store(file, env, state, state_name), "state pull")
-    path = local if local is not None else default_state_path(file, env)
-    _stderr(pull_state(store, path, force=force, timeout=lock_timeout, warn=_warn).rstrip("\n"))
     return ExitStatus.OK
 
 
@@ -574,13 +430,13 @@ def main(argv: list[str] | None = None) -> NoReturn:
         _print_error(exc)
         code = ExitStatus.ERROR
     except typer.Abort:
-        _stderr("error: aborted")
+        stderr("error: aborted")
         code = ExitStatus.ERROR
     except typer.TyperException as exc:  # usage errors: unknown option, bad value
         exc.show()  # type: ignore[attr-defined]
         code = ExitStatus.ERROR
     except KeyboardInterrupt:
-        _stderr("error: interrupted")
+        stderr("error: interrupted")
         code = ExitStatus.ERROR
     finally:
         restore()
@@ -634,9 +490,9 @@ def console() -> NoReturn:
 def _print_error(exc: DeployerError) -> None:
     if isinstance(exc, ManifestError):
         lines = [str(d) for d in exc.diagnostics]
-        _stderr(f"error: {len(lines)} problem{'s' if len(lines) != 1 else ''} in the manifest:")
+        stderr(f"error: {len(lines)} problem{'s' if len(lines) != 1 else ''} in the manifest:")
         for line in lines:
-            _stderr(f"  {line}")
+            stderr(f"  {line}")
         return
     for i, line in enumerate(str(exc).splitlines()):
-        _stderr(("error: " if i == 0 else "  ") + line)
+        stderr(("error: " if i == 0 else "  ") + line)

@@ -1,0 +1,48 @@
+"""What every command module of the CLI shares: exit codes, the options that locate a manifest
+and its state, and the stderr helpers. (``cli`` is the app and the error boundary; ``cli_state``
+the ``deployer state`` commands.)"""
+from __future__ import annotations
+
+import enum
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from deployer.backend import StateBackend
+
+
+class ExitStatus(enum.IntEnum):
+    OK = 0
+    ERROR = 1
+    CHANGES = 2  # plan --detailed-exitcode found changes
+    DRIFT = 3  # plan --refresh --detailed-exitcode found Cloudflare different from the state
+
+
+# Options shared by every command that reads a manifest or a state.
+FileOption = typer.Option(Path("workers.yaml"), "-f", "--file", help="The manifest (default: ./workers.yaml).")
+EnvOption = typer.Option(None, "--env", help="Environment name: selects .deployer/state.<env>.json.")
+StateOption = typer.Option(
+    None, "--state", help="State file, or a postgresql:// URL (default: $DEPLOYER_STATE_URL, else "
+    ".deployer/state.json beside the manifest).")
+StateNameOption = typer.Option(
+    None, "--state-name", help="The state's name in PostgreSQL (default: the manifest directory's name, .ENV added with --env).")
+DebugOption = typer.Option(False, "--debug", help="Show tracebacks for expected errors too.")
+LockTimeoutOption = typer.Option(0.0, "--lock-timeout", min=0.0, help="Seconds to wait for another apply's lock.")
+
+
+def stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def warn(message: str) -> None:
+    stderr(f"warning: {message}")
+
+
+def open_state(file: Path, env: str | None, state: str | None, state_name: str | None) -> StateBackend:
+    from deployer.backend import open_store
+
+    return open_store(file, env, state, state_name, os.environ)
