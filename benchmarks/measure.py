@@ -8,7 +8,6 @@ least this process's size. The wrapper's own start-up is outside the timed span.
 """
 from __future__ import annotations
 
-import os
 import statistics
 import subprocess
 import sys

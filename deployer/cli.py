@@ -129,9 +129,17 @@ def _show_warnings(the_plan: Plan) -> None:
 def _plan_against(manifest: Manifest, store: StateBackend, current: State, remote: RemoteSnapshot | None) -> Plan:
     from deployer.planner import make_plan
 
+    _check_target(manifest, store, current)
+    return make_plan(manifest, current, remote)
+
+
+def _check_target(manifest: Manifest, store: StateBackend, current: State) -> None:
+    """Refuse a state recorded for another account or zone, naming which state it is."""
+    from deployer.planner import check_same_target
+
     try:
-        return make_plan(manifest, current, remote)
-    except StateError as exc:  # the state belongs to another account: name which state
+        check_same_target(manifest, current)
+    except StateError as exc:
         raise StateError(f"state {store.description}: {exc}") from exc
 
 
@@ -367,7 +375,6 @@ def import_script(
     debug: bool = DebugOption,
 ) -> int:
     """Adopt a script that already exists in Cloudflare into the state, so plan shows only real differences."""
-    from deployer.planner import check_same_target
     from deployer.remote import import_script as read_deployed, require_account
 
     manifest = _load_manifest(file, env)
@@ -381,7 +388,7 @@ def import_script(
     store = open_state(file, env, state, state_name)
     try:
         with store.lock(command=f"deployer import {name}", timeout=lock_timeout, warn=warn):
-            check_same_target(manifest, store.state)
+            _check_target(manifest, store, store.state)
             if store.state.script(name) is not None:
                 raise DeployerError(f"script {name!r} is already in the state {store.description}; "
                                     "'deployer refresh' records its current etag")

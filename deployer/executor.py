@@ -15,7 +15,6 @@ from deployer.models import (
     Action,
     Binding,
     Change,
-    DeployedBinding,
     KvNamespaceBinding,
     Manifest,
     NamespaceState,

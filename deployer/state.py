@@ -260,13 +260,7 @@ class StateStore:
             state = self._work.snapshot()
             if (state.lineage, state.serial) != (self._disk_lineage, self._disk_serial):
                 self._write_state_file(state)
-            self._close_journal()
-            try:
-                self.journal_path.unlink(missing_ok=True)
-            except OSError as exc:
-                raise StateError(f"cannot remove {_shown(self.journal_path)}: {exc.strerror or exc}") from exc
-            self._journal_base = None
-            self._journal_broken = False
+            self._drop_journal()
             return state
 
     def replace(self, state: State, *, note: str = "") -> State:
@@ -275,15 +269,19 @@ class StateStore:
         with self._mutex:
             self._require_lock("replace")
             self._write_state_file(state)
-            self._close_journal()
-            try:
-                self.journal_path.unlink(missing_ok=True)
-            except OSError as exc:
-                raise StateError(f"cannot remove {_shown(self.journal_path)}: {exc.strerror or exc}") from exc
-            self._journal_base = None
-            self._journal_broken = False
+            self._drop_journal()
             self._work.reset(state)
             return state
+
+    def _drop_journal(self) -> None:
+        """Close and delete the journal once state.json holds everything it recorded."""
+        self._close_journal()
+        try:
+            self.journal_path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StateError(f"cannot remove {_shown(self.journal_path)}: {exc.strerror or exc}") from exc
+        self._journal_base = None
+        self._journal_broken = False
 
     def _append_to_journal(self, line: bytes) -> None:
         journal = self.journal_path
