@@ -1,7 +1,9 @@
 """Guards for every test: no real Cloudflare credentials, and no way to reach the real API."""
 from __future__ import annotations
 
+import shutil
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -23,5 +25,22 @@ def no_real_cloudflare(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", f"http://127.0.0.1:{_closed_loopback_port()}/client/v4")
 
 
-from tests.fake_cloudflare import fake_cloudflare  # noqa: E402,F401  (the loopback fake API fixture)
+from tests.factories import NAMESPACE_ID  # noqa: E402
+from tests.fake_cloudflare import FakeCloudflare, fake_cloudflare  # noqa: E402,F401  (the loopback fake API fixture)
 from tests.pg_server import pg_database, pg_url, postgres_server  # noqa: E402,F401  (throwaway PostgreSQL)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of sample-project/ to plan and apply end to end (test modules with a project of
+    their own define their own ``project``)."""
+    target = tmp_path / "project"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "sample-project", target)
+    return target
+
+
+@pytest.fixture
+def api(fake_cloudflare: FakeCloudflare) -> FakeCloudflare:
+    """The fake API, with the namespace the seed's script binds by id already in the account."""
+    fake_cloudflare.kv_namespaces()[NAMESPACE_ID] = "the seed's namespace"
+    return fake_cloudflare

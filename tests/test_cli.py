@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from deployer.state import StateStore
 from tests.cli_runner import run
@@ -17,19 +15,6 @@ REPO = Path(__file__).resolve().parent.parent
 SEED_NAMESPACE = "0f2ac74b498b48028cb68387c421e279"
 CANARY = "canary-Zq8vX2-secret-value"
 SCRIPTS_URL = f"/accounts/{FAKE_ACCOUNT}/workers/scripts"
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    target = tmp_path / "project"
-    shutil.copytree(REPO / "sample-project", target)
-    return target
-
-
-@pytest.fixture
-def api(fake_cloudflare: FakeCloudflare) -> FakeCloudflare:
-    fake_cloudflare.kv_namespaces()[SEED_NAMESPACE] = "the seed's namespace"
-    return fake_cloudflare
 
 
 def _state(project: Path) -> dict:

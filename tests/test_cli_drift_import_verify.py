@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.cli_runner import run
 from tests.fake_cloudflare import FAKE_ACCOUNT, FakeCloudflare
-from tests.test_cli import CANARY, SCRIPTS_URL, api, project  # noqa: F401 - fixtures
+from tests.test_cli import CANARY, SCRIPTS_URL
 
 NAMESPACES_URL = f"/accounts/{FAKE_ACCOUNT}/storage/kv/namespaces"
 

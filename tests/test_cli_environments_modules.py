@@ -6,7 +6,7 @@ from pathlib import Path
 
 from tests.cli_runner import run
 from tests.fake_cloudflare import FakeCloudflare
-from tests.test_cli import SCRIPTS_URL, api, project  # noqa: F401 - fixtures
+from tests.test_cli import SCRIPTS_URL
 
 # --- environments ---------------------------------------------------------------------------
 

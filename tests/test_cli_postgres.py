@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,19 +23,6 @@ from tests.pg_server import PostgresServer
 REPO = Path(__file__).resolve().parent.parent
 SEED_NAMESPACE = "0f2ac74b498b48028cb68387c421e279"
 SCRIPTS_URL = f"/accounts/{FAKE_ACCOUNT}/workers/scripts"
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    target = tmp_path / "project"
-    shutil.copytree(REPO / "sample-project", target)
-    return target
-
-
-@pytest.fixture
-def api(fake_cloudflare: FakeCloudflare) -> FakeCloudflare:
-    fake_cloudflare.kv_namespaces()[SEED_NAMESPACE] = "the seed's namespace"
-    return fake_cloudflare
 
 
 @pytest.fixture
