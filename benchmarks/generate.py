@@ -110,10 +110,10 @@ def _write_script(path: Path, name: str, size: int) -> None:
 
 def _write_state(manifest_path: Path) -> Path:
     """Record every script and namespace of the manifest as deployed, via deployer itself."""
-    from deployer.manifest import load_manifest
+    from deployer.manifest.load import load_manifest
     from deployer.models import Action, NamespaceState, ResourceType, ScriptState
-    from deployer.planner import deployed_binding, make_plan
-    from deployer.state import StateStore, default_state_path
+    from deployer.plan.planner import deployed_binding, make_plan
+    from deployer.state.store import StateStore, default_state_path
 
     manifest = load_manifest(manifest_path, os.environ)
     store = StateStore(default_state_path(manifest_path, None))

@@ -158,10 +158,10 @@ def _import_fake():  # type: ignore[no-untyped-def]
 
 # --- P3 ----------------------------------------------------------------------------------
 
-_REQUEST_MODULES = ("requests", "urllib3", "deployer.cloudflare")
+_REQUEST_MODULES = ("requests", "urllib3", "deployer.cloudflare.client")
 _IMPORT_PROBE = (
     "import sys\n"
-    "from deployer.cli import main\n"
+    "from deployer.cli.app import main\n"
     "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
     f"print('imported:' + ','.join(m for m in {_REQUEST_MODULES!r} if m in sys.modules))\n"
 )

@@ -1,5 +1,5 @@
 """``python -m deployer`` is the ``deployer`` console script."""
-from deployer.cli import console
+from deployer.cli.app import console
 
 if __name__ == "__main__":
     console()

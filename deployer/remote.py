@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from deployer.errors import DeployerError
 from deployer.models import BindingType, DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
-from deployer.planner import RemoteScript, RemoteSnapshot
-from deployer.upload import SERVICE_WORKER_PART, SERVICE_WORKER_TYPE, content_digest
+from deployer.plan.planner import RemoteScript, RemoteSnapshot
+from deployer.apply.upload import SERVICE_WORKER_PART, SERVICE_WORKER_TYPE, content_digest
 
 
 class _Client(Protocol):

@@ -10,7 +10,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
-from deployer.cli import main
+from deployer.cli.app import main
 from tests.fake_cloudflare import FakeCloudflare
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from deployer.cloudflare import CloudflareClient
-from deployer.state import StateStore
+from deployer.cloudflare.client import CloudflareClient
+from deployer.state.store import StateStore
 from tests.cli_runner import run
 from tests.factories import sha, write_project
 from tests.fake_cloudflare import FAKE_ACCOUNT, FakeCloudflare

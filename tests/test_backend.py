@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.backend import (
+from deployer.state.backend import (
     DEFAULT_SCHEMA,
     mask_url,
     open_store,
@@ -14,7 +14,7 @@ from deployer.backend import (
     state_name,
 )
 from deployer.errors import DeployerError, StateError
-from deployer.state import StateStore
+from deployer.state.store import StateStore
 
 MANIFEST = Path("/srv/repos/shop-api/workers.yaml")
 URL = "postgresql://ci:s3cr%2Ft@db.internal:5432/deploys"

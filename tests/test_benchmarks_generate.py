@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 from benchmarks.generate import generate_project
-from deployer.manifest import load_manifest
+from deployer.manifest.load import load_manifest
 from deployer.models import Action, ResourceType
-from deployer.planner import make_plan
-from deployer.state import StateStore
+from deployer.plan.planner import make_plan
+from deployer.state.store import StateStore
 
 
 def test_generated_project_plans_exactly_the_changed_scripts(tmp_path: Path) -> None:

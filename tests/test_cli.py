@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 
-from deployer.state import StateStore
+from deployer.state.store import StateStore
 from tests.cli_runner import run
 from tests.fake_cloudflare import FAKE_ACCOUNT, FakeCloudflare
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from deployer.backend import parse_postgres_url
-from deployer.pgstate import PgStateStore
-from deployer.state import StateStore
+from deployer.state.backend import parse_postgres_url
+from deployer.state.postgres import PgStateStore
+from deployer.state.store import StateStore
 from tests.cli_runner import Result, run
 from tests.fake_cloudflare import FAKE_ACCOUNT, FakeCloudflare
 from tests.pg_server import PostgresServer

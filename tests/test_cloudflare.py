@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from deployer import __version__
-from deployer.cloudflare import CloudflareClient, Credentials, credentials_from_env
+from deployer.cloudflare.client import CloudflareClient, Credentials, credentials_from_env
 from deployer.errors import CloudflareApiError, CredentialsError, DeployerError
 from deployer.models import Secret
 

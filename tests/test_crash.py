@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.state import StateStore
+from deployer.state.store import StateStore
 from tests.cli_runner import finish, run, start_apply
 from tests.factories import write_project
 from tests.fake_cloudflare import FAKE_ACCOUNT, FakeCloudflare

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 import yaml
 
-from deployer.environments import environment_names, overlay
+from deployer.manifest.environments import environment_names, overlay
 
 BASE = """\
 version: 1
@@ -147,8 +147,8 @@ def _manifest_with(scripts: int) -> str:
 @pytest.mark.parametrize("environment", [None, "staging"])
 def test_loading_does_work_linear_in_the_number_of_scripts(tmp_path, monkeypatch, environment) -> None:
     # Counted, not timed: a quadratic walk in source_path once made a 5,000-script plan take 23 s.
-    import deployer.environments as environments
-    from deployer.manifest import load_manifest
+    import deployer.manifest.environments as environments
+    from deployer.manifest.load import load_manifest
 
     (tmp_path / "w.js").write_text("// w\n")
     calls = {"n": 0}

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import CloudflareApiError, DeployerError, StalePlanError
-from deployer.executor import apply_plan
+from deployer.apply.executor import apply_plan
 from deployer.models import KvNamespace, Manifest, Script
-from deployer.planner import make_plan
-from deployer.state import StateStore
+from deployer.plan.planner import make_plan
+from deployer.state.store import StateStore
 from tests.factories import ACCOUNT, NAMESPACE_ID, kv, plain, secret
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from deployer.cloudflare import CloudflareClient, Credentials
+from deployer.cloudflare.client import CloudflareClient, Credentials
 from deployer.errors import CloudflareApiError
 from deployer.models import Secret
 from tests.fake_cloudflare import (
@@ -171,7 +171,7 @@ MODULE = b"export default { fetch() { return new Response('ok') } }\n"
 
 
 def test_accepts_modules_and_serves_them_back_as_multipart(fake_cloudflare, client):
-    from deployer.upload import UploadPart
+    from deployer.apply.upload import UploadPart
 
     parts = (UploadPart("index.js", "application/javascript+module", MODULE),
              UploadPart("lib/data.bin", "application/octet-stream", b"\0\1\r\n"))

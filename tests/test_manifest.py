@@ -10,8 +10,8 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer import manifest_yaml as manifest_module
-from deployer.manifest import load_manifest, sha256_file
+from deployer.manifest import yaml_nodes as manifest_module
+from deployer.manifest.load import load_manifest, sha256_file
 from deployer.models import (
     KvNamespace,
     KvNamespaceBinding,

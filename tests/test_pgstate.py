@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from deployer.backend import parse_postgres_url
+from deployer.state.backend import parse_postgres_url
 from deployer.errors import LockHeldError, StateError
-from deployer.lock import current_user
+from deployer.state.lock import current_user
 from deployer.models import NamespaceState, ScriptState
-from deployer.pgstate import PgStateStore
+from deployer.state.postgres import PgStateStore
 from tests.pg_server import USER, PostgresServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -205,9 +205,9 @@ def test_lock_timeout_waits_for_a_holder_that_releases(pg_url: str) -> None:
 CHILD = textwrap.dedent(
     """
     import sys, time
-    from deployer.backend import parse_postgres_url
+    from deployer.state.backend import parse_postgres_url
     from deployer.models import ScriptState
-    from deployer.pgstate import PgStateStore
+    from deployer.state.postgres import PgStateStore
 
     store = PgStateStore(parse_postgres_url(sys.argv[1]), "shop")
     with store.lock(command="deployer apply"):
@@ -289,7 +289,7 @@ def test_a_state_created_behind_the_lock_is_never_overwritten(pg_url: str) -> No
 
 
 def test_rollback_saves_an_old_version_as_a_new_one_and_keeps_history(pg_url: str) -> None:
-    from deployer.state_commands import rollback_state
+    from deployer.state.commands import rollback_state
 
     store = open_store(pg_url)
     for sha in "abc":

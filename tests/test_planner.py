@@ -16,7 +16,7 @@ from deployer.models import (
     Reason,
     ResourceType,
 )
-from deployer.planner import RemoteScript, RemoteSnapshot, make_plan
+from deployer.plan.planner import RemoteScript, RemoteSnapshot, make_plan
 from tests.factories import (
     NAMESPACE_ID,
     deployed,

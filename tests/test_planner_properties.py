@@ -31,7 +31,7 @@ from deployer.models import (
     SecretTextBinding,
     State,
 )
-from deployer.planner import make_plan
+from deployer.plan.planner import make_plan
 from tests.factories import ACCOUNT, sha
 
 SCRIPT_NAMES = ["alpha", "beta", "gamma", "delta", "eps"]

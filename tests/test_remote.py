@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from deployer.models import NamespaceState
-from deployer.planner import RemoteScript, RemoteSnapshot
+from deployer.plan.planner import RemoteScript, RemoteSnapshot
 from deployer.remote import binding_mismatches, refresh_state
 from tests.factories import NAMESPACE_ID, make_script, make_state, recorded
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from deployer.models import Action, BindingType, Change, DeployedBinding, Plan, Reason, ResourceType
-from deployer.render import render_json, render_markdown, render_text
+from deployer.plan.render import render_json, render_markdown, render_text
 
 KV = ResourceType.KV_NAMESPACE
 SCRIPT = ResourceType.SCRIPT

@@ -16,7 +16,7 @@ SAMPLE = REPO / "sample-project" / "workers.yaml"
 # Runs one command in a fresh interpreter through main(), then reports what got imported.
 _PROBE = """
 import json, sys
-from deployer.cli import main
+from deployer.cli.app import main
 try:
     main(sys.argv[1:])
 except SystemExit as exc:
@@ -37,7 +37,7 @@ def _imported_by(*args: str) -> set[str]:
 @pytest.mark.parametrize("command", [["validate"], ["plan"], ["plan", "--format", "json"], ["schema"]])
 def test_commands_without_requests_import_no_http_client(command: list[str]) -> None:
     modules = _imported_by(*command, *(["-f", str(SAMPLE)] if command[0] != "schema" else []))
-    assert not {"requests", "urllib3", "deployer.cloudflare"} & modules
+    assert not {"requests", "urllib3", "deployer.cloudflare.client"} & modules
 
 
 def test_no_command_imports_pydantic() -> None:

@@ -19,7 +19,7 @@ import pytest
 
 from deployer.errors import DeployerError, LockHeldError, StateError
 from deployer.models import BindingType, DeployedBinding, NamespaceState, ScriptState, State
-from deployer.state import (
+from deployer.state.store import (
     STATE_FORMAT_VERSION,
     StateStore,
     default_state_path,
@@ -597,7 +597,7 @@ CHILD = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from deployer.state import StateStore
+    from deployer.state.store import StateStore
     from deployer.models import ScriptState
 
     store = StateStore(Path(sys.argv[1]))

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from deployer import validate
+from deployer.manifest import validate
 from deployer.errors import DeployerError, ManifestError
-from deployer.manifest import load_manifest
+from deployer.manifest.load import load_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 ACCOUNT = "0f2ac74b498b48028cb68387c421e279"
@@ -784,7 +784,7 @@ def test_quoted_version_says_to_remove_the_quotes(project: Path) -> None:
 
 # --- environments ------------------------------------------------------------------------
 
-from deployer.manifest import check_manifest  # noqa: E402
+from deployer.manifest.load import check_manifest  # noqa: E402
 
 ENVIRONMENTS = f"""\
     version: 1

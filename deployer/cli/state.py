@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from deployer.cli_shared import (
+from deployer.cli.shared import (
     DebugOption,
     EnvOption,
     ExitStatus,
@@ -52,7 +52,7 @@ def state_show(
     debug: bool = DebugOption,
 ) -> int:
     """Show one recorded script or namespace as JSON."""
-    from deployer.state import state_to_json
+    from deployer.state.store import state_to_json
 
     store = open_state(file, env, state, state_name)
     doc = state_to_json(store.load())
@@ -76,8 +76,8 @@ def state_history(
     debug: bool = DebugOption,
 ) -> int:
     """List the saved versions of a state in PostgreSQL: serial, time, host, user."""
-    from deployer.backend import require_postgres
-    from deployer.state_commands import render_history
+    from deployer.state.backend import require_postgres
+    from deployer.state.commands import render_history
 
     store = require_postgres(open_state(file, env, state, state_name), "state history")
     sys.stdout.write(render_history(store, store.history()))
@@ -95,8 +95,8 @@ def state_rollback(
     debug: bool = DebugOption,
 ) -> int:
     """Save an earlier version of a state in PostgreSQL as its newest version."""
-    from deployer.backend import require_postgres
-    from deployer.state_commands import rollback_state
+    from deployer.state.backend import require_postgres
+    from deployer.state.commands import rollback_state
 
     store = require_postgres(open_state(file, env, state, state_name), "state rollback")
     stderr(rollback_state(store, to, timeout=lock_timeout, warn=warn).rstrip("\n"))
@@ -115,9 +115,9 @@ def state_push(
     debug: bool = DebugOption,
 ) -> int:
     """Copy a local state file into PostgreSQL."""
-    from deployer.backend import require_postgres
-    from deployer.state import default_state_path
-    from deployer.state_commands import push_state
+    from deployer.state.backend import require_postgres
+    from deployer.state.store import default_state_path
+    from deployer.state.commands import push_state
 
     store = require_postgres(open_state(file, env, state, state_name), "state push")
     path = local if local is not None else default_state_path(file, env)
@@ -137,9 +137,9 @@ def state_pull(
     debug: bool = DebugOption,
 ) -> int:
     """Write the state in PostgreSQL to a local state file."""
-    from deployer.backend import require_postgres
-    from deployer.state import default_state_path
-    from deployer.state_commands import pull_state
+    from deployer.state.backend import require_postgres
+    from deployer.state.store import default_state_path
+    from deployer.state.commands import pull_state
 
     store = require_postgres(open_state(file, env, state, state_name), "state pull")
     path = local if local is not None else default_state_path(file, env)

@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from deployer.errors import StateError
-from deployer.lock import shown_path
+from deployer.state.lock import shown_path
 from deployer.models import State
-from deployer.pgstate import PgStateStore, Version
-from deployer.state import StateStore, state_to_json
+from deployer.state.postgres import PgStateStore, Version
+from deployer.state.store import StateStore, state_to_json
 
 
 def render_history(store: PgStateStore, versions: list[Version]) -> str:

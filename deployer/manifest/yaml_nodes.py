@@ -14,9 +14,9 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from deployer import validate
+from deployer.manifest import validate
 from deployer.errors import DeployerError, Diagnostic, ManifestError
-from deployer.validate import JsonPath
+from deployer.manifest.validate import JsonPath
 
 # libyaml is ~8x faster than the pure-Python parser; both give the same nodes.
 LOADER: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NoReturn, Optional
 
 import typer
 
-from deployer.cli_shared import (
+from deployer.cli.shared import (
     DebugOption,
     EnvOption,
     ExitStatus,
@@ -29,14 +29,14 @@ from deployer.cli_shared import (
     stderr,
     warn,
 )
-from deployer.cli_state import state_app
+from deployer.cli.state import state_app
 from deployer.errors import ApprovalRefused, DeployerError, Diagnostic, ManifestError, StateError
 
 if TYPE_CHECKING:
-    from deployer.backend import StateBackend
-    from deployer.cloudflare import CloudflareClient
+    from deployer.state.backend import StateBackend
+    from deployer.cloudflare.client import CloudflareClient
     from deployer.models import Manifest, Plan, State
-    from deployer.planner import RemoteSnapshot
+    from deployer.plan.planner import RemoteSnapshot
 
 
 class PlanFormat(str, enum.Enum):
@@ -57,7 +57,7 @@ app = typer.Typer(
 app.add_typer(state_app, name="state")
 
 def _load_manifest(file: Path, env: str | None) -> Manifest:
-    from deployer.manifest import load_manifest
+    from deployer.manifest.load import load_manifest
 
     manifest = load_manifest(file, os.environ, environment=env)
     if manifest.zone_id is not None:
@@ -75,7 +75,7 @@ def _warn_zone_id() -> None:
 def _client(
     parallelism: int = 4, max_retry_wait: float = 300.0, rate_limit: tuple[int, float] = (1200, 300.0)
 ) -> CloudflareClient:
-    from deployer.cloudflare import CloudflareClient
+    from deployer.cloudflare.client import CloudflareClient
 
     client, warnings = CloudflareClient.from_environment(
         os.environ, pool_size=parallelism, max_retry_wait=max_retry_wait, rate_limit=rate_limit
@@ -95,7 +95,7 @@ def _show_retries() -> None:
         def emit(self, record: logging.LogRecord) -> None:
             stderr(self.format(record))  # whatever sys.stderr is now (tests swap it)
 
-    logger = logging.getLogger("deployer.cloudflare")
+    logger = logging.getLogger("deployer.cloudflare.client")
     if not any(type(h).__name__ == "StderrHandler" for h in logger.handlers):
         handler = StderrHandler()
         handler.setFormatter(logging.Formatter("note: %(message)s"))
@@ -120,14 +120,14 @@ def _parse_rate_limit(text: str) -> tuple[int, float]:
 
 
 def _show_warnings(the_plan: Plan) -> None:
-    from deployer.render import render_warnings
+    from deployer.plan.render import render_warnings
 
     for warning in render_warnings(the_plan):
         warn(warning)
 
 
 def _plan_against(manifest: Manifest, store: StateBackend, current: State, remote: RemoteSnapshot | None) -> Plan:
-    from deployer.planner import make_plan
+    from deployer.plan.planner import make_plan
 
     _check_target(manifest, store, current)
     return make_plan(manifest, current, remote)
@@ -135,7 +135,7 @@ def _plan_against(manifest: Manifest, store: StateBackend, current: State, remot
 
 def _check_target(manifest: Manifest, store: StateBackend, current: State) -> None:
     """Refuse a state recorded for another account or zone, naming which state it is."""
-    from deployer.planner import check_same_target
+    from deployer.plan.planner import check_same_target
 
     try:
         check_same_target(manifest, current)
@@ -160,7 +160,7 @@ def validate(
     debug: bool = DebugOption,
 ) -> int:
     """Check the manifest (the base and every environment, or only --env) and report every problem."""
-    from deployer.manifest import check_manifest
+    from deployer.manifest.load import check_manifest
 
     diagnostics: list[Diagnostic] = []
     for path in files or [file]:
@@ -196,7 +196,7 @@ def plan(
     debug: bool = DebugOption,
 ) -> int:
     """Show what apply would change: create / update / delete / no-op per script and namespace."""
-    from deployer.render import render_json, render_markdown, render_text
+    from deployer.plan.render import render_json, render_markdown, render_text
 
     manifest = _load_manifest(file, env)
     remote = None
@@ -211,7 +211,7 @@ def plan(
     store = open_state(file, env, state, state_name)
     the_plan = _plan_against(manifest, store, store.load(), remote)
     if out is not None:
-        from deployer.planfile import write_planfile
+        from deployer.plan.planfile import write_planfile
 
         write_planfile(out, the_plan, manifest, refreshed=refresh)
         stderr(f"plan saved to {out}; apply it with: deployer apply {out}")
@@ -255,13 +255,13 @@ def apply(
     debug: bool = DebugOption,
 ) -> int:
     """Create namespaces, upload each created/changed script once, delete removed scripts."""
-    from deployer.executor import apply_plan
+    from deployer.apply.executor import apply_plan
     from deployer.remote import read_remote, require_account
-    from deployer.render import render_text
+    from deployer.plan.render import render_text
 
     saved = None
     if planfile is not None:
-        from deployer.planfile import read_planfile
+        from deployer.plan.planfile import read_planfile
 
         saved = read_planfile(planfile)
         if isinstance(saved.get("manifest"), str) and file == Path("workers.yaml"):
@@ -280,7 +280,7 @@ def apply(
             remote = read_remote(manifest, client) if refresh else None
             the_plan = _plan_against(manifest, store, current, remote)
             if saved is not None and planfile is not None:
-                from deployer.planfile import check_planfile
+                from deployer.plan.planfile import check_planfile
 
                 check_planfile(saved, planfile, manifest, current, the_plan)
             sys.stdout.write(render_text(the_plan, color=_use_color(no_color)))
@@ -407,7 +407,7 @@ def import_script(
 @app.command()
 def init(file: Path = FileOption, debug: bool = DebugOption) -> int:
     """Write a starter workers.yaml (with the $schema line), its schema, a script and a .gitignore entry."""
-    from deployer.scaffold import init_project
+    from deployer.cli.scaffold import init_project
 
     for line in init_project(file):
         stderr(line)
@@ -418,7 +418,7 @@ def init(file: Path = FileOption, debug: bool = DebugOption) -> int:
 @app.command()
 def schema() -> int:
     """Print the manifest's JSON Schema (draft 2020-12)."""
-    from deployer.validate import schema_text
+    from deployer.manifest.validate import schema_text
 
     sys.stdout.write(schema_text())
     return ExitStatus.OK

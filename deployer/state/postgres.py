@@ -30,11 +30,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 
-from deployer.backend import PgTarget
+from deployer.state.backend import PgTarget
 from deployer.errors import LockHeldError, StateError
-from deployer.lock import LOCK_POLL_SECONDS, current_holder, current_user, held_message, warn_on_stderr
+from deployer.state.lock import LOCK_POLL_SECONDS, current_holder, current_user, held_message, warn_on_stderr
 from deployer.models import NamespaceState, ScriptState, State
-from deployer.state_format import (
+from deployer.state.document import (
     Invalid,
     WorkingState,
     make_record,

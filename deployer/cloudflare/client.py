@@ -27,7 +27,7 @@ from requests.auth import AuthBase
 from deployer import __version__
 from deployer.errors import CloudflareApiError, CredentialsError, DeployerError
 from deployer.models import Secret
-from deployer.upload import UploadPart
+from deployer.apply.upload import UploadPart
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 

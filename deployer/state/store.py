@@ -1,9 +1,9 @@
 """The state file: what was deployed through one manifest, the journal of deploys since the last
-save, and its lock (``deployer.lock``). Only this module writes a state file.
+save, and its lock (``deployer.state.lock``). Only this module writes a state file.
 
 Files beside ``state.json``: ``state.json.journal`` (one JSON line per record), ``state.json.backup``
 (the previous copy) and ``state.json.lock`` (flock'd; holds the holder as JSON while taken).
-The document and record formats live in ``deployer.state_format``.
+The document and record formats live in ``deployer.state.document``.
 """
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import StateError
-from deployer.lock import FileLock, shown_path, warn_on_stderr
+from deployer.state.lock import FileLock, shown_path, warn_on_stderr
 from deployer.models import NamespaceState, ScriptState, State
-from deployer.state_format import (
+from deployer.state.document import (
     STATE_FORMAT_VERSION,
     Invalid,
     Record,

@@ -16,10 +16,10 @@ from pathlib import Path, PurePosixPath
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from deployer import environments, validate
-from deployer.manifest_yaml import TAG, Parser, locate, mark, read_text
-from deployer.script_files import script_digest, script_file, sha256_file
-from deployer.environments import Overlay
+from deployer.manifest import environments, validate
+from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, read_text
+from deployer.manifest.script_files import script_digest, script_file, sha256_file
+from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
 from deployer.models import (
     Binding,
@@ -33,8 +33,8 @@ from deployer.models import (
     Secret,
     SecretTextBinding,
 )
-from deployer.upload import content_digest, entry_part, module_type
-from deployer.validate import (
+from deployer.apply.upload import content_digest, entry_part, module_type
+from deployer.manifest.validate import (
     BindingDraft,
     Field,
     JsonPath,

@@ -10,7 +10,7 @@ import stat
 from pathlib import Path, PurePath
 
 from deployer.errors import DeployerError, Diagnostic
-from deployer.validate import Field
+from deployer.manifest.validate import Field
 
 HASH_CHUNK = 1024 * 1024
 MAX_FILE_BYTES = 100 * 1000 * 1000  # Cloudflare's request body limit (reference §1.6)

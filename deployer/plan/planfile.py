@@ -23,7 +23,7 @@ from deployer.models import (
     SecretTextBinding,
     State,
 )
-from deployer.render import plan_document
+from deployer.plan.render import plan_document
 
 PLANFILE_KIND = "deployer-plan"
 PLANFILE_VERSION = 1

@@ -15,7 +15,7 @@ from deployer.errors import DeployerError, StateError
 from deployer.models import NamespaceState, ScriptState, State
 
 if TYPE_CHECKING:
-    from deployer.pgstate import PgStateStore
+    from deployer.state.postgres import PgStateStore
 
 STATE_URL_VARIABLE = "DEPLOYER_STATE_URL"
 DEFAULT_SCHEMA = "deployer"
@@ -144,7 +144,7 @@ def open_store(
     environ: Mapping[str, str],
 ) -> StateBackend:
     """The store ``--state`` names, else DEPLOYER_STATE_URL's, else the default state file."""
-    from deployer.state import StateStore, default_state_path
+    from deployer.state.store import StateStore, default_state_path
 
     location = state_option
     if location is None and environ.get(STATE_URL_VARIABLE):
@@ -168,13 +168,13 @@ def open_postgres(target: PgTarget, name: str) -> PgStateStore:
         raise DeployerError(
             "a PostgreSQL state needs the psycopg driver: pip install 'deployer[postgres]'"
         ) from None
-    from deployer.pgstate import PgStateStore
+    from deployer.state.postgres import PgStateStore
 
     return PgStateStore(target, name)
 
 
 def require_postgres(store: StateBackend, command: str) -> PgStateStore:
-    pgstate = sys.modules.get("deployer.pgstate")  # not imported: no PostgreSQL store exists
+    pgstate = sys.modules.get("deployer.state.postgres")  # not imported: no PostgreSQL store exists
     if pgstate is None or not isinstance(store, pgstate.PgStateStore):
         raise StateError(
             f"'deployer {command}' works on a state in PostgreSQL: pass --state postgresql://... "

@@ -26,13 +26,13 @@ from deployer.models import (
     ScriptState,
     SecretTextBinding,
 )
-from deployer.planner import deployed_binding
+from deployer.plan.planner import deployed_binding
 from deployer.remote import binding_mismatches
-from deployer.upload import UploadPart, read_parts, upload_metadata
+from deployer.apply.upload import UploadPart, read_parts, upload_metadata
 
 if TYPE_CHECKING:
-    from deployer.cloudflare import CloudflareClient
-    from deployer.backend import StateBackend
+    from deployer.cloudflare.client import CloudflareClient
+    from deployer.state.backend import StateBackend
 
 Progress = Callable[[str], None]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deployer.errors import DeployerError
-from deployer.validate import schema_text
+from deployer.manifest.validate import schema_text
 
 SCHEMA_FILE = "workers.schema.json"
 LOCK_PATTERN = ".deployer/*.lock"

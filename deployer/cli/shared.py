@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from deployer.backend import StateBackend
+    from deployer.state.backend import StateBackend
 
 
 class ExitStatus(enum.IntEnum):
@@ -43,6 +43,6 @@ def warn(message: str) -> None:
 
 
 def open_state(file: Path, env: str | None, state: str | None, state_name: str | None) -> StateBackend:
-    from deployer.backend import open_store
+    from deployer.state.backend import open_store
 
     return open_store(file, env, state, state_name, os.environ)
