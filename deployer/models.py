@@ -11,12 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-class BindingType(enum.Enum):
-    KV_NAMESPACE = "kv_namespace"
-    PLAIN_TEXT = "plain_text"
-    SECRET_TEXT = "secret_text"
-
-
 @dataclass(frozen=True, slots=True)
 class Secret:
     """A secret value. Its repr and str are masked so it cannot leak into output or logs."""
@@ -32,35 +26,31 @@ class Secret:
 # --- the manifest -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class KvNamespaceBinding:
-    """Binds the JS global ``name`` to a namespace: a literal ``namespace_id``, or ``namespace``,
-    the key of a namespace declared in the manifest (its id is resolved at apply)."""
-
-    name: str
-    namespace_id: str | None = None
-    namespace: str | None = None
-
-    type = BindingType.KV_NAMESPACE
+Value = object
+"""A binding field's value: a JSON value (str, bool, number, None, or a ``JsonValue``)."""
 
 
 @dataclass(frozen=True, slots=True)
-class PlainTextBinding:
-    name: str
+class JsonValue:
+    """Any JSON value, kept as canonical text so that bindings stay hashable and comparable."""
+
     text: str
 
-    type = BindingType.PLAIN_TEXT
-
 
 @dataclass(frozen=True, slots=True)
-class SecretTextBinding:
+class Binding:
+    """A binding as the manifest declares it, values filled in. ``values`` holds every key its
+    kind declares besides type and name, in the kind's order (None: not given); the one secret
+    value of a kind that has it is in ``secret``. Which keys exist is the kind's business
+    (``deployer/kinds``); the core never looks inside."""
+
+    type: str
     name: str
-    text: Secret
+    values: tuple[tuple[str, Value], ...] = ()
+    secret: Secret | None = None
 
-    type = BindingType.SECRET_TEXT
-
-
-Binding = KvNamespaceBinding | PlainTextBinding | SecretTextBinding
+    def get(self, key: str) -> Value:
+        return next((value for name, value in self.values if name == key), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +111,21 @@ class Manifest:
 
 @dataclass(frozen=True, slots=True)
 class DeployedBinding:
-    """A binding as uploaded, minus any secret value: ``text`` is kept for plain_text only.
+    """A binding as uploaded, minus any secret value: ``values`` are the fields Cloudflare
+    receives besides type and name, in the kind's order. In a plan, a value that refers to a
+    resource created by the same apply is None: known after apply."""
 
-    In a plan, a kv_namespace binding whose namespace is created by the same apply has
-    ``namespace_id`` None: known after apply.
-    """
-
-    type: BindingType
+    type: str
     name: str
-    namespace_id: str | None = None
-    text: str | None = None
+    values: tuple[tuple[str, Value], ...] = ()
+
+    def get(self, key: str) -> Value:
+        return next((value for name, value in self.values if name == key), None)
+
+    @property
+    def known(self) -> bool:
+        """False while a value is known only after apply."""
+        return all(value is not None for _, value in self.values)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any, Protocol
 
 from deployer.errors import DeployerError
-from deployer.models import BindingType, DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
+from deployer.kinds.registry import BINDING_KINDS
+from deployer.models import DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
 from deployer.plan.planner import RemoteScript, RemoteSnapshot
 from deployer.apply.upload import SERVICE_WORKER_PART, SERVICE_WORKER_TYPE, content_digest
 
@@ -150,17 +150,12 @@ def _deployed_bindings(items: Sequence[Any]) -> tuple[tuple[DeployedBinding, ...
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
-        name, kind = item["name"], item.get("type")
-        match kind:
-            case BindingType.KV_NAMESPACE.value:
-                bindings.append(DeployedBinding(BindingType.KV_NAMESPACE, name, namespace_id=_text(item.get("namespace_id"))))
-            case BindingType.PLAIN_TEXT.value:
-                bindings.append(DeployedBinding(BindingType.PLAIN_TEXT, name, text=_text(item.get("text")) or ""))
-            case BindingType.SECRET_TEXT.value:
-                bindings.append(DeployedBinding(BindingType.SECRET_TEXT, name))
-            case _:
-                warnings.append(f"binding {name} of type {kind} is not one deployer manages; "
-                                "the next apply uploads the script without it")
+        kind = BINDING_KINDS.get(str(item.get("type")))
+        if kind is None:
+            warnings.append(f"binding {item['name']} of type {item.get('type')} is not one deployer manages; "
+                            "the next apply uploads the script without it")
+            continue
+        bindings.append(kind.from_remote(item))
     return tuple(bindings), warnings
 
 
@@ -183,12 +178,8 @@ def binding_mismatches(sent: Sequence[Mapping[str, Any]], deployed: Sequence[Any
             problems.append(f"binding {name} ({kind}) was sent but Cloudflare does not have it")
         elif found.get("type") != kind:
             problems.append(f"binding {name} was sent as {kind} but Cloudflare has it as {found.get('type')}")
-        elif kind == BindingType.KV_NAMESPACE.value and found.get("namespace_id") != binding["namespace_id"]:
-            problems.append(f"binding {name} was sent with namespace_id {binding['namespace_id']} but Cloudflare "
-                            f"has {found.get('namespace_id')}")
-        elif kind == BindingType.PLAIN_TEXT.value and found.get("text") != binding["text"]:
-            problems.append(f"binding {name} was sent with text {json.dumps(binding['text'])} but Cloudflare has "
-                            f"{json.dumps(found.get('text'))}")
+        elif kind in BINDING_KINDS:
+            problems += BINDING_KINDS[kind].mismatches(binding, found)
     for name, found in remote.items():
         problems.append(f"binding {name} ({found.get('type')}) is in Cloudflare but was not sent")
     return problems

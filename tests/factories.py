@@ -4,21 +4,18 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from deployer.kinds import kv_namespace, plain_text, secret_text
 from deployer.models import (
     Binding,
-    BindingType,
     DeployedBinding,
     KvNamespace,
-    KvNamespaceBinding,
     Manifest,
     NamespaceState,
-    PlainTextBinding,
     Script,
     ScriptState,
-    Secret,
-    SecretTextBinding,
     State,
 )
+from deployer.plan.planner import deployed_binding
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 NAMESPACE_ID = "0f2ac74b498b48028cb68387c421e279"
@@ -28,18 +25,31 @@ def sha(content: bytes | str) -> str:
     return hashlib.sha256(content.encode() if isinstance(content, str) else content).hexdigest()
 
 
-def kv(name: str, namespace_id: str | None = NAMESPACE_ID, namespace: str | None = None) -> KvNamespaceBinding:
+def kv(name: str, namespace_id: str | None = NAMESPACE_ID, namespace: str | None = None) -> Binding:
     if namespace is not None:
         namespace_id = None
-    return KvNamespaceBinding(name, namespace_id=namespace_id, namespace=namespace)
+    return kv_namespace.KIND.build(name, {"namespace_id": namespace_id, "namespace": namespace})
 
 
-def plain(name: str, text: str) -> PlainTextBinding:
-    return PlainTextBinding(name, text)
+def plain(name: str, text: str) -> Binding:
+    return plain_text.KIND.build(name, {"text": text})
 
 
-def secret(name: str, value: str) -> SecretTextBinding:
-    return SecretTextBinding(name, Secret(value))
+def secret(name: str, value: str) -> Binding:
+    return secret_text.KIND.build(name, {"text": value})
+
+
+def deployed_kv(name: str, namespace_id: str | None = NAMESPACE_ID) -> DeployedBinding:
+    """A recorded kv_namespace binding (namespace_id None: known after apply)."""
+    return DeployedBinding("kv_namespace", name, (("namespace_id", namespace_id),))
+
+
+def deployed_plain(name: str, text: str) -> DeployedBinding:
+    return DeployedBinding("plain_text", name, (("text", text),))
+
+
+def deployed_secret(name: str) -> DeployedBinding:
+    return DeployedBinding("secret_text", name)
 
 
 def make_script(name: str = "my-worker", content: str = "// v1", bindings: tuple[Binding, ...] = ()) -> Script:
@@ -56,16 +66,8 @@ def make_manifest(
 
 
 def deployed(binding: Binding, namespace_ids: dict[str, str] | None = None) -> DeployedBinding:
-    """What the state records for a binding that was uploaded."""
-    match binding:
-        case KvNamespaceBinding():
-            resolved = binding.namespace_id or (namespace_ids or {}).get(binding.namespace or "")
-            return DeployedBinding(BindingType.KV_NAMESPACE, binding.name, namespace_id=resolved)
-        case PlainTextBinding():
-            return DeployedBinding(BindingType.PLAIN_TEXT, binding.name, text=binding.text)
-        case SecretTextBinding():
-            return DeployedBinding(BindingType.SECRET_TEXT, binding.name)
-    raise AssertionError(binding)
+    """What the state records for a binding that was uploaded (the planner's own rule)."""
+    return deployed_binding(binding, namespace_ids or {})
 
 
 def recorded(

@@ -12,14 +12,12 @@ from hypothesis import strategies as st
 
 from deployer.manifest import yaml_nodes as manifest_module
 from deployer.manifest.load import load_manifest, sha256_file
+from tests.factories import kv, plain, secret
 from deployer.models import (
     KvNamespace,
-    KvNamespaceBinding,
     Manifest,
-    PlainTextBinding,
     Script,
     Secret,
-    SecretTextBinding,
 )
 
 ACCOUNT = "0f2ac74b498b48028cb68387c421e279"
@@ -86,10 +84,10 @@ def test_valid_manifest_builds_exactly_the_expected_manifest(project: Path) -> N
                 path=(project / "src" / "worker.js").resolve(),
                 content_sha256=hashlib.sha256(WORKER_JS).hexdigest(),
                 bindings=(
-                    KvNamespaceBinding("myNamespace", namespace_id="0f2ac74b498b48028cb68387c421e279"),
-                    KvNamespaceBinding("CACHE", namespace="cache"),
-                    PlainTextBinding("ENVIRONMENT", "production"),
-                    SecretTextBinding("API_KEY", Secret("s3cr3t")),
+                    kv("myNamespace", namespace_id="0f2ac74b498b48028cb68387c421e279"),
+                    kv("CACHE", namespace="cache"),
+                    plain("ENVIRONMENT", "production"),
+                    secret("API_KEY", "s3cr3t"),
                 ),
             ),
             Script(
@@ -106,8 +104,8 @@ def test_secret_text_is_wrapped_and_masked(project: Path) -> None:
     path = write(project, CONTRACT_EXAMPLE)
     manifest = load_manifest(path, {"CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "API_KEY": "s3cr3t"})
     secret = manifest.scripts[0].bindings[3]
-    assert isinstance(secret, SecretTextBinding)
-    assert secret.text == Secret("s3cr3t")
+    assert secret.type == "secret_text"
+    assert secret.secret == Secret("s3cr3t")
     assert "s3cr3t" not in repr(manifest)
 
 
@@ -140,7 +138,7 @@ def test_double_dollar_escapes_a_placeholder(project: Path) -> None:
               - {{type: plain_text, name: TEMPLATE, text: "literal $${{PRICE}}, filled ${{PRICE}}, $5"}}
     """)
     binding = load_manifest(path, {"PRICE": "9"}).scripts[0].bindings[0]
-    assert binding == PlainTextBinding("TEMPLATE", "literal ${PRICE}, filled 9, $5")
+    assert binding == plain("TEMPLATE", "literal ${PRICE}, filled 9, $5")
 
 
 def test_several_placeholders_in_one_string_are_all_filled(project: Path) -> None:
@@ -159,7 +157,7 @@ def test_several_placeholders_in_one_string_are_all_filled(project: Path) -> Non
     assert manifest.kv_namespaces == (KvNamespace("cache", "shop-prod-cache"),)
     assert manifest.scripts[0].name == "worker-prod"
     assert manifest.scripts[0].path == (project / "src" / "worker.js").resolve()
-    assert manifest.scripts[0].bindings == (PlainTextBinding("URL", "https://x.example:443/prod"),)
+    assert manifest.scripts[0].bindings == (plain("URL", "https://x.example:443/prod"),)
 
 
 def test_empty_variable_is_set_but_empty(project: Path) -> None:
@@ -172,7 +170,7 @@ def test_empty_variable_is_set_but_empty(project: Path) -> None:
             bindings:
               - {{type: plain_text, name: SUFFIX, text: "${{SUFFIX}}"}}
     """)
-    assert load_manifest(path, {"SUFFIX": ""}).scripts[0].bindings == (PlainTextBinding("SUFFIX", ""),)
+    assert load_manifest(path, {"SUFFIX": ""}).scripts[0].bindings == (plain("SUFFIX", ""),)
 
 
 def test_aliases_share_values(project: Path) -> None:
@@ -189,7 +187,7 @@ def test_aliases_share_values(project: Path) -> None:
             bindings: *common
     """)
     manifest = load_manifest(path, {})
-    assert manifest.scripts[0].bindings == manifest.scripts[1].bindings == (PlainTextBinding("MODE", "fast"),)
+    assert manifest.scripts[0].bindings == manifest.scripts[1].bindings == (plain("MODE", "fast"),)
 
 
 def test_c_loader_is_used_when_libyaml_is_available() -> None:
@@ -230,7 +228,7 @@ def test_a_date_like_text_is_read_as_a_string(project: Path) -> None:
                 text: 2024-01-01
     """)
     (script,) = load_manifest(path, {}).scripts
-    assert script.bindings == (PlainTextBinding("DAY", "2024-01-01"),)
+    assert script.bindings == (plain("DAY", "2024-01-01"),)
 
 
 def test_modules_script_names_parts_relative_to_the_entry_directory(project: Path) -> None:

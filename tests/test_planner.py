@@ -7,9 +7,7 @@ from deployer.errors import StateError
 from deployer.fingerprint import fingerprint_secret
 from deployer.models import (
     Action,
-    BindingType,
     Change,
-    DeployedBinding,
     KvNamespace,
     NamespaceState,
     Plan,
@@ -18,6 +16,7 @@ from deployer.models import (
 )
 from deployer.plan.planner import RemoteScript, RemoteSnapshot, make_plan
 from tests.factories import (
+    deployed_kv,
     NAMESPACE_ID,
     deployed,
     kv,
@@ -136,7 +135,7 @@ def test_new_namespace_is_created_and_its_id_is_known_after_apply() -> None:
             SCRIPT,
             "my-worker",
             Action.CREATE,
-            bindings=(DeployedBinding(BindingType.KV_NAMESPACE, "CACHE", namespace_id=None),),
+            bindings=(deployed_kv("CACHE", None),),
         ),
     )
 
@@ -150,7 +149,7 @@ def test_known_namespace_is_a_no_op_and_resolves_references() -> None:
     )
     plan = make_plan(manifest, state)
     assert [(c.name, c.action) for c in plan.changes] == [("cache", Action.NO_OP), ("my-worker", Action.NO_OP)]
-    assert plan.changes[1].bindings[0].namespace_id == NAMESPACE_ID
+    assert plan.changes[1].bindings[0].get("namespace_id") == NAMESPACE_ID
 
 
 def test_namespace_left_out_of_the_manifest_is_forgotten_never_deleted() -> None:

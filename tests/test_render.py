@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from deployer.models import Action, BindingType, Change, DeployedBinding, Plan, Reason, ResourceType
+from deployer.models import Action, Change, Plan, Reason, ResourceType
+from tests.factories import deployed_kv, deployed_plain, deployed_secret
 from deployer.plan.render import render_json, render_markdown, render_text
 
 KV = ResourceType.KV_NAMESPACE
@@ -19,14 +20,14 @@ PLAN = Plan(
             Action.UPDATE,
             (Reason.CONTENT, Reason.BINDINGS),
             bindings=(
-                DeployedBinding(BindingType.KV_NAMESPACE, "CACHE"),
-                DeployedBinding(BindingType.PLAIN_TEXT, "ENVIRONMENT", text="production"),
-                DeployedBinding(BindingType.SECRET_TEXT, "API_KEY"),
+                deployed_kv("CACHE", None),
+                deployed_plain("ENVIRONMENT", "production"),
+                deployed_secret("API_KEY"),
             ),
             previous_bindings=(
-                DeployedBinding(BindingType.PLAIN_TEXT, "ENVIRONMENT", text="staging"),
-                DeployedBinding(BindingType.SECRET_TEXT, "API_KEY"),
-                DeployedBinding(BindingType.SECRET_TEXT, "OLD_TOKEN"),
+                deployed_plain("ENVIRONMENT", "staging"),
+                deployed_secret("API_KEY"),
+                deployed_secret("OLD_TOKEN"),
             ),
             removed_secrets=("OLD_TOKEN",),
         ),

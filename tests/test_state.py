@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from deployer.errors import DeployerError, LockHeldError, StateError
-from deployer.models import BindingType, DeployedBinding, NamespaceState, ScriptState, State
+from deployer.models import DeployedBinding, NamespaceState, ScriptState, State
+from tests.factories import deployed_kv, deployed_plain, deployed_secret
 from deployer.state.store import (
     STATE_FORMAT_VERSION,
     StateStore,
@@ -35,9 +36,9 @@ SHA_B = "b" * 64
 def make_script(name: str = "my-worker", sha: str = SHA_A, **overrides: Any) -> ScriptState:
     fields: dict[str, Any] = {
         "bindings": (
-            DeployedBinding(BindingType.KV_NAMESPACE, "myNamespace", namespace_id="0f2ac74b"),
-            DeployedBinding(BindingType.PLAIN_TEXT, "ENVIRONMENT", text="production"),
-            DeployedBinding(BindingType.SECRET_TEXT, "API_KEY"),
+            deployed_kv("myNamespace", "0f2ac74b"),
+            deployed_plain("ENVIRONMENT", "production"),
+            deployed_secret("API_KEY"),
         ),
         "secret_fingerprints": (("API_KEY", "scrypt$n=2048,r=8,p=1$c2FsdA==$ZGlnZXN0"),),
         "etag": "etag-1",
@@ -117,7 +118,7 @@ def test_document_has_the_contract_shape_and_no_secret_text() -> None:
 
 
 def test_secret_text_is_never_written_even_if_a_binding_carries_it() -> None:
-    leaky = make_script(bindings=(DeployedBinding(BindingType.SECRET_TEXT, "API_KEY", text="CANARY"),))
+    leaky = make_script(bindings=(DeployedBinding("secret_text", "API_KEY", (("text", "CANARY"),)),))
     assert "CANARY" not in json.dumps(state_to_json(make_state(scripts=(leaky,))))
 
 
@@ -465,7 +466,7 @@ def test_records_from_several_threads_each_get_their_own_serial(store: StateStor
 
 
 def test_record_of_an_unknown_namespace_id_is_a_bug_not_a_state(store: StateStore) -> None:
-    pending = make_script(bindings=(DeployedBinding(BindingType.KV_NAMESPACE, "CACHE", namespace_id=None),))
+    pending = make_script(bindings=(deployed_kv("CACHE", None),))
     with store.lock(command="deployer apply", warn=ignore):
         with pytest.raises(ValueError, match=r"bindings\[0\]\.namespace_id"):
             store.record(scripts=[pending])

@@ -11,20 +11,18 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from deployer.errors import DeployerError
 from deployer.fingerprint import fingerprint_secret, secret_matches
+from deployer.kinds.registry import binding_kind
 from deployer.models import (
     Action,
     Binding,
     Change,
-    KvNamespaceBinding,
     Manifest,
     NamespaceState,
     Plan,
-    PlainTextBinding,
     ResourceType,
     Script,
     ScriptFormat,
     ScriptState,
-    SecretTextBinding,
 )
 from deployer.plan.planner import deployed_binding
 from deployer.remote import binding_mismatches
@@ -202,29 +200,18 @@ def _upload_job(
     return job
 
 
-def _metadata_binding(binding: Binding, namespace_ids: dict[str, str]) -> dict[str, str]:
-    # The Resource Bindings API shapes: {type, name, namespace_id} / {type, name, text}.
-    match binding:
-        case KvNamespaceBinding(name=name, namespace_id=namespace_id, namespace=ref):
-            resolved = namespace_id if namespace_id is not None else namespace_ids.get(ref or "")
-            if resolved is None:
-                raise DeployerError(f"kv_namespace {ref!r} has no id yet; was it created?")
-            return {"type": binding.type.value, "name": name, "namespace_id": resolved}
-        case PlainTextBinding(name=name, text=text):
-            return {"type": binding.type.value, "name": name, "text": text}
-        case SecretTextBinding(name=name, text=secret):
-            return {"type": binding.type.value, "name": name, "text": secret.value}
-    raise AssertionError(f"unknown binding {binding!r}")
+def _metadata_binding(binding: Binding, namespace_ids: dict[str, str]) -> dict[str, object]:
+    return binding_kind(binding.type).metadata(binding, lambda section, key: namespace_ids.get(key))
 
 
 def _fingerprints(bindings: tuple[Binding, ...], previous: ScriptState | None) -> tuple[tuple[str, str], ...]:
     pairs = []
     for binding in bindings:
-        if isinstance(binding, SecretTextBinding):
+        if binding.secret is not None:
             old = previous.fingerprint_of(binding.name) if previous else None
             # Keep a still-matching fingerprint: scrypt is deliberately slow.
-            keep = old is not None and secret_matches(binding.text.value, old)
-            pairs.append((binding.name, old if keep and old else fingerprint_secret(binding.text.value)))
+            keep = old is not None and secret_matches(binding.secret.value, old)
+            pairs.append((binding.name, old if keep and old else fingerprint_secret(binding.secret.value)))
     return tuple(sorted(pairs))
 
 

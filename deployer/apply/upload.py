@@ -105,7 +105,7 @@ def read_parts(script: Script) -> tuple[UploadPart, ...]:
     return parts
 
 
-def upload_metadata(script: Script, bindings: list[dict[str, str]]) -> dict[str, Any]:
+def upload_metadata(script: Script, bindings: list[dict[str, object]]) -> dict[str, Any]:
     """The metadata part: the seed's ``{"body_part": "script", "bindings": [...]}`` for a
     service-worker script, ``main_module`` for modules, plus compatibility settings if set."""
     metadata: dict[str, Any]

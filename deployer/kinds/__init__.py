@@ -1,0 +1,1 @@
+"""Every kind of Cloudflare object deployer manages, one module each (see ``registry``)."""

@@ -17,22 +17,12 @@ from pathlib import Path, PurePosixPath
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from deployer.manifest import environments, validate
-from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, read_text
+from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, plain_value, read_text
 from deployer.manifest.script_files import script_digest, script_file, sha256_file
 from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
-from deployer.models import (
-    Binding,
-    KvNamespace,
-    KvNamespaceBinding,
-    Manifest,
-    Module,
-    PlainTextBinding,
-    Script,
-    ScriptFormat,
-    Secret,
-    SecretTextBinding,
-)
+from deployer.kinds.registry import binding_kind
+from deployer.models import Binding, KvNamespace, Manifest, Module, Script, ScriptFormat
 from deployer.apply.upload import content_digest, entry_part, module_type
 from deployer.manifest.validate import (
     BindingDraft,
@@ -287,19 +277,14 @@ def _module_draft(node: Node, path: JsonPath, filled: Mapping[int, str | None], 
 
 def _binding(node: MappingNode, path: JsonPath, filled: Mapping[int, str | None], render: Render) -> BindingDraft:
     body = _entries(node)
-
-    def field(name: str) -> Field | None:
-        entry = body.get(name)
-        return _field(entry[1], (*path, name), filled, render) if entry else None
-
-    type_field = field("type")
+    fields = {key: _field(value, (*path, key), filled, render) for key, (_, value) in body.items()}
+    type_field = fields.pop("type", None)
     return BindingDraft(
         render(path), *mark(node),
         type=type_field.value if type_field else None,
-        name=field("name"),
-        namespace_id=field("namespace_id"),
-        namespace=field("namespace"),
-        text=field("text"),
+        name=fields.pop("name", None),
+        fields=fields,
+        values={key: plain_value(value, filled) for key, (_, value) in body.items()},
     )
 
 
@@ -368,14 +353,4 @@ def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:
 
 
 def _build_binding(draft: BindingDraft) -> Binding:
-    match draft.type:
-        case "kv_namespace":
-            return KvNamespaceBinding(
-                _text(draft.name), namespace_id=_value(draft.namespace_id), namespace=_value(draft.namespace)
-            )
-        case "plain_text":
-            return PlainTextBinding(_text(draft.name), _text(draft.text))
-        case "secret_text":
-            return SecretTextBinding(_text(draft.name), Secret(_text(draft.text)))
-        case _:
-            raise AssertionError(f"binding type {draft.type!r} passed validation")
+    return binding_kind(draft.type or "").build(_text(draft.name), draft.values)

@@ -14,7 +14,7 @@ import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -22,73 +22,27 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from deployer.errors import Diagnostic
+from deployer.kinds.binding import Reference
+from deployer.kinds.registry import BINDING_KINDS
+from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are part of validation's interface)
+    COMPATIBILITY_DATE,
+    HEX_ID,
+    JS_RESERVED_WORDS,
+    NAME_SUFFIX,
+    NAMESPACE_KEY,
+    PLACEHOLDER_ALTERNATIVE,
+    SCRIPT_NAME,
+    TITLE,
+    Rule,
+    is_js_identifier,
+    rule_for_pattern,
+    schema_pattern,
+)
 
 JsonPath = tuple[str | int, ...]
 Locate = Callable[[JsonPath, bool], tuple[int, int]]
 """``locate(path, at_key)``: the 1-based (line, col) of the value at ``path``, or of its key."""
 
-BINDING_TYPES = ("kv_namespace", "plain_text", "secret_text")
-
-
-# --- the value rules, shared by the schema's messages and the second look after filling in -----
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    """A rule for one kind of string; ``words`` completes "... is not ___"."""
-
-    words: str
-    pattern: re.Pattern[str]
-    max_length: int | None = None
-
-    def accepts(self, value: str) -> bool:
-        too_long = self.max_length is not None and len(value) > self.max_length
-        return not too_long and self.pattern.fullmatch(value) is not None
-
-
-HEX_ID = Rule("32 lowercase hex characters", re.compile(r"[0-9a-f]{32}"))
-SCRIPT_NAME = Rule(
-    "a valid script name (lowercase letters, digits, '-' and '_', not starting with '-', "
-    "at most 63 characters)",
-    re.compile(r"[a-z0-9_][a-z0-9-_]*"),
-    max_length=63,
-)
-NAMESPACE_KEY = Rule(
-    "a valid namespace key (letters, digits, '-' and '_', not starting with '-')",
-    re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*"),
-)
-TITLE = Rule("a title of 1 to 512 characters", re.compile(r".+", re.DOTALL), max_length=512)
-COMPATIBILITY_DATE = Rule("a date written YYYY-MM-DD", re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"))
-NAME_SUFFIX = Rule(
-    "a script name suffix (lowercase letters, digits, '-' and '_')", re.compile(r"[a-z0-9_-]*"), max_length=62
-)
-
-PLACEHOLDER_ALTERNATIVE = r".*\$\{[^}]+\}.*"
-"""What the schema's patterns accept besides a literal value: a string holding ``${...}``."""
-
-
-def schema_pattern(rule: Rule) -> str:
-    """The schema's pattern for ``rule``: the literal form, or any string with a placeholder."""
-    return f"^({rule.pattern.pattern}|{PLACEHOLDER_ALTERNATIVE})$"
-
-
-_RULE_BY_SCHEMA_PATTERN = {
-    schema_pattern(r): r for r in (HEX_ID, SCRIPT_NAME, NAMESPACE_KEY, COMPATIBILITY_DATE, NAME_SUFFIX)
-}
-
-# ECMAScript reserved words, plus the ones reserved in strict mode and modules.
-JS_RESERVED_WORDS = frozenset(
-    """await break case catch class const continue debugger default delete do else enum export
-    extends false finally for function if implements import in instanceof interface let new null
-    package private protected public return static super switch this throw true try typeof var
-    void while with yield""".split()
-)
-
-
-def is_js_identifier(name: str) -> bool:
-    """True for a JavaScript IdentifierName (Unicode ID_Start/ID_Continue, plus ``$`` and ``_``)."""
-    # Python identifiers use the same Unicode classes; JavaScript adds '$' anywhere.
-    return name.replace("$", "_").isidentifier()
 
 
 # --- the schema -------------------------------------------------------------------------
@@ -170,7 +124,7 @@ def _explain(error: ValidationError, data: object, *, top: bool = True) -> Itera
         return
     match kind:
         case "additionalProperties":
-            if "allOf" in schema and instance.get("type") in BINDING_TYPES:
+            if "allOf" in schema and instance.get("type") in BINDING_KINDS:
                 return  # its type's branch reports the key, naming the type
             allowed = list(schema.get("properties", {}))
             for key in instance:
@@ -180,12 +134,9 @@ def _explain(error: ValidationError, data: object, *, top: bool = True) -> Itera
             for key in expected:
                 if key not in instance:
                     yield path, False, f"missing required key {key!r}"
-        case "oneOf":
-            # A kv_namespace binding: exactly one of namespace_id / namespace.
-            if "namespace_id" in instance and "namespace" in instance:
-                yield path, False, "a kv_namespace binding takes namespace_id or namespace, not both"
-            else:
-                yield path, False, "a kv_namespace binding needs namespace_id or namespace"
+        case "oneOf" if isinstance(instance, dict) and instance.get("type") in BINDING_KINDS:
+            # A binding with a reference: exactly one of the literal and the reference.
+            yield path, False, BINDING_KINDS[instance["type"]].alternative_message(instance)
         case "anyOf" if path == () and top:
             yield path, False, "missing 'account_id' (or 'zone_id' for the legacy single-script API)"
         case "type":
@@ -210,7 +161,7 @@ def _value_message(error: ValidationError, instance: Any) -> str:
     expected: Any = error.validator_value
     match error.validator:
         case "pattern":
-            rule = _RULE_BY_SCHEMA_PATTERN.get(expected)
+            rule = rule_for_pattern(expected)
             words = rule.words if rule else f"matching {expected}"
             return f"{instance!r} is not {words}"
         case "maxLength":
@@ -304,14 +255,16 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class BindingDraft:
+    """A binding as written: ``fields`` has every key besides type and name as a Field (its
+    value None unless a string), ``values`` every key's filled-in value (any YAML value)."""
+
     path: str
     line: int
     col: int
     type: str | None
     name: Field | None = None
-    namespace_id: Field | None = None
-    namespace: Field | None = None
-    text: Field | None = None
+    fields: Mapping[str, Field] = field(default_factory=dict)
+    values: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +347,9 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
         ))
 
     names: dict[str, Field] = {}
-    unresolved_keys = any(n.key.value is None for n in draft.kv_namespaces)
+    # What references may name, per section; None: a key has an unset variable, so unknown.
+    unresolved = any(n.key.value is None for n in draft.kv_namespaces)
+    sections: dict[str, dict[str, Field] | None] = {"kv_namespaces": None if unresolved else namespace_keys}
     for script in draft.scripts:
         recheck(script.name, SCRIPT_NAME)
         _check_unique(script.name, "script name", names, report)
@@ -413,14 +368,14 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
                 elif name.value in JS_RESERVED_WORDS:
                     report(name, f"{name.subject()} is a reserved word in JavaScript; choose another name")
                 _check_unique(name, "binding name", binding_names, report)
-            if binding.type != "kv_namespace":
-                continue
-            recheck(binding.namespace_id, HEX_ID)
-            recheck(binding.namespace, NAMESPACE_KEY)
-            reference = binding.namespace
-            if reference is not None and reference.value is not None and not unresolved_keys:
-                if reference.value not in namespace_keys:
-                    report(reference, _unknown_namespace(reference, namespace_keys))
+            kind = BINDING_KINDS.get(binding.type or "")
+            if kind is None:
+                continue  # the schema reports the type
+            for key in kind.keys:
+                if key.rule is not None:
+                    recheck(binding.fields.get(key.name), key.rule)
+            if kind.reference is not None:
+                _check_reference(binding.fields.get(kind.reference.key), kind.reference, sections, recheck, report)
     return found
 
 
@@ -454,9 +409,25 @@ def _check_unique(
         report(field, f"duplicate {what} {field.raw!r} (first at line {first.line})")
 
 
-def _unknown_namespace(reference: Field, declared: Mapping[str, Field]) -> str:
+def _check_reference(
+    reference: Field | None,
+    spec: Reference,
+    sections: Mapping[str, Mapping[str, Field] | None],
+    recheck: Callable[[Field | None, Rule], None],
+    report: Callable[[Field, str], None],
+) -> None:
+    if spec.rule is not None:
+        recheck(reference, spec.rule)
+    declared = sections.get(spec.section, {})
+    if reference is None or reference.value is None or declared is None:
+        return
+    if reference.value not in declared:
+        report(reference, _undeclared(reference, spec, declared))
+
+
+def _undeclared(reference: Field, spec: Reference, declared: Mapping[str, Field]) -> str:
     if not declared:
-        return f"namespace {reference.raw!r} is not declared: add it under kv_namespaces"
-    message = f"namespace {reference.raw!r} is not declared under kv_namespaces"
+        return f"{spec.key} {reference.raw!r} is not declared: add it under {spec.section}"
+    message = f"{spec.key} {reference.raw!r} is not declared under {spec.section}"
     match = difflib.get_close_matches(reference.value or "", list(declared), n=1)
     return f"{message} (did you mean {declared[match[0]].raw!r}?)" if match else message

@@ -282,6 +282,19 @@ class Parser:
         self.filled[id(node)] = None if problems or unset else filled
 
 
+def plain_value(node: Node, filled: Mapping[int, str | None]) -> Any:
+    """A node's value with every ``${VAR}`` filled in (for values the schema already checked;
+    a string whose variable is unset is None)."""
+    if isinstance(node, MappingNode):
+        return {k.value: plain_value(v, filled) for k, v in node.value if isinstance(k, ScalarNode)}
+    if isinstance(node, SequenceNode):
+        return [plain_value(item, filled) for item in node.value]
+    if node.tag in (TAG + "str", TAG + "timestamp"):
+        return filled.get(id(node), node.value)
+    construct = _SCALARS.get(node.tag)
+    return construct(node) if construct is not None and isinstance(node, ScalarNode) else node.value
+
+
 def mark(node: Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 

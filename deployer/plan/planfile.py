@@ -13,16 +13,8 @@ from pathlib import Path
 
 from deployer.errors import DeployerError, StalePlanError
 from deployer.fingerprint import fingerprint_secret, secret_matches
-from deployer.models import (
-    Binding,
-    KvNamespaceBinding,
-    Manifest,
-    PlainTextBinding,
-    Plan,
-    Script,
-    SecretTextBinding,
-    State,
-)
+from deployer.kinds.registry import binding_kind
+from deployer.models import Manifest, Plan, Script, State
 from deployer.plan.render import plan_document
 
 PLANFILE_KIND = "deployer-plan"
@@ -47,9 +39,7 @@ def write_planfile(path: Path, plan: Plan, manifest: Manifest, *, refreshed: boo
                 "content_sha256": script.content_sha256,
                 "bindings": _bindings_record(script),
                 "secret_fingerprints": {
-                    b.name: fingerprint_secret(b.text.value)
-                    for b in script.bindings
-                    if isinstance(b, SecretTextBinding)
+                    b.name: fingerprint_secret(b.secret.value) for b in script.bindings if b.secret is not None
                 },
             }
             for script in manifest.scripts
@@ -115,9 +105,9 @@ def check_planfile(doc: dict[str, object], path: Path, manifest: Manifest, state
             )
         fingerprints = saved.get("secret_fingerprints") or {}
         for binding in script.bindings:
-            if isinstance(binding, SecretTextBinding):
+            if binding.secret is not None:
                 fingerprint = fingerprints.get(binding.name) if isinstance(fingerprints, dict) else None
-                if fingerprint is None or not secret_matches(binding.text.value, str(fingerprint)):
+                if fingerprint is None or not secret_matches(binding.secret.value, str(fingerprint)):
                     raise StalePlanError(
                         f"secret {binding.name} of script {script.name} changed since plan {path} was made; "
                         "run plan again"
@@ -138,18 +128,7 @@ def _describe(target: object) -> str:
     return f"zone_id {target.get('zone_id')}"
 
 
-def _bindings_record(script: Script) -> list[dict[str, str | None]]:
+def _bindings_record(script: Script) -> list[dict[str, object]]:
     """The bindings as the manifest gives them, in upload order; a secret by name only (its
     value is checked against the fingerprint)."""
-    return [_binding_record(binding) for binding in script.bindings]
-
-
-def _binding_record(binding: Binding) -> dict[str, str | None]:
-    match binding:
-        case KvNamespaceBinding(name=name, namespace_id=namespace_id, namespace=namespace):
-            return {"type": binding.type.value, "name": name, "namespace_id": namespace_id, "namespace": namespace}
-        case PlainTextBinding(name=name, text=text):
-            return {"type": binding.type.value, "name": name, "text": text}
-        case SecretTextBinding(name=name):
-            return {"type": binding.type.value, "name": name}
-    raise AssertionError(f"unknown binding {binding!r}")
+    return [binding_kind(b.type).planfile_record(b) for b in script.bindings]

@@ -10,22 +10,19 @@ from dataclasses import dataclass
 
 from deployer.errors import StateError
 from deployer.fingerprint import secret_matches
+from deployer.kinds.registry import binding_kind
 from deployer.models import (
     Action,
     Binding,
-    BindingType,
     Change,
     DeployedBinding,
-    KvNamespaceBinding,
     Manifest,
     NamespaceState,
     Plan,
-    PlainTextBinding,
     Reason,
     ResourceType,
     Script,
     ScriptState,
-    SecretTextBinding,
     State,
 )
 
@@ -150,11 +147,9 @@ def _plan_script(
             ResourceType.SCRIPT, name, Action.CREATE, (Reason.DRIFT,), bindings, recorded.bindings
         )
     reasons = _reasons(script, recorded, bindings, remote)
-    kept_secrets = {b.name for b in script.bindings if isinstance(b, SecretTextBinding)}
+    kept_secrets = {b.name for b in script.bindings if b.secret is not None}
     removed_secrets = tuple(
-        b.name
-        for b in recorded.bindings
-        if b.type is BindingType.SECRET_TEXT and b.name not in kept_secrets
+        b.name for b in recorded.bindings if is_secret(b) and b.name not in kept_secrets
     )
     return Change(
         type=ResourceType.SCRIPT,
@@ -187,20 +182,20 @@ def _reasons(
 
 def _binding_set(bindings: tuple[DeployedBinding, ...]) -> object:
     # Order in the upload carries no meaning; an id known only after apply (None) always differs.
-    if any(b.type is BindingType.KV_NAMESPACE and b.namespace_id is None for b in bindings):
+    if not all(b.known for b in bindings):
         return None
     return sorted(bindings, key=lambda b: b.name)
 
 
 def _secret_changed(script: Script, recorded: ScriptState) -> bool:
-    recorded_secrets = {b.name for b in recorded.bindings if b.type is BindingType.SECRET_TEXT}
+    recorded_secrets = {b.name for b in recorded.bindings if is_secret(b)}
     for binding in script.bindings:
-        if isinstance(binding, SecretTextBinding) and binding.name in recorded_secrets:
+        if binding.secret is not None and binding.name in recorded_secrets:
             # A secret new to this script already counts as a bindings change.
             fingerprint = recorded.fingerprint_of(binding.name)
             if fingerprint is None:
                 return True  # imported: its value was never seen, so send it to be sure
-            if not secret_matches(binding.text.value, fingerprint):
+            if not secret_matches(binding.secret.value, fingerprint):
                 return True
     return False
 
@@ -213,15 +208,12 @@ def _drifted(recorded: ScriptState, remote: RemoteScript) -> bool:
     return False
 
 
+def is_secret(binding: DeployedBinding) -> bool:
+    """Whether a recorded binding is a script secret (deleted explicitly when removed)."""
+    return binding_kind(binding.type).secret is not None
+
+
 def deployed_binding(binding: Binding, known_ids: Mapping[str, str | None]) -> DeployedBinding:
-    """The binding as it will be recorded: no secret value; a namespace reference resolved to
-    its id when the namespace already exists (None: known after apply)."""
-    match binding:
-        case KvNamespaceBinding(name=name, namespace_id=namespace_id, namespace=ref):
-            resolved = namespace_id if namespace_id is not None else known_ids.get(ref or "")
-            return DeployedBinding(BindingType.KV_NAMESPACE, name, namespace_id=resolved)
-        case PlainTextBinding(name=name, text=text):
-            return DeployedBinding(BindingType.PLAIN_TEXT, name, text=text)
-        case SecretTextBinding(name=name):
-            return DeployedBinding(BindingType.SECRET_TEXT, name)
-    raise AssertionError(f"unknown binding {binding!r}")
+    """The binding as it will be recorded: no secret value; a reference resolved to what it
+    sends when the resource already exists (None: known after apply)."""
+    return binding_kind(binding.type).deployed(binding, lambda section, key: known_ids.get(key))

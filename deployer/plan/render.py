@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from deployer.models import Action, BindingType, Change, DeployedBinding, Plan, Reason, ResourceType
+from deployer.kinds.registry import binding_kind
+from deployer.models import Action, Change, DeployedBinding, Plan, Reason, ResourceType
 
 FORMAT_VERSION = 1
 
@@ -156,7 +157,7 @@ def _details(change: Change) -> Iterator[str]:
         old = before.get(name)
         if old is None:
             yield f"+ binding {name}: {_describe(binding)}"
-        elif old != binding or binding.namespace_id is None and binding.type is BindingType.KV_NAMESPACE:
+        elif old != binding or not binding.known:
             yield f"~ binding {name}: {_describe(old)} -> {_describe(binding)}"
     for name, binding in before.items():
         if name not in after:
@@ -166,11 +167,4 @@ def _details(change: Change) -> Iterator[str]:
 
 
 def _describe(binding: DeployedBinding) -> str:
-    match binding.type:
-        case BindingType.KV_NAMESPACE:
-            return f"kv_namespace {binding.namespace_id or '(known after apply)'}"
-        case BindingType.PLAIN_TEXT:
-            return f"plain_text {json.dumps(binding.text)}"
-        case BindingType.SECRET_TEXT:
-            return "secret_text (sensitive)"
-    raise AssertionError(binding.type)
+    return binding_kind(binding.type).describe(binding)

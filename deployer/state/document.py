@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from deployer.errors import StateError
-from deployer.models import BindingType, DeployedBinding, NamespaceState, ScriptState, State
+from deployer.state.fields import Invalid, array, count, join, object_fields, optional_string, string
+from deployer.kinds.registry import BINDING_KINDS
+from deployer.models import DeployedBinding, NamespaceState, ScriptState, State
 
 STATE_FORMAT_VERSION = 1
 
@@ -49,22 +51,8 @@ def script_to_json(script: ScriptState) -> dict[str, Any]:
 
 
 def _binding_to_json(binding: DeployedBinding) -> dict[str, Any]:
-    doc: dict[str, Any] = {"type": binding.type.value, "name": binding.name}
-    match binding.type:
-        case BindingType.KV_NAMESPACE:
-            doc["namespace_id"] = binding.namespace_id
-        case BindingType.PLAIN_TEXT:
-            doc["text"] = binding.text
-        case BindingType.SECRET_TEXT:
-            pass  # the value is never stored; its fingerprint is in secret_fingerprints
-    return doc
-
-
-class Invalid(Exception):
-    """A field of a state document or journal record is wrong."""
-
-    def __init__(self, where: str, what: str) -> None:
-        super().__init__(f"{where}: {what}" if where else what)
+    # A secret binding is written without any value; its fingerprint is in secret_fingerprints.
+    return BINDING_KINDS[binding.type].to_state(binding)
 
 
 def check_format_version(doc: object, source: str, kind: str) -> None:
@@ -77,140 +65,66 @@ def check_format_version(doc: object, source: str, kind: str) -> None:
 
 
 def parse_state(doc: object) -> State:
-    fields = _object(doc, "", ("format_version", "lineage", "serial", "account_id", "zone_id",
+    fields = object_fields(doc, "", ("format_version", "lineage", "serial", "account_id", "zone_id",
                                "kv_namespaces", "scripts"))
     _version(fields["format_version"], "format_version")
     return State(
-        lineage=_string(fields["lineage"], "lineage", empty=True),
-        serial=_count(fields["serial"], "serial"),
-        account_id=_optional_string(fields["account_id"], "account_id"),
-        zone_id=_optional_string(fields["zone_id"], "zone_id"),
+        lineage=string(fields["lineage"], "lineage", empty=True),
+        serial=count(fields["serial"], "serial"),
+        account_id=optional_string(fields["account_id"], "account_id"),
+        zone_id=optional_string(fields["zone_id"], "zone_id"),
         scripts=_parse_scripts(fields["scripts"], "scripts"),
         kv_namespaces=_parse_namespaces(fields["kv_namespaces"], "kv_namespaces"),
     )
 
 
 def _parse_scripts(doc: object, where: str) -> tuple[ScriptState, ...]:
-    scripts = _object(doc, where)
-    return tuple(_parse_script(name, scripts[name], _join(where, name)) for name in sorted(scripts))
+    scripts = object_fields(doc, where)
+    return tuple(_parse_script(name, scripts[name], join(where, name)) for name in sorted(scripts))
 
 
 def _parse_script(name: str, doc: object, where: str) -> ScriptState:
-    fields = _object(doc, where, ("content_sha256", "bindings", "secret_fingerprints"),
+    fields = object_fields(doc, where, ("content_sha256", "bindings", "secret_fingerprints"),
                      optional=("etag", "modified_on"))
-    bindings = _array(fields["bindings"], _join(where, "bindings"))
-    fingerprints = _object(fields["secret_fingerprints"], _join(where, "secret_fingerprints"))
+    bindings = array(fields["bindings"], join(where, "bindings"))
+    fingerprints = object_fields(fields["secret_fingerprints"], join(where, "secret_fingerprints"))
     return ScriptState(
-        name=_string(name, where),
-        content_sha256=_string(fields["content_sha256"], _join(where, "content_sha256")),
+        name=string(name, where),
+        content_sha256=string(fields["content_sha256"], join(where, "content_sha256")),
         bindings=tuple(
             _parse_binding(binding, f"{where}.bindings[{index}]") for index, binding in enumerate(bindings)
         ),
         secret_fingerprints=tuple(
-            (secret, _string(fingerprints[secret], _join(where, f"secret_fingerprints.{secret}")))
+            (secret, string(fingerprints[secret], join(where, f"secret_fingerprints.{secret}")))
             for secret in sorted(fingerprints)
         ),
-        etag=_optional_string(fields.get("etag"), _join(where, "etag")),
-        modified_on=_optional_string(fields.get("modified_on"), _join(where, "modified_on")),
+        etag=optional_string(fields.get("etag"), join(where, "etag")),
+        modified_on=optional_string(fields.get("modified_on"), join(where, "modified_on")),
     )
 
 
 def _parse_binding(doc: object, where: str) -> DeployedBinding:
-    raw_type = _object(doc, where, optional=("type", "name", "namespace_id", "text")).get("type")
-    try:
-        binding_type = BindingType(_string(raw_type, _join(where, "type")))
-    except ValueError:
-        known = ", ".join(t.value for t in BindingType)
-        raise Invalid(_join(where, "type"), f"unknown binding type {raw_type!r} (expected {known})") from None
-    match binding_type:
-        case BindingType.KV_NAMESPACE:
-            fields = _object(doc, where, ("type", "name", "namespace_id"))
-            namespace_id = _string(fields["namespace_id"], _join(where, "namespace_id"))
-            return DeployedBinding(binding_type, _string(fields["name"], _join(where, "name")), namespace_id)
-        case BindingType.PLAIN_TEXT:
-            fields = _object(doc, where, ("type", "name", "text"))
-            text = _string(fields["text"], _join(where, "text"), empty=True)
-            return DeployedBinding(binding_type, _string(fields["name"], _join(where, "name")), text=text)
-        case BindingType.SECRET_TEXT:
-            if isinstance(doc, dict) and "text" in doc:
-                raise Invalid(_join(where, "text"), "a secret_text binding must not store its value")
-            fields = _object(doc, where, ("type", "name"))
-            return DeployedBinding(binding_type, _string(fields["name"], _join(where, "name")))
+    raw_type = object_fields(doc, where).get("type")
+    kind = BINDING_KINDS.get(string(raw_type, join(where, "type")))
+    if kind is None:
+        known = ", ".join(BINDING_KINDS)
+        raise Invalid(join(where, "type"), f"unknown binding type {raw_type!r} (expected {known})")
+    return kind.from_state(object_fields(doc, where), where)
 
 
 def _parse_namespaces(doc: object, where: str) -> tuple[NamespaceState, ...]:
-    namespaces = _object(doc, where)
+    namespaces = object_fields(doc, where)
     parsed = []
     for key in sorted(namespaces):
-        at = _join(where, key)
-        fields = _object(namespaces[key], at, ("title", "id"))
-        parsed.append(NamespaceState(key, _string(fields["title"], _join(at, "title")),
-                                     _string(fields["id"], _join(at, "id"))))
+        at = join(where, key)
+        fields = object_fields(namespaces[key], at, ("title", "id"))
+        parsed.append(NamespaceState(key, string(fields["title"], join(at, "title")),
+                                     string(fields["id"], join(at, "id"))))
     return tuple(parsed)
 
 
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _json_kind(value: object) -> str:
-    match value:
-        case None:
-            return "null"
-        case bool():
-            return "a boolean"
-        case int() | float():
-            return f"the number {value!r}"
-        case str():
-            return "a string"
-        case list():
-            return "an array"
-        case _:
-            return "an object"
-
-
-def _object(value: object, where: str, required: tuple[str, ...] = (),
-            optional: tuple[str, ...] | None = None) -> dict[str, Any]:
-    """A JSON object with ``required`` keys; with ``optional`` given, no keys beyond both."""
-    if not isinstance(value, dict):
-        raise Invalid(where, f"expected an object, got {_json_kind(value)}")
-    for key in required:
-        if key not in value:
-            raise Invalid(_join(where, key), "missing")
-    if optional is not None or required:
-        allowed = set(required) | set(optional or ())
-        unknown = sorted(set(value) - allowed)
-        if unknown:
-            raise Invalid(_join(where, unknown[0]), "unknown field")
-    return value
-
-
-def _array(value: object, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise Invalid(where, f"expected an array, got {_json_kind(value)}")
-    return value
-
-
-def _string(value: object, where: str, *, empty: bool = False) -> str:
-    if not isinstance(value, str):
-        raise Invalid(where, f"expected a string, got {_json_kind(value)}")
-    if not value and not empty:
-        raise Invalid(where, "must not be empty")
-    return value
-
-
-def _optional_string(value: object, where: str) -> str | None:
-    return None if value is None else _string(value, where)
-
-
-def _count(value: object, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise Invalid(where, f"expected a whole number >= 0, got {_json_kind(value)}")
-    return value
-
-
 def _version(value: object, where: str) -> None:
-    if _count(value, where) != STATE_FORMAT_VERSION:
+    if count(value, where) != STATE_FORMAT_VERSION:
         raise Invalid(where, f"expected {STATE_FORMAT_VERSION}, got {value!r}")
 
 
@@ -242,26 +156,26 @@ class Record:
 
 
 def parse_record(doc: object, where: str) -> Record:
-    fields = _object(doc, where, ("format_version", "lineage", "base_serial", "serial"),
+    fields = object_fields(doc, where, ("format_version", "lineage", "base_serial", "serial"),
                      optional=("scripts", "removed_scripts", "kv_namespaces", "forgotten_namespaces",
                                "account_id", "zone_id"))
-    _version(fields["format_version"], _join(where, "format_version"))
+    _version(fields["format_version"], join(where, "format_version"))
     return Record(
-        lineage=_string(fields["lineage"], _join(where, "lineage")),
-        base_serial=_count(fields["base_serial"], _join(where, "base_serial")),
-        serial=_count(fields["serial"], _join(where, "serial")),
-        scripts=_parse_scripts(fields.get("scripts", {}), _join(where, "scripts")),
-        removed_scripts=_names(fields.get("removed_scripts", []), _join(where, "removed_scripts")),
-        namespaces=_parse_namespaces(fields.get("kv_namespaces", {}), _join(where, "kv_namespaces")),
+        lineage=string(fields["lineage"], join(where, "lineage")),
+        base_serial=count(fields["base_serial"], join(where, "base_serial")),
+        serial=count(fields["serial"], join(where, "serial")),
+        scripts=_parse_scripts(fields.get("scripts", {}), join(where, "scripts")),
+        removed_scripts=_names(fields.get("removed_scripts", []), join(where, "removed_scripts")),
+        namespaces=_parse_namespaces(fields.get("kv_namespaces", {}), join(where, "kv_namespaces")),
         forgotten_namespaces=_names(fields.get("forgotten_namespaces", []),
-                                    _join(where, "forgotten_namespaces")),
-        account_id=_optional_string(fields.get("account_id"), _join(where, "account_id")),
-        zone_id=_optional_string(fields.get("zone_id"), _join(where, "zone_id")),
+                                    join(where, "forgotten_namespaces")),
+        account_id=optional_string(fields.get("account_id"), join(where, "account_id")),
+        zone_id=optional_string(fields.get("zone_id"), join(where, "zone_id")),
     )
 
 
 def _names(value: object, where: str) -> tuple[str, ...]:
-    return tuple(_string(name, f"{where}[{index}]") for index, name in enumerate(_array(value, where)))
+    return tuple(string(name, f"{where}[{index}]") for index, name in enumerate(array(value, where)))
 
 
 # --- the working copy ---------------------------------------------------------------------

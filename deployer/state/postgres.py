@@ -34,8 +34,8 @@ from deployer.state.backend import PgTarget
 from deployer.errors import LockHeldError, StateError
 from deployer.state.lock import LOCK_POLL_SECONDS, current_holder, current_user, held_message, warn_on_stderr
 from deployer.models import NamespaceState, ScriptState, State
+from deployer.state.fields import Invalid
 from deployer.state.document import (
-    Invalid,
     WorkingState,
     make_record,
     parse_record,

@@ -22,9 +22,9 @@ from typing import Any
 from deployer.errors import StateError
 from deployer.state.lock import FileLock, shown_path, warn_on_stderr
 from deployer.models import NamespaceState, ScriptState, State
+from deployer.state.fields import Invalid
 from deployer.state.document import (
     STATE_FORMAT_VERSION,
-    Invalid,
     Record,
     WorkingState,
     check_format_version,
