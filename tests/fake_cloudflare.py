@@ -68,6 +68,7 @@ BINDING_FIELDS = {
     "kv_namespace": frozenset({"type", "name", "namespace_id"}),
     "plain_text": frozenset({"type", "name", "text"}),
     "secret_text": frozenset({"type", "name", "text"}),
+    "r2_bucket": frozenset({"type", "name", "bucket_name", "jurisdiction"}),
 }
 ES_MODULE_TYPES = frozenset({"application/javascript+module", "text/javascript+module"})
 PART_TYPES = ES_MODULE_TYPES | {

@@ -331,8 +331,8 @@ def test_unknown_binding_type_suggests_the_close_match(project: Path) -> None:
             bindings:
               - {{type: kv_namspace, name: KV}}
     """) == [
-        "workers.yaml:7:16: scripts.my-worker.bindings[0].type: 'kv_namspace' is not a binding type; "
-        "expected one of: kv_namespace, plain_text, secret_text (did you mean 'kv_namespace'?)"
+        "workers.yaml:7:16: scripts.my-worker.bindings[0].type: 'kv_namspace' is not a binding type "
+        "(did you mean 'kv_namespace'?)"
     ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from deployer.kinds import kv_namespace, plain_text, secret_text
+from deployer.kinds import kv_namespace, plain_text, r2_bucket, secret_text
 from deployer.kinds.binding import BindingKind
 
 BINDING_KINDS: Mapping[str, BindingKind] = {
@@ -13,6 +13,7 @@ BINDING_KINDS: Mapping[str, BindingKind] = {
         kv_namespace.KIND,
         plain_text.KIND,
         secret_text.KIND,
+        r2_bucket.KIND,
     )
 }
 

@@ -153,6 +153,8 @@ def _explain(error: ValidationError, data: object, *, top: bool = True) -> Itera
         case "enum" if path and path[-1] in _CHOICES:
             what = "a module type" if "modules" in path else _CHOICES[str(path[-1])]
             yield path, False, _unknown_choice(instance, what, expected)
+        case "enum" if path and isinstance(path[-1], str):
+            yield path, False, _unknown_choice(instance, f"a valid {path[-1]}", expected)
         case _:
             yield path, False, _value_message(error, instance)
 
@@ -185,8 +187,10 @@ def _unknown_key(key: str, allowed: Sequence[str], where: str) -> str:
 
 
 def _unknown_choice(value: object, what: str, choices: Sequence[str]) -> str:
-    message = f"{value!r} is not {what}; expected one of: {', '.join(choices)}"
     match = difflib.get_close_matches(value, choices, n=1) if isinstance(value, str) else []
+    if match and what == _CHOICES["type"]:  # the list of binding types is long: it hides the likely fix
+        return f"{value!r} is not {what} (did you mean {match[0]!r}?)"
+    message = f"{value!r} is not {what}; expected one of: {', '.join(choices)}"
     return f"{message} (did you mean {match[0]!r}?)" if match else message
 
 

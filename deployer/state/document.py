@@ -107,8 +107,8 @@ def _parse_binding(doc: object, where: str) -> DeployedBinding:
     raw_type = object_fields(doc, where).get("type")
     kind = BINDING_KINDS.get(string(raw_type, join(where, "type")))
     if kind is None:
-        known = ", ".join(BINDING_KINDS)
-        raise Invalid(join(where, "type"), f"unknown binding type {raw_type!r} (expected {known})")
+        raise Invalid(join(where, "type"), f"unknown binding type {raw_type!r} (written by a newer deployer? "
+                                           "'deployer schema' lists the types this one knows)")
     return kind.from_state(object_fields(doc, where), where)
 
 

@@ -1,0 +1,124 @@
+"""Every binding kind in the registry, through every stage: manifest -> metadata sent ->
+state recorded -> read back from Cloudflare -> shown. A kind added to the registry without an
+example here fails ``test_every_registered_kind_has_an_example``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deployer.errors import ManifestError
+from deployer.kinds import schema as kinds_schema
+from deployer.kinds.registry import BINDING_KINDS, binding_kind
+from deployer.manifest.load import load_manifest
+from deployer.remote import binding_mismatches
+from deployer.state.document import state_from_json, state_to_json
+from tests.factories import ACCOUNT, make_state, recorded
+
+NAMESPACE_ID = "0f2ac74b498b48028cb68387c421e279"
+
+# type -> (the binding as written in workers.yaml, the binding as sent in metadata.bindings)
+EXAMPLES: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
+    "kv_namespace": [
+        ({"name": "KV", "namespace_id": NAMESPACE_ID},
+         {"type": "kv_namespace", "name": "KV", "namespace_id": NAMESPACE_ID}),
+    ],
+    "plain_text": [
+        ({"name": "MODE", "text": "fast"}, {"type": "plain_text", "name": "MODE", "text": "fast"}),
+        ({"name": "EMPTY", "text": ""}, {"type": "plain_text", "name": "EMPTY", "text": ""}),
+    ],
+    "secret_text": [
+        ({"name": "TOKEN", "text": "s3cr3t"}, {"type": "secret_text", "name": "TOKEN", "text": "s3cr3t"}),
+    ],
+    "r2_bucket": [
+        ({"name": "ASSETS", "bucket_name": "shop-assets"},
+         {"type": "r2_bucket", "name": "ASSETS", "bucket_name": "shop-assets"}),
+        ({"name": "EU", "bucket_name": "shop-eu", "jurisdiction": "eu"},
+         {"type": "r2_bucket", "name": "EU", "bucket_name": "shop-eu", "jurisdiction": "eu"}),
+    ],
+}
+CASES = [(kind, written, sent) for kind, examples in EXAMPLES.items() for written, sent in examples]
+IDS = [f"{kind}-{written['name']}" for kind, written, _ in CASES]
+
+
+def _load(tmp_path: Path, kind: str, written: dict[str, Any]) -> Any:
+    (tmp_path / "w.js").write_text("addEventListener('fetch', () => {})\n")
+    doc = {"version": 1, "account_id": ACCOUNT,
+           "scripts": {"w": {"path": "w.js", "bindings": [{"type": kind, **written}]}}}
+    path = tmp_path / "workers.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return load_manifest(path, {}).scripts[0]
+
+
+def _no_resources(section: str, key: str) -> str | None:
+    raise AssertionError(f"no reference expected, got {section}.{key}")
+
+
+def test_every_registered_kind_has_an_example() -> None:
+    assert sorted(EXAMPLES) == sorted(BINDING_KINDS)
+
+
+@pytest.mark.parametrize(("kind", "written", "sent"), CASES, ids=IDS)
+def test_binding_is_sent_exactly_in_cloudflares_shape(tmp_path: Path, kind: str, written: dict[str, Any],
+                                                      sent: dict[str, Any]) -> None:
+    binding = _load(tmp_path, kind, written).bindings[0]
+    assert binding_kind(kind).metadata(binding, _no_resources) == sent
+
+
+@pytest.mark.parametrize(("kind", "written", "sent"), CASES, ids=IDS)
+def test_recorded_binding_survives_the_state_file_without_any_secret(
+    tmp_path: Path, kind: str, written: dict[str, Any], sent: dict[str, Any]
+) -> None:
+    script = _load(tmp_path, kind, written)
+    state = make_state(recorded(script))
+    text = json.dumps(state_to_json(state))
+    assert state_from_json(json.loads(text), "state.json") == state
+    if binding_kind(kind).secret is not None:
+        assert "s3cr3t" not in text
+
+
+@pytest.mark.parametrize(("kind", "written", "sent"), CASES, ids=IDS)
+def test_binding_read_back_from_cloudflare_equals_what_was_recorded(
+    tmp_path: Path, kind: str, written: dict[str, Any], sent: dict[str, Any]
+) -> None:
+    script = _load(tmp_path, kind, written)
+    kind_ = binding_kind(kind)
+    # Cloudflare's settings never return a secret's value.
+    reported = {k: v for k, v in sent.items() if kind_.secret is None or k != kind_.secret.name}
+    assert kind_.from_remote(reported) == recorded(script).bindings[0]
+    assert binding_mismatches([sent], [reported]) == []
+
+
+@pytest.mark.parametrize(("kind", "written", "sent"), CASES, ids=IDS)
+def test_a_changed_field_in_cloudflare_is_a_verify_mismatch_naming_the_binding(
+    tmp_path: Path, kind: str, written: dict[str, Any], sent: dict[str, Any]
+) -> None:
+    changed = {k: v for k, v in sent.items() if k not in ("type", "name")}
+    if not changed or binding_kind(kind).secret is not None:
+        pytest.skip(f"{kind} has no field Cloudflare reports back")
+    key = next(iter(changed))
+    problems = binding_mismatches([sent], [{**sent, key: "other"}])
+    assert len(problems) == 1 and problems[0].startswith(f"binding {sent['name']} was sent with {key} ")
+
+
+def test_r2_bucket_binding_is_described_by_its_bucket_and_jurisdiction(tmp_path: Path) -> None:
+    script = _load(tmp_path, "r2_bucket", {"name": "EU", "bucket_name": "shop-eu", "jurisdiction": "eu"})
+    deployed = recorded(script).bindings[0]
+    assert binding_kind("r2_bucket").describe(deployed) == "r2_bucket shop-eu (jurisdiction eu)"
+
+
+def test_r2_bucket_binding_without_bucket_name_is_refused_at_its_line(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError) as caught:
+        _load(tmp_path, "r2_bucket", {"name": "ASSETS", "jurisdiction": "mars"})
+    assert [str(d) for d in caught.value.diagnostics] == [
+        f"{tmp_path / 'workers.yaml'}:7:7: scripts.w.bindings[0]: missing required key 'bucket_name'",
+        f"{tmp_path / 'workers.yaml'}:9:21: scripts.w.bindings[0].jurisdiction: 'mars' is not a valid jurisdiction; "
+        "expected one of: eu, fedramp",
+    ]
+
+
+def test_schema_files_are_what_the_registry_generates() -> None:
+    assert kinds_schema.main(["--check"]) == 0
