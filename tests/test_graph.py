@@ -214,8 +214,10 @@ def test_a_hostile_title_stays_inside_its_own_label() -> None:
     lines = render_mermaid(make_graph([namespace(hostile, Action.CREATE)], [])).splitlines()
     assert lines[:2] == [
         "flowchart LR",
-        '  n1[("+ kv_namespace<br>x#quot;#93;   evil#91;#quot;owned#quot;#93; --#62; n1   click n1 '
-        '#quot;https#58;//example.com#quot; #37;#37;#123;init#58; #123;#quot;theme#quot;#58; #8230;")]',
+        (
+            '  n1[("+ kv_namespace<br>x#quot;#93;   evil#91;#quot;owned#quot;#93; --#62; n1   click n1 '
+            '#quot;https#58;//example.com#quot; #37;#37;#123;init#58; #123;#quot;theme#quot;#58; #8230;")]'
+        ),
     ]
     assert all(not line.startswith(("  evil", "  click", "%%", "```")) for line in lines)
 
