@@ -220,7 +220,7 @@ def plan(
         case PlanFormat.JSON:
             sys.stdout.write(render_json(the_plan))
         case PlanFormat.MARKDOWN:
-            sys.stdout.write(render_markdown(the_plan))
+            sys.stdout.write(render_markdown(the_plan, manifest))
         case PlanFormat.TEXT:
             sys.stdout.write(render_text(the_plan, color=_use_color(no_color)))
     if detailed_exitcode and the_plan.has_drift:

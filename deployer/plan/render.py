@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from deployer.models import Action, BindingType, Change, DeployedBinding, Plan, Reason, ResourceType
+from deployer.models import Action, BindingType, Change, DeployedBinding, Manifest, Plan, Reason, ResourceType
+from deployer.plan.diagram import markdown_section
 
 FORMAT_VERSION = 1
 
@@ -75,8 +76,10 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(plan: Plan) -> str:
-    """A pull-request comment: summary, then a table of the changes (no-ops only counted)."""
+def render_markdown(plan: Plan, manifest: Manifest | None = None) -> str:
+    """A pull-request comment: summary, a table of the changes (no-ops only counted), then the
+    dependency graph in a collapsed section (``manifest``, the one planned, adds the edges to
+    resources this plan creates)."""
     where = f" — `{plan.environment}`" if plan.environment else ""
     lines = [f"### deployer plan{where}", "", f"**{_summary_line(plan)}**", ""]
     shown = [change for change in plan.changes if change.action is not Action.NO_OP]
@@ -90,7 +93,7 @@ def render_markdown(plan: Plan) -> str:
             )
     else:
         lines.append("No changes.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + markdown_section(plan, manifest)
 
 
 def _escape_cell(text: str) -> str:
