@@ -101,3 +101,11 @@ def test_text_and_json_plans_carry_no_graph(project: Path) -> None:
     text = run("plan", cwd=project).stdout
     assert "mermaid" not in text and "details" not in text
     assert "graph" not in json.loads(run("plan", "--format", "json", cwd=project).stdout)
+
+
+def test_the_readme_example_is_the_sample_projects_plan_graph(project: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### The plan as a picture", 1)[1]
+    example = section.split("```mermaid\n", 1)[1].split("```\n", 1)[0]
+    markdown = run("plan", "--format", "markdown", cwd=project).stdout
+    assert f"```mermaid\n{example}```\n" in markdown
