@@ -45,6 +45,11 @@ class PlanFormat(str, enum.Enum):
     MARKDOWN = "markdown"
 
 
+class GraphFormat(str, enum.Enum):
+    MERMAID = "mermaid"
+    DOT = "dot"
+
+
 app = typer.Typer(
     name="deployer",
     help="Deploy Cloudflare Workers scripts and their bindings from workers.yaml.",
@@ -220,7 +225,7 @@ def plan(
         case PlanFormat.JSON:
             sys.stdout.write(render_json(the_plan))
         case PlanFormat.MARKDOWN:
-            sys.stdout.write(render_markdown(the_plan))
+            sys.stdout.write(render_markdown(the_plan, manifest))
         case PlanFormat.TEXT:
             sys.stdout.write(render_text(the_plan, color=_use_color(no_color)))
     if detailed_exitcode and the_plan.has_drift:
@@ -412,6 +417,29 @@ def init(file: Path = FileOption, debug: bool = DebugOption) -> int:
     for line in init_project(file):
         stderr(line)
     stderr(f"next: export CLOUDFLARE_ACCOUNT_ID, then run 'deployer plan -f {file}'")
+    return ExitStatus.OK
+
+
+@app.command()
+def graph(
+    file: Path = FileOption,
+    env: Optional[str] = EnvOption,
+    format: GraphFormat = typer.Option(
+        GraphFormat.MERMAID, "--format",
+        help="mermaid (one box per kind past 150 resources) or dot (for Graphviz, every resource).",
+    ),
+    debug: bool = DebugOption,
+) -> int:
+    """Print the manifest's resources and what binds what, as a Mermaid flowchart or DOT; no state, no network."""
+    from deployer.plan.diagram import graph_of_manifest
+    from deployer.plan.graph import render_dot, render_mermaid, summarise
+
+    whole = graph_of_manifest(_load_manifest(file, env))
+    match format:
+        case GraphFormat.MERMAID:
+            sys.stdout.write(render_mermaid(summarise(whole)))
+        case GraphFormat.DOT:
+            sys.stdout.write(render_dot(whole))
     return ExitStatus.OK
 
 

@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterator
 
 from deployer.kinds.registry import binding_kind
-from deployer.models import Action, Change, DeployedBinding, Plan, Reason, ResourceType
+from deployer.models import Action, Change, DeployedBinding, Manifest, Plan, Reason, ResourceType
+from deployer.plan.diagram import markdown_section
 
 FORMAT_VERSION = 1
 
@@ -76,8 +77,10 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(plan: Plan) -> str:
-    """A pull-request comment: summary, then a table of the changes (no-ops only counted)."""
+def render_markdown(plan: Plan, manifest: Manifest | None = None) -> str:
+    """A pull-request comment: summary, a table of the changes (no-ops only counted), then the
+    dependency graph in a collapsed section (``manifest``, the one planned, adds the edges to
+    resources this plan creates)."""
     where = f" — `{plan.environment}`" if plan.environment else ""
     lines = [f"### deployer plan{where}", "", f"**{_summary_line(plan)}**", ""]
     shown = [change for change in plan.changes if change.action is not Action.NO_OP]
@@ -91,7 +94,7 @@ def render_markdown(plan: Plan) -> str:
             )
     else:
         lines.append("No changes.")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + markdown_section(plan, manifest)
 
 
 def _escape_cell(text: str) -> str:
