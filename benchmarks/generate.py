@@ -111,8 +111,8 @@ def _write_script(path: Path, name: str, size: int) -> None:
 def _write_state(manifest_path: Path) -> Path:
     """Record every script and namespace of the manifest as deployed, via deployer itself."""
     from deployer.manifest.load import load_manifest
-    from deployer.models import Action, NamespaceState, ResourceType, ScriptState
-    from deployer.plan.planner import deployed_binding, make_plan
+    from deployer.models import Action, ResourceState, ScriptState
+    from deployer.plan.planner import deployed_binding, make_plan, resolver
     from deployer.state.store import StateStore, default_state_path
 
     manifest = load_manifest(manifest_path, os.environ)
@@ -120,16 +120,16 @@ def _write_state(manifest_path: Path) -> Path:
     with store.lock(command="benchmarks generate"):
         plan = make_plan(manifest, store.load())
         namespaces = [
-            NamespaceState(c.name, c.title or "", namespace_id(1000 + i))
+            ResourceState(c.type, c.name, c.resource_name or "", namespace_id(1000 + i))
             for i, c in enumerate(plan.changes)
-            if c.type is ResourceType.KV_NAMESPACE and c.action is Action.CREATE
+            if c.type == "kv_namespace" and c.action is Action.CREATE
         ]
-        known = {ns.key: ns.id for ns in namespaces}
+        resolve = resolver(namespaces)
         scripts = [
-            ScriptState(s.name, s.content_sha256, tuple(deployed_binding(b, known) for b in s.bindings))
+            ScriptState(s.name, s.content_sha256, tuple(deployed_binding(b, resolve) for b in s.bindings))
             for s in manifest.scripts
         ]
-        store.record(account_id=manifest.account_id, zone_id=manifest.zone_id, namespaces=namespaces)
+        store.record(account_id=manifest.account_id, zone_id=manifest.zone_id, resources=namespaces)
         store.record(scripts=scripts)
         store.commit()
     return store.path

@@ -54,11 +54,13 @@ class Binding:
 
 
 @dataclass(frozen=True, slots=True)
-class KvNamespace:
-    """A namespace the project owns, created by ``title`` when missing; ``key`` is its manifest key."""
+class Resource:
+    """A resource the project owns (a KV namespace, an R2 bucket, ...: ``type`` names its kind),
+    created by ``name`` when missing, adopted when it exists; ``key`` is its manifest key."""
 
+    type: str
     key: str
-    title: str
+    name: str
 
 
 class ScriptFormat(enum.Enum):
@@ -101,9 +103,12 @@ class Manifest:
     path: Path
     account_id: str | None
     zone_id: str | None
-    kv_namespaces: tuple[KvNamespace, ...] = ()
+    resources: tuple[Resource, ...] = ()
     scripts: tuple[Script, ...] = ()
     environment: str | None = None
+
+    def resources_of(self, resource_type: str) -> tuple[Resource, ...]:
+        return tuple(r for r in self.resources if r.type == resource_type)
 
 
 # --- the recorded state -------------------------------------------------------------------
@@ -145,9 +150,12 @@ class ScriptState:
 
 
 @dataclass(frozen=True, slots=True)
-class NamespaceState:
+class ResourceState:
+    """An owned resource as recorded: its kind, manifest key, name in Cloudflare and id."""
+
+    type: str
     key: str
-    title: str
+    name: str
     id: str
 
 
@@ -161,7 +169,7 @@ class State:
     account_id: str | None = None
     zone_id: str | None = None
     scripts: tuple[ScriptState, ...] = ()
-    kv_namespaces: tuple[NamespaceState, ...] = ()
+    resources: tuple[ResourceState, ...] = ()
     # Built on the first script() call: a plan looks up every script, and a scan per lookup
     # made planning 5,000 scripts quadratic (benchmarks/README.md, growth).
     _by_name: dict[str, ScriptState] | None = field(default=None, init=False, repr=False, compare=False)
@@ -173,16 +181,18 @@ class State:
             object.__setattr__(self, "_by_name", index)  # a cache of immutable data, not a change
         return index.get(name)
 
-    def namespace(self, key: str) -> NamespaceState | None:
-        return next((n for n in self.kv_namespaces if n.key == key), None)
+    def resource(self, resource_type: str, key: str) -> ResourceState | None:
+        return next((r for r in self.resources if r.type == resource_type and r.key == key), None)
+
+    def resources_of(self, resource_type: str) -> tuple[ResourceState, ...]:
+        return tuple(r for r in self.resources if r.type == resource_type)
 
 
 # --- the plan -----------------------------------------------------------------------------
 
 
-class ResourceType(enum.Enum):
-    KV_NAMESPACE = "kv_namespace"
-    SCRIPT = "script"
+SCRIPT = "script"
+"""The ``type`` of a script's change; the other types are the kinds' (``deployer/kinds``)."""
 
 
 class Action(enum.Enum):
@@ -190,7 +200,7 @@ class Action(enum.Enum):
     UPDATE = "update"
     DELETE = "delete"
     NO_OP = "no-op"
-    FORGET = "forget"  # namespaces only: dropped from the state, never deleted remotely
+    FORGET = "forget"  # owned resources only: dropped from the state, never deleted remotely
 
 
 class Reason(enum.Enum):
@@ -204,26 +214,26 @@ class Reason(enum.Enum):
 class Change:
     """One planned step. For scripts, ``bindings``/``previous_bindings`` are what will be and
     what was deployed (no secret values), and ``removed_secrets`` the secret bindings to
-    delete remotely. For namespaces, ``title`` and the ``namespace_id`` if known.
+    delete remotely. For an owned resource, its ``resource_name`` and ``resource_id`` if known.
 
     ``overwrites_remote``: a script created by this plan already exists in Cloudflare without
     being in the state (seen with ``--refresh``); apply refuses it without ``--allow-overwrite``."""
 
-    type: ResourceType
+    type: str
     name: str
     action: Action
     reasons: tuple[Reason, ...] = ()
     bindings: tuple[DeployedBinding, ...] = ()
     previous_bindings: tuple[DeployedBinding, ...] = ()
     removed_secrets: tuple[str, ...] = ()
-    title: str | None = None
-    namespace_id: str | None = None
+    resource_name: str | None = None
+    resource_id: str | None = None
     overwrites_remote: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Ordered changes (namespaces, then scripts by name), planned against state
+    """Ordered changes (owned resources, then scripts by name), planned against state
     ``lineage``/``serial``."""
 
     changes: tuple[Change, ...]

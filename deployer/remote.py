@@ -14,7 +14,7 @@ from email.message import Message
 from typing import Any, Protocol
 
 from deployer.errors import DeployerError
-from deployer.kinds.registry import BINDING_KINDS
+from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
 from deployer.models import DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
 from deployer.plan.planner import RemoteScript, RemoteSnapshot
 from deployer.apply.upload import SERVICE_WORKER_PART, SERVICE_WORKER_TYPE, content_digest
@@ -43,8 +43,10 @@ def read_remote(manifest: Manifest, client: _Client) -> RemoteSnapshot:
         item["id"]: RemoteScript(item["id"], item.get("etag"), item.get("modified_on"))
         for item in client.list_scripts(account_id)
     }
-    namespace_ids = frozenset(item["id"] for item in client.list_kv_namespaces(account_id))
-    return RemoteSnapshot(scripts, namespace_ids)
+    # Each resource kind the manifest or state has is listed once (KV always, as before).
+    used = {r.type for r in manifest.resources} | {kind.type for kind in RESOURCE_KINDS.values() if kind.always_in_state}
+    resource_ids = {t: RESOURCE_KINDS[t].ids_in(client, account_id) for t in sorted(used)}
+    return RemoteSnapshot(scripts, resource_ids)
 
 
 # --- deployer refresh ---------------------------------------------------------------------
@@ -57,7 +59,7 @@ class Refresh:
 
     updated: tuple[ScriptState, ...]
     gone_scripts: tuple[str, ...]
-    gone_namespaces: tuple[str, ...]
+    gone_resources: tuple[tuple[str, str], ...]  # (type, key)
     unchanged: int
 
 
@@ -70,9 +72,9 @@ def refresh_state(state: State, remote: RemoteSnapshot) -> Refresh:
             gone.append(recorded.name)
         elif (seen.etag, seen.modified_on) != (recorded.etag, recorded.modified_on):
             updated.append(dataclasses.replace(recorded, etag=seen.etag, modified_on=seen.modified_on))
-    gone_namespaces = tuple(ns.key for ns in state.kv_namespaces if ns.id not in remote.namespace_ids)
+    gone_resources = tuple((r.type, r.key) for r in state.resources if remote.resource_gone(r))
     unchanged = len(state.scripts) - len(updated) - len(gone)
-    return Refresh(tuple(updated), tuple(gone), gone_namespaces, unchanged)
+    return Refresh(tuple(updated), tuple(gone), gone_resources, unchanged)
 
 
 # --- deployer import ----------------------------------------------------------------------

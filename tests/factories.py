@@ -2,20 +2,21 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 from deployer.kinds import kv_namespace, plain_text, secret_text
 from deployer.models import (
+    Resource,
+    ResourceState,
     Binding,
     DeployedBinding,
-    KvNamespace,
     Manifest,
-    NamespaceState,
     Script,
     ScriptState,
     State,
 )
-from deployer.plan.planner import deployed_binding
+from deployer.plan.planner import deployed_binding, resolver
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 NAMESPACE_ID = "0f2ac74b498b48028cb68387c421e279"
@@ -58,16 +59,31 @@ def make_script(name: str = "my-worker", content: str = "// v1", bindings: tuple
 
 def make_manifest(
     *scripts: Script,
-    namespaces: tuple[KvNamespace, ...] = (),
+    namespaces: tuple[Resource, ...] = (),
     account_id: str | None = ACCOUNT,
     zone_id: str | None = None,
 ) -> Manifest:
     return Manifest(Path("/project/workers.yaml"), account_id, zone_id, namespaces, scripts)
 
 
+def resource_ids(ids: Iterable[str] = ()) -> dict[str, frozenset[str]]:
+    """What ``--refresh`` saw of KV namespaces: their ids."""
+    return {"kv_namespace": frozenset(ids)}
+
+
+def namespace(key: str, title: str) -> Resource:
+    """A kv_namespace the manifest declares under kv_namespaces."""
+    return Resource("kv_namespace", key, title)
+
+
+def namespace_state(key: str, title: str, namespace_id: str) -> ResourceState:
+    return ResourceState("kv_namespace", key, title, namespace_id)
+
+
 def deployed(binding: Binding, namespace_ids: dict[str, str] | None = None) -> DeployedBinding:
     """What the state records for a binding that was uploaded (the planner's own rule)."""
-    return deployed_binding(binding, namespace_ids or {})
+    ids = (namespace_state(key, key, value) for key, value in (namespace_ids or {}).items())
+    return deployed_binding(binding, resolver(ids))
 
 
 def recorded(
@@ -88,7 +104,7 @@ def recorded(
 
 def make_state(
     *scripts: ScriptState,
-    namespaces: tuple[NamespaceState, ...] = (),
+    namespaces: tuple[ResourceState, ...] = (),
     account_id: str | None = ACCOUNT,
     serial: int = 1,
 ) -> State:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from benchmarks.generate import generate_project
 from deployer.manifest.load import load_manifest
-from deployer.models import Action, ResourceType
+from deployer.models import Action
 from deployer.plan.planner import make_plan
 from deployer.state.store import StateStore
 
@@ -17,7 +17,7 @@ def test_generated_project_plans_exactly_the_changed_scripts(tmp_path: Path) -> 
     manifest = load_manifest(project.manifest, os.environ)
     assert project.state is not None
     plan = make_plan(manifest, StateStore(project.state).load())
-    actions = {c.name: c.action for c in plan.changes if c.type is ResourceType.SCRIPT}
+    actions = {c.name: c.action for c in plan.changes if c.type == "script"}
     assert actions == {name: Action.UPDATE if name in project.changed else Action.NO_OP
                        for name in project.scripts}
     assert all(len(s.bindings) == 3 for s in manifest.scripts)

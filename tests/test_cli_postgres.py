@@ -68,7 +68,7 @@ def test_plan_apply_plan_with_the_state_in_postgresql(
     assert not (project / ".deployer").exists()  # nothing went to a local file
     state = remote(pg_url).load()
     assert [s.name for s in state.scripts] == ["hello-modules", "my-worker", "visit-counter"]
-    assert [ns.key for ns in state.kv_namespaces] == ["counts"]
+    assert [ns.key for ns in state.resources] == ["counts"]
     listed = run("state", "list", "--state", pg_url, cwd=project)
     assert "script.my-worker" in listed.stdout
     assert_no_password(password, first, applied, again, listed)

@@ -66,7 +66,7 @@ def test_sigkill_after_k_successful_requests_loses_nothing_and_repeats_nothing(
     recorded = StateStore(state_file).load()
     expected_scripts = {*[name for name in done if name in SCRIPTS], *([] if OLD in done else [OLD])}
     assert {s.name for s in recorded.scripts} == expected_scripts
-    assert [ns.key for ns in recorded.kv_namespaces] == (["store"] if "namespace" in done else [])
+    assert [ns.key for ns in recorded.resources] == (["store"] if "namespace" in done else [])
 
     # plan reads it: what was recorded is a no-op, the rest is still to do.
     plan = json.loads(run("plan", "--format", "json", cwd=project).stdout)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from deployer.models import (
     Action,
-    KvNamespace,
-    NamespaceState,
     ScriptState,
 )
 from deployer.plan.diagram import graph_of_manifest, graph_of_plan, markdown_section
@@ -13,6 +11,9 @@ from deployer.plan.graph import Edge, Node, Relation, make_graph
 from deployer.plan.planner import make_plan
 from deployer.plan.render import render_markdown
 from tests.factories import (
+    namespace_state,
+    namespace,
+
     deployed_kv,
     NAMESPACE_ID,
     kv,
@@ -24,7 +25,7 @@ from tests.factories import (
     secret,
 )
 
-CACHE = KvNamespace("cache", "my-app-cache")
+CACHE = namespace("cache", "my-app-cache")
 CACHE_ID = "11111111111111111111111111111111"
 
 
@@ -49,7 +50,7 @@ def test_a_namespace_created_by_the_plan_binds_the_scripts_that_name_it() -> Non
 def test_a_literal_namespace_id_binds_when_the_plan_holds_that_namespace() -> None:
     api = make_script("api", bindings=(kv("CACHE", namespace_id=CACHE_ID),))
     manifest = make_manifest(api, namespaces=(CACHE,))
-    state = make_state(namespaces=(NamespaceState("cache", "my-app-cache", CACHE_ID),))
+    state = make_state(namespaces=(namespace_state("cache", "my-app-cache", CACHE_ID),))
     assert graph_of_plan(make_plan(manifest, state), manifest).edges == (binds("cache", "api"),)
 
 
@@ -57,7 +58,7 @@ def test_a_deleted_script_is_drawn_with_the_namespace_its_state_recorded() -> No
     manifest = make_manifest()
     state = make_state(
         ScriptState("gone", "sha", (deployed_kv("OLD", CACHE_ID),)),
-        namespaces=(NamespaceState("old", "old-title", CACHE_ID),),
+        namespaces=(namespace_state("old", "old-title", CACHE_ID),),
     )
     assert graph_of_plan(make_plan(manifest, state), manifest) == make_graph(
         [
@@ -72,7 +73,7 @@ def test_without_the_manifest_only_edges_to_known_ids_are_drawn() -> None:
     api = make_script("api", bindings=(kv("CACHE", namespace="cache"),))
     manifest = make_manifest(api, namespaces=(CACHE,))
     state = make_state(recorded(api, namespace_ids={"cache": CACHE_ID}),
-                       namespaces=(NamespaceState("cache", "my-app-cache", CACHE_ID),))
+                       namespaces=(namespace_state("cache", "my-app-cache", CACHE_ID),))
     assert graph_of_plan(make_plan(manifest, state)).edges == (binds("cache", "api"),)
     created = make_plan(manifest, make_state(serial=0))
     assert graph_of_plan(created).edges == ()
@@ -92,11 +93,11 @@ def test_the_manifest_graph_has_every_resource_and_no_action() -> None:
 
 
 def test_a_plan_of_500_unchanged_scripts_and_one_change_draws_the_change_and_its_namespace() -> None:
-    cache = KvNamespace("cache", "my-app-cache")
+    cache = namespace("cache", "my-app-cache")
     scripts = [make_script(f"s{i:03}", bindings=(kv("CACHE", namespace="cache"),)) for i in range(500)]
     state = make_state(
         *(recorded(s, namespace_ids={"cache": CACHE_ID}) for s in scripts),
-        namespaces=(NamespaceState("cache", "my-app-cache", CACHE_ID),),
+        namespaces=(namespace_state("cache", "my-app-cache", CACHE_ID),),
     )
     scripts[42] = make_script("s042", content="// v2", bindings=(kv("CACHE", namespace="cache"),))
     manifest = make_manifest(*scripts, namespaces=(cache,))
@@ -128,7 +129,7 @@ def test_a_rename_that_touches_200_scripts_is_summarised_with_a_note() -> None:
     scripts = [make_script(f"s{i:03}", bindings=(kv("CACHE", namespace="cache"),)) for i in range(200)]
     state = make_state(
         *(recorded(s, namespace_ids={"cache": CACHE_ID}) for s in scripts),
-        namespaces=(NamespaceState("cache", "old-title", CACHE_ID),),
+        namespaces=(namespace_state("cache", "old-title", CACHE_ID),),
     )
     manifest = make_manifest(*scripts, namespaces=(CACHE,))
     section = markdown_section(make_plan(manifest, state), manifest)

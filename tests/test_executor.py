@@ -8,10 +8,10 @@ import pytest
 
 from deployer.errors import CloudflareApiError, DeployerError, StalePlanError
 from deployer.apply.executor import apply_plan
-from deployer.models import KvNamespace, Manifest, Script
+from deployer.models import Manifest, Script
 from deployer.plan.planner import make_plan
 from deployer.state.store import StateStore
-from tests.factories import ACCOUNT, NAMESPACE_ID, kv, plain, secret
+from tests.factories import ACCOUNT, NAMESPACE_ID, kv, namespace, plain, secret
 
 
 class MemoryClient:
@@ -81,7 +81,7 @@ def test_upload_metadata_is_the_seed_request(tmp_path: Path) -> None:
 
 def test_namespace_is_created_first_and_its_id_bound(tmp_path: Path) -> None:
     script = _script(tmp_path, "w", bindings=[kv("CACHE", namespace="cache"), plain("ENV", "prod"), secret("KEY", "s3cret")])
-    manifest = _manifest(tmp_path, script, namespaces=[KvNamespace("cache", "my-cache")])
+    manifest = _manifest(tmp_path, script, namespaces=[namespace("cache", "my-cache")])
     client = MemoryClient()
     store = StateStore(tmp_path / "state.json")
     _apply(manifest, store, client)
@@ -149,10 +149,10 @@ def test_script_file_changed_after_planning_is_refused(tmp_path: Path) -> None:
 def test_existing_namespace_title_is_adopted(tmp_path: Path) -> None:
     client = MemoryClient()
     client.namespaces["my-cache"] = NAMESPACE_ID
-    manifest = _manifest(tmp_path, namespaces=[KvNamespace("cache", "my-cache")])
+    manifest = _manifest(tmp_path, namespaces=[namespace("cache", "my-cache")])
     store = StateStore(tmp_path / "state.json")
     _apply(manifest, store, client)
-    assert StateStore(tmp_path / "state.json").load().namespace("cache").id == NAMESPACE_ID
+    assert StateStore(tmp_path / "state.json").load().resource("kv_namespace", "cache").id == NAMESPACE_ID
 
 
 def test_stale_plan_error_is_a_deployer_error() -> None:

@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 
 from deployer.manifest import yaml_nodes as manifest_module
 from deployer.manifest.load import load_manifest, sha256_file
-from tests.factories import kv, plain, secret
+from tests.factories import kv, namespace, plain, secret
 from deployer.models import (
-    KvNamespace,
     Manifest,
     Script,
     Secret,
@@ -77,7 +76,7 @@ def test_valid_manifest_builds_exactly_the_expected_manifest(project: Path) -> N
         path=path,
         account_id=ACCOUNT,
         zone_id=None,
-        kv_namespaces=(KvNamespace("zeta", "my-app-zeta"), KvNamespace("cache", "my-app-cache")),
+        resources=(namespace("zeta", "my-app-zeta"), namespace("cache", "my-app-cache")),
         scripts=(
             Script(
                 name="my-worker",
@@ -154,7 +153,7 @@ def test_several_placeholders_in_one_string_are_all_filled(project: Path) -> Non
               - {{type: plain_text, name: URL, text: "https://${{HOST}}:${{PORT:-443}}/${{ENV}}"}}
     """)
     manifest = load_manifest(path, {"APP": "shop", "ENV": "prod", "FILE": "worker.js", "HOST": "x.example"})
-    assert manifest.kv_namespaces == (KvNamespace("cache", "shop-prod-cache"),)
+    assert manifest.resources == (namespace("cache", "shop-prod-cache"),)
     assert manifest.scripts[0].name == "worker-prod"
     assert manifest.scripts[0].path == (project / "src" / "worker.js").resolve()
     assert manifest.scripts[0].bindings == (plain("URL", "https://x.example:443/prod"),)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import namespace_state
 from deployer.state.backend import parse_postgres_url
 from deployer.errors import LockHeldError, StateError
 from deployer.state.lock import current_user
-from deployer.models import NamespaceState, ScriptState
+from deployer.models import ScriptState
 from deployer.state.postgres import PgStateStore
 from tests.pg_server import USER, PostgresServer
 
@@ -127,7 +128,7 @@ def test_states_are_kept_apart_by_name(pg_url: str) -> None:
 def test_records_of_a_cut_off_run_are_read_and_then_folded_by_the_next_lock(pg_url: str) -> None:
     store = open_store(pg_url)
     with store.lock(command="deployer apply", warn=ignore):
-        store.record(namespaces=[NamespaceState("cache", "app-cache", "ns1")])
+        store.record(resources=[namespace_state("cache", "app-cache", "ns1")])
         store.record(scripts=[script("first")])
         # no commit(): the run was cut off here
     again = open_store(pg_url)
@@ -141,7 +142,7 @@ def test_records_of_a_cut_off_run_are_read_and_then_folded_by_the_next_lock(pg_u
         (2, 2, "finished saving a run that was cut off"), (3, 1, "apply")
     ]
     assert versions[0].host == socket.gethostname() and versions[0].user == current_user()
-    assert open_store(pg_url).version(1).kv_namespaces == (NamespaceState("cache", "app-cache", "ns1"),)
+    assert open_store(pg_url).version(1).resources == (namespace_state("cache", "app-cache", "ns1"),)
     assert open_store(pg_url).version(1).scripts == ()
 
 

@@ -8,14 +8,15 @@ from deployer.fingerprint import fingerprint_secret
 from deployer.models import (
     Action,
     Change,
-    KvNamespace,
-    NamespaceState,
     Plan,
     Reason,
-    ResourceType,
 )
 from deployer.plan.planner import RemoteScript, RemoteSnapshot, make_plan
 from tests.factories import (
+    namespace_state,
+    resource_ids,
+    namespace,
+
     deployed_kv,
     NAMESPACE_ID,
     deployed,
@@ -28,8 +29,8 @@ from tests.factories import (
     secret,
 )
 
-SCRIPT = ResourceType.SCRIPT
-KV = ResourceType.KV_NAMESPACE
+SCRIPT = "script"
+KV = "kv_namespace"
 
 
 def test_new_script_is_a_create_with_its_bindings() -> None:
@@ -127,10 +128,10 @@ def test_removed_secret_binding_is_deleted_remotely_and_shown() -> None:
 
 def test_new_namespace_is_created_and_its_id_is_known_after_apply() -> None:
     script = make_script(bindings=(kv("CACHE", namespace="cache"),))
-    manifest = make_manifest(script, namespaces=(KvNamespace("cache", "my-app-cache"),))
+    manifest = make_manifest(script, namespaces=(namespace("cache", "my-app-cache"),))
     plan = make_plan(manifest, make_state(serial=0))
     assert plan.changes == (
-        Change(KV, "cache", Action.CREATE, title="my-app-cache"),
+        Change(KV, "cache", Action.CREATE, resource_name="my-app-cache"),
         Change(
             SCRIPT,
             "my-worker",
@@ -142,10 +143,10 @@ def test_new_namespace_is_created_and_its_id_is_known_after_apply() -> None:
 
 def test_known_namespace_is_a_no_op_and_resolves_references() -> None:
     script = make_script(bindings=(kv("CACHE", namespace="cache"),))
-    manifest = make_manifest(script, namespaces=(KvNamespace("cache", "my-app-cache"),))
+    manifest = make_manifest(script, namespaces=(namespace("cache", "my-app-cache"),))
     state = make_state(
         recorded(script, namespace_ids={"cache": NAMESPACE_ID}),
-        namespaces=(NamespaceState("cache", "my-app-cache", NAMESPACE_ID),),
+        namespaces=(namespace_state("cache", "my-app-cache", NAMESPACE_ID),),
     )
     plan = make_plan(manifest, state)
     assert [(c.name, c.action) for c in plan.changes] == [("cache", Action.NO_OP), ("my-worker", Action.NO_OP)]
@@ -153,25 +154,25 @@ def test_known_namespace_is_a_no_op_and_resolves_references() -> None:
 
 
 def test_namespace_left_out_of_the_manifest_is_forgotten_never_deleted() -> None:
-    state = make_state(namespaces=(NamespaceState("old", "old-title", NAMESPACE_ID),))
+    state = make_state(namespaces=(namespace_state("old", "old-title", NAMESPACE_ID),))
     plan = make_plan(make_manifest(), state)
-    assert plan.changes == (Change(KV, "old", Action.FORGET, title="old-title", namespace_id=NAMESPACE_ID),)
+    assert plan.changes == (Change(KV, "old", Action.FORGET, resource_name="old-title", resource_id=NAMESPACE_ID),)
     assert plan.summary() == {"create": 0, "update": 0, "delete": 0, "no-op": 0, "forget": 1}
     assert plan.has_changes
 
 
 def test_renamed_namespace_title_is_an_update_keeping_its_id() -> None:
-    manifest = make_manifest(namespaces=(KvNamespace("cache", "new-title"),))
-    state = make_state(namespaces=(NamespaceState("cache", "old-title", NAMESPACE_ID),))
+    manifest = make_manifest(namespaces=(namespace("cache", "new-title"),))
+    state = make_state(namespaces=(namespace_state("cache", "old-title", NAMESPACE_ID),))
     (change,) = make_plan(manifest, state).changes
-    assert change == Change(KV, "cache", Action.UPDATE, title="new-title", namespace_id=NAMESPACE_ID)
+    assert change == Change(KV, "cache", Action.UPDATE, resource_name="new-title", resource_id=NAMESPACE_ID)
 
 
 def test_changes_are_ordered_namespaces_then_scripts_by_name() -> None:
     manifest = make_manifest(
         make_script("zeta"),
         make_script("alpha"),
-        namespaces=(KvNamespace("second", "t2"), KvNamespace("first", "t1")),
+        namespaces=(namespace("second", "t2"), namespace("first", "t1")),
     )
     plan = make_plan(manifest, make_state(recorded(make_script("beta"))))
     assert [c.name for c in plan.changes] == ["first", "second", "alpha", "beta", "zeta"]
@@ -193,22 +194,22 @@ def test_refresh_marks_a_script_changed_outside_as_drift() -> None:
     script = make_script()
     state_script = recorded(script)
     state = make_state(type(state_script)(**{**_fields(state_script), "etag": "etag-1"}))
-    remote = RemoteSnapshot({"my-worker": RemoteScript("my-worker", etag="etag-2")}, frozenset())
+    remote = RemoteSnapshot({"my-worker": RemoteScript("my-worker", etag="etag-2")}, resource_ids())
     (change,) = make_plan(make_manifest(script), state, remote).changes
     assert (change.action, change.reasons) == (Action.UPDATE, (Reason.DRIFT,))
 
 
 def test_refresh_plans_a_script_deleted_outside_as_create() -> None:
     script = make_script()
-    remote = RemoteSnapshot({}, frozenset())
+    remote = RemoteSnapshot({}, resource_ids())
     (change,) = make_plan(make_manifest(script), make_state(recorded(script)), remote).changes
     assert (change.action, change.reasons) == (Action.CREATE, (Reason.DRIFT,))
 
 
 def test_refresh_recreates_a_namespace_deleted_outside() -> None:
-    manifest = make_manifest(namespaces=(KvNamespace("cache", "t"),))
-    state = make_state(namespaces=(NamespaceState("cache", "t", NAMESPACE_ID),))
-    (change,) = make_plan(manifest, state, RemoteSnapshot({}, frozenset())).changes
+    manifest = make_manifest(namespaces=(namespace("cache", "t"),))
+    state = make_state(namespaces=(namespace_state("cache", "t", NAMESPACE_ID),))
+    (change,) = make_plan(manifest, state, RemoteSnapshot({}, resource_ids())).changes
     assert (change.action, change.reasons) == (Action.CREATE, (Reason.DRIFT,))
 
 
@@ -218,7 +219,7 @@ def _fields(obj: object) -> dict:
 
 def test_refresh_flags_a_new_script_that_already_exists_in_cloudflare() -> None:
     script = make_script()
-    remote = RemoteSnapshot({"my-worker": RemoteScript("my-worker", etag="e")}, frozenset())
+    remote = RemoteSnapshot({"my-worker": RemoteScript("my-worker", etag="e")}, resource_ids())
     (change,) = make_plan(make_manifest(script), make_state(), remote).changes
     assert (change.action, change.reasons, change.overwrites_remote) == (Action.CREATE, (), True)
     (unseen,) = make_plan(make_manifest(script), make_state()).changes
@@ -236,6 +237,6 @@ def test_an_imported_secret_without_fingerprint_is_sent_again() -> None:
 
 def test_has_drift_covers_drift_reasons_and_overwrites() -> None:
     script = make_script()
-    remote = RemoteSnapshot({"my-worker": RemoteScript("my-worker")}, frozenset())
+    remote = RemoteSnapshot({"my-worker": RemoteScript("my-worker")}, resource_ids())
     assert make_plan(make_manifest(script), make_state(), remote).has_drift
     assert not make_plan(make_manifest(script), make_state()).has_drift

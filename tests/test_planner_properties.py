@@ -16,17 +16,14 @@ from deployer.fingerprint import fingerprint_secret
 from deployer.models import (
     Action,
     Binding,
-    KvNamespace,
     Manifest,
-    NamespaceState,
     Plan,
-    ResourceType,
     Script,
     ScriptState,
     State,
 )
 from deployer.plan.planner import make_plan
-from tests.factories import ACCOUNT, deployed_kv, deployed_plain, deployed_secret, kv, plain, secret, sha
+from tests.factories import ACCOUNT, deployed_kv, deployed_plain, deployed_secret, kv, namespace, namespace_state, plain, secret, sha
 
 SCRIPT_NAMES = ["alpha", "beta", "gamma", "delta", "eps"]
 NAMESPACE_KEYS = ["cache", "counts", "sessions"]
@@ -44,7 +41,7 @@ fast = settings(max_examples=60, deadline=None)
 @st.composite
 def manifests(draw: st.DrawFn) -> Manifest:
     keys = draw(st.lists(st.sampled_from(NAMESPACE_KEYS), unique=True))
-    namespaces = tuple(KvNamespace(key, draw(st.sampled_from(["t1", "t2", "t3"])) + key) for key in keys)
+    namespaces = tuple(namespace(key, draw(st.sampled_from(["t1", "t2", "t3"])) + key) for key in keys)
     scripts = []
     for name in draw(st.lists(st.sampled_from(SCRIPT_NAMES), unique=True)):
         binding_names = draw(st.lists(st.sampled_from(BINDING_NAMES), unique=True, max_size=3))
@@ -67,7 +64,7 @@ def _bindings(name: str, keys: list[str]) -> st.SearchStrategy[Binding]:
 @st.composite
 def states(draw: st.DrawFn) -> State:
     namespaces = tuple(
-        NamespaceState(key, draw(st.sampled_from(["t1", "t2", "t3"])) + key, f"{index:032x}")
+        namespace_state(key, draw(st.sampled_from(["t1", "t2", "t3"])) + key, f"{index:032x}")
         for index, key in enumerate(sorted(draw(st.lists(st.sampled_from(NAMESPACE_KEYS), unique=True))), 1)
     )
     ids = LITERAL_IDS + [ns.id for ns in namespaces] + ["deadbeef" * 4]
@@ -93,22 +90,22 @@ def states(draw: st.DrawFn) -> State:
 
 def simulate_apply(plan: Plan, manifest: Manifest, state: State) -> State:
     """The state an apply of ``plan`` records: what the executor saves after each success."""
-    namespaces = {ns.key: ns for ns in state.kv_namespaces}
+    namespaces = {ns.key: ns for ns in state.resources}
     for change in plan.changes:
-        if change.type is not ResourceType.KV_NAMESPACE:
+        if change.type != "kv_namespace":
             continue
         match change.action:
             case Action.CREATE:
-                namespaces[change.name] = NamespaceState(change.name, change.title or "", f"new-{change.name}")
+                namespaces[change.name] = namespace_state(change.name, change.resource_name or "", f"new-{change.name}")
             case Action.UPDATE:
-                namespaces[change.name] = NamespaceState(change.name, change.title or "", change.namespace_id or "")
+                namespaces[change.name] = namespace_state(change.name, change.resource_name or "", change.resource_id or "")
             case Action.FORGET:
                 del namespaces[change.name]
     ids = {key: ns.id for key, ns in namespaces.items()}
     wanted = {script.name: script for script in manifest.scripts}
     scripts = {script.name: script for script in state.scripts}
     for change in plan.changes:
-        if change.type is not ResourceType.SCRIPT:
+        if change.type != "script":
             continue
         match change.action:
             case Action.CREATE | Action.UPDATE:
@@ -151,10 +148,10 @@ def test_applying_the_plan_then_planning_again_gives_only_no_ops(manifest: Manif
 def test_planning_is_deterministic_and_ignores_input_order(manifest: Manifest, state: State, rng) -> None:
     plan = make_plan(manifest, state)
     assert make_plan(manifest, state) == plan
-    shuffled_scripts, shuffled_namespaces = list(manifest.scripts), list(manifest.kv_namespaces)
+    shuffled_scripts, shuffled_namespaces = list(manifest.scripts), list(manifest.resources)
     rng.shuffle(shuffled_scripts)
     rng.shuffle(shuffled_namespaces)
-    recorded_scripts, recorded_namespaces = list(state.scripts), list(state.kv_namespaces)
+    recorded_scripts, recorded_namespaces = list(state.scripts), list(state.resources)
     rng.shuffle(recorded_scripts)
     rng.shuffle(recorded_namespaces)
     reordered = make_plan(
@@ -170,11 +167,11 @@ def test_every_script_and_namespace_appears_exactly_once_with_the_implied_action
     manifest: Manifest, state: State
 ) -> None:
     plan = make_plan(manifest, state)
-    scripts = [c for c in plan.changes if c.type is ResourceType.SCRIPT]
-    namespaces = [c for c in plan.changes if c.type is ResourceType.KV_NAMESPACE]
+    scripts = [c for c in plan.changes if c.type == "script"]
+    namespaces = [c for c in plan.changes if c.type == "kv_namespace"]
     wanted, recorded = {s.name for s in manifest.scripts}, {s.name for s in state.scripts}
     assert sorted(c.name for c in scripts) == sorted(wanted | recorded)
-    declared, known = {n.key for n in manifest.kv_namespaces}, {n.key for n in state.kv_namespaces}
+    declared, known = {n.key for n in manifest.resources}, {n.key for n in state.resources}
     assert sorted(c.name for c in namespaces) == sorted(declared | known)
     assert plan.changes == (*namespaces, *scripts)  # namespaces first, each sorted by name
     for change in scripts:

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from deployer.models import NamespaceState
 from deployer.plan.planner import RemoteScript, RemoteSnapshot
 from deployer.remote import binding_mismatches, refresh_state
-from tests.factories import NAMESPACE_ID, make_script, make_state, recorded
+from tests.factories import NAMESPACE_ID, make_script, make_state, namespace_state, recorded, resource_ids
 
 OTHER_ID = "ffffffffffffffffffffffffffffffff"
 
@@ -15,13 +14,13 @@ def test_refresh_takes_the_remote_etags_and_drops_what_is_gone() -> None:
     a = dataclasses.replace(recorded(make_script("a")), etag="1", modified_on="t1")
     b = dataclasses.replace(recorded(make_script("b")), etag="1", modified_on="t1")
     c = recorded(make_script("c"))
-    state = make_state(a, b, c, namespaces=(NamespaceState("cache", "t", NAMESPACE_ID),))
+    state = make_state(a, b, c, namespaces=(namespace_state("cache", "t", NAMESPACE_ID),))
     remote = RemoteSnapshot(
-        {"a": RemoteScript("a", "2", "t2"), "b": RemoteScript("b", "1", "t1")}, frozenset({OTHER_ID})
+        {"a": RemoteScript("a", "2", "t2"), "b": RemoteScript("b", "1", "t1")}, resource_ids({OTHER_ID})
     )
     found = refresh_state(state, remote)
     assert found.updated == (dataclasses.replace(a, etag="2", modified_on="t2"),)
-    assert (found.gone_scripts, found.gone_namespaces, found.unchanged) == (("c",), ("cache",), 1)
+    assert (found.gone_scripts, found.gone_resources, found.unchanged) == (("c",), (("kv_namespace", "cache"),), 1)
 
 
 def test_verify_names_each_binding_that_differs_and_never_shows_a_secret() -> None:

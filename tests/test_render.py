@@ -3,17 +3,17 @@ from __future__ import annotations
 
 import json
 
-from deployer.models import Action, Change, Plan, Reason, ResourceType
+from deployer.models import Action, Change, Plan, Reason
 from tests.factories import deployed_kv, deployed_plain, deployed_secret
 from deployer.plan.render import render_json, render_markdown, render_text
 
-KV = ResourceType.KV_NAMESPACE
-SCRIPT = ResourceType.SCRIPT
+KV = "kv_namespace"
+SCRIPT = "script"
 NS_ID = "0f2ac74b498b48028cb68387c421e279"
 
 PLAN = Plan(
     changes=(
-        Change(KV, "cache", Action.CREATE, title="my-app-cache"),
+        Change(KV, "cache", Action.CREATE, resource_name="my-app-cache"),
         Change(
             SCRIPT,
             "my-worker",
@@ -54,7 +54,7 @@ def test_json_plan_has_the_contract_shape_with_no_ops_listed() -> None:
 
 
 def test_json_summary_counts_forget_only_when_present() -> None:
-    plan = Plan((Change(KV, "old", Action.FORGET, title="t", namespace_id=NS_ID),))
+    plan = Plan((Change(KV, "old", Action.FORGET, resource_name="t", resource_id=NS_ID),))
     assert json.loads(render_json(plan))["summary"] == {
         "create": 0, "update": 0, "delete": 0, "no-op": 0, "forget": 1
     }

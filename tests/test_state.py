@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from deployer.errors import DeployerError, LockHeldError, StateError
-from deployer.models import DeployedBinding, NamespaceState, ScriptState, State
-from tests.factories import deployed_kv, deployed_plain, deployed_secret
+from deployer.models import DeployedBinding, ScriptState, State
+from tests.factories import deployed_kv, deployed_plain, deployed_secret, namespace_state
 from deployer.state.store import (
     STATE_FORMAT_VERSION,
     StateStore,
@@ -54,7 +54,7 @@ def make_state(**overrides: Any) -> State:
         "serial": 7,
         "account_id": "acc-1",
         "scripts": (make_script("alpha"), make_script("beta", SHA_B, etag=None, modified_on=None)),
-        "kv_namespaces": (NamespaceState("cache", "my-app-cache", "ns-1"),),
+        "resources": (namespace_state("cache", "my-app-cache", "ns-1"),),
     }
     fields.update(overrides)
     return State(**fields)
@@ -251,14 +251,14 @@ def test_records_are_replayed_by_a_new_store_with_one_serial_per_record(
     store: StateStore, state_path: Path
 ) -> None:
     with store.lock(command="deployer apply", warn=ignore):
-        store.record(namespaces=[NamespaceState("cache", "my-app-cache", "ns-1")], account_id="acc-1")
+        store.record(resources=[namespace_state("cache", "my-app-cache", "ns-1")], account_id="acc-1")
         store.record(scripts=[make_script("beta", SHA_B)])
         store.record(scripts=[make_script("alpha")])
         reader = StateStore(state_path).load()
     assert reader == store.state
     assert reader.serial == 3
     assert [script.name for script in reader.scripts] == ["alpha", "beta"]
-    assert reader.namespace("cache") == NamespaceState("cache", "my-app-cache", "ns-1")
+    assert reader.resource("kv_namespace", "cache") == namespace_state("cache", "my-app-cache", "ns-1")
     assert not state_path.exists()  # nothing folded yet: only the journal was written
 
 
@@ -266,8 +266,8 @@ def test_records_remove_scripts_and_forget_namespaces(store: StateStore, state_p
     write_state(state_path, make_state())
     with store.lock(command="deployer apply", warn=ignore):
         store.record(removed_scripts=["alpha"])
-        state = store.record(forgotten_namespaces=["cache"], scripts=[make_script("beta", SHA_A)])
-    assert state == make_state(serial=9, scripts=(make_script("beta", SHA_A),), kv_namespaces=())
+        state = store.record(forgotten=[("kv_namespace", "cache")], scripts=[make_script("beta", SHA_A)])
+    assert state == make_state(serial=9, scripts=(make_script("beta", SHA_A),), resources=())
     assert StateStore(state_path).load() == state
 
 

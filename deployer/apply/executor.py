@@ -11,20 +11,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from deployer.errors import DeployerError
 from deployer.fingerprint import fingerprint_secret, secret_matches
-from deployer.kinds.registry import binding_kind
+from deployer.kinds.binding import Resolve
+from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
 from deployer.models import (
+    SCRIPT,
     Action,
     Binding,
     Change,
     Manifest,
-    NamespaceState,
     Plan,
-    ResourceType,
+    ResourceState,
     Script,
     ScriptFormat,
     ScriptState,
 )
-from deployer.plan.planner import deployed_binding
+from deployer.plan.planner import deployed_binding, resolver
 from deployer.remote import binding_mismatches
 from deployer.apply.upload import UploadPart, read_parts, upload_metadata
 
@@ -89,16 +90,16 @@ def apply_plan(
     if (store.state.account_id, store.state.zone_id) != (manifest.account_id, manifest.zone_id):
         # The state remembers which account/zone it describes (the planner checks it).
         store.record(account_id=manifest.account_id, zone_id=manifest.zone_id)
-    _apply_namespaces(plan, manifest, client, store, progress, result)
+    _apply_resources(plan, manifest, client, store, progress, result)
 
-    namespace_ids = {ns.key: ns.id for ns in store.state.kv_namespaces}
+    resolve = resolver(store.state.resources)
     jobs: list[Callable[[], _Outcome]] = []
     for change in plan.changes:
-        if change.type is not ResourceType.SCRIPT:
+        if change.type != SCRIPT:
             continue
         if change.action in (Action.CREATE, Action.UPDATE):
             previous = store.state.script(change.name)
-            jobs.append(_upload_job(change, scripts[change.name], previous, namespace_ids, manifest, client, progress,
+            jobs.append(_upload_job(change, scripts[change.name], previous, resolve, manifest, client, progress,
                                     verify))
         elif change.action is Action.DELETE:
             jobs.append(_delete_job(change, manifest, client, progress))
@@ -106,35 +107,37 @@ def apply_plan(
     return result
 
 
-def _apply_namespaces(
+def _apply_resources(
     plan: Plan, manifest: Manifest, client: _Client, store: StateBackend, progress: Progress, result: ApplyResult
 ) -> None:
     for change in plan.changes:
-        if change.type is not ResourceType.KV_NAMESPACE:
+        kind = RESOURCE_KINDS.get(change.type)
+        if kind is None:
             continue
-        title = change.title or ""
+        name = change.resource_name or ""
+        what = f"{change.type} {change.name}"
         match change.action:
             case Action.CREATE:
-                namespace, adopted = client.ensure_kv_namespace(_account(manifest), title)
-                store.record(namespaces=[NamespaceState(change.name, title, namespace["id"])])
+                resource_id, adopted = kind.ensure_in(client, _account(manifest), name)
+                store.record(resources=[ResourceState(change.type, change.name, name, resource_id)])
                 how = "adopted existing" if adopted else "created"
-                progress(f"{how} kv_namespace {change.name} (title {title!r}, id {namespace['id']})")
+                progress(f"{how} {what} ({kind.name_key} {name!r}, id {resource_id})")
                 result.created += 1
             case Action.UPDATE:
-                assert change.namespace_id is not None
-                client.rename_kv_namespace(_account(manifest), change.namespace_id, title)
-                store.record(namespaces=[NamespaceState(change.name, title, change.namespace_id)])
-                progress(f"renamed kv_namespace {change.name} to {title!r}")
+                assert change.resource_id is not None
+                kind.rename_in(client, _account(manifest), change.resource_id, name)
+                store.record(resources=[ResourceState(change.type, change.name, name, change.resource_id)])
+                progress(f"renamed {what} to {name!r}")
                 result.updated += 1
             case Action.FORGET:
-                store.record(forgotten_namespaces=[change.name])
-                progress(f"forgot kv_namespace {change.name} (still in Cloudflare, id {change.namespace_id})")
+                store.record(forgotten=[(change.type, change.name)])
+                progress(f"forgot {what} (still in Cloudflare, id {change.resource_id})")
                 result.forgotten += 1
 
 
 def _account(manifest: Manifest) -> str:
     if manifest.account_id is None:  # validation already requires it for namespaces
-        raise DeployerError("account_id is required to manage KV namespaces")
+        raise DeployerError("account_id is required to manage owned resources (kv_namespaces, ...)")
     return manifest.account_id
 
 
@@ -149,13 +152,13 @@ def _upload_job(
     change: Change,
     script: Script,
     previous: ScriptState | None,
-    namespace_ids: dict[str, str],
+    resolve: Resolve,
     manifest: Manifest,
     client: _Client,
     progress: Progress,
     verify: bool,
 ) -> Callable[[], _Outcome]:
-    bindings = tuple(deployed_binding(b, namespace_ids) for b in script.bindings)
+    bindings = tuple(deployed_binding(b, resolve) for b in script.bindings)
     new_names = {b.name for b in script.bindings}
     # A removed secret whose name a new binding reuses must go first, or its deletion would
     # take the new binding with it; the others go after the upload succeeds.
@@ -164,7 +167,7 @@ def _upload_job(
 
     def job() -> _Outcome:
         parts = read_parts(script)
-        metadata = upload_metadata(script, [_metadata_binding(b, namespace_ids) for b in script.bindings])
+        metadata = upload_metadata(script, [binding_kind(b.type).metadata(b, resolve) for b in script.bindings])
         # A service-worker script goes as the seed's single "script" part, bytes unchanged.
         content = parts[0].data if script.format is ScriptFormat.SERVICE_WORKER else parts
         for secret in delete_before:
@@ -198,10 +201,6 @@ def _upload_job(
         )
 
     return job
-
-
-def _metadata_binding(binding: Binding, namespace_ids: dict[str, str]) -> dict[str, object]:
-    return binding_kind(binding.type).metadata(binding, lambda section, key: namespace_ids.get(key))
 
 
 def _fingerprints(bindings: tuple[Binding, ...], previous: ScriptState | None) -> tuple[tuple[str, str], ...]:

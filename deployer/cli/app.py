@@ -178,8 +178,11 @@ def validate(
             _warn_zone_id()
         count = summary.scripts
         environments = f"; environments: {', '.join(summary.environments)}" if summary.environments else ""
-        stderr(f"{path}: valid ({count} script{'s' if count != 1 else ''}, "
-                f"{summary.kv_namespaces} kv_namespace(s){environments})")
+        from deployer.kinds.registry import RESOURCE_KINDS
+
+        owned = ", ".join(f"{n} {kind}(s)" for kind, n in summary.resources.items()
+                          if n or RESOURCE_KINDS[kind].always_in_state)
+        stderr(f"{path}: valid ({count} script{'s' if count != 1 else ''}, {owned}{environments})")
     if diagnostics:
         raise ManifestError(diagnostics)
     return ExitStatus.OK
@@ -355,18 +358,27 @@ def refresh(
                 stderr(f"script {script.name}: etag {script.etag}, modified {script.modified_on}")
             for name in found.gone_scripts:
                 warn(f"script {name} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
-            for key in found.gone_namespaces:
-                warn(f"kv_namespace {key} no longer exists in Cloudflare: dropped from the state "
-                      "(plan shows a create)")
-            if found.updated or found.gone_scripts or found.gone_namespaces:
+            for kind, key in found.gone_resources:
+                warn(f"{kind} {key} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
+            if found.updated or found.gone_scripts or found.gone_resources:
                 store.record(scripts=found.updated, removed_scripts=found.gone_scripts,
-                             forgotten_namespaces=found.gone_namespaces)
+                             forgotten=found.gone_resources)
                 store.commit()
     finally:
         client.close()
     print(f"Refresh complete: {len(found.updated)} updated, {len(found.gone_scripts)} script(s) and "
-          f"{len(found.gone_namespaces)} kv_namespace(s) gone, {found.unchanged} unchanged.")
+          f"{_resources_gone(found.gone_resources)}, {found.unchanged} unchanged.")
     return ExitStatus.OK
+
+
+def _resources_gone(gone: tuple[tuple[str, str], ...]) -> str:
+    from deployer.kinds.registry import RESOURCE_KINDS
+
+    # The kinds every state has (KV) are always named, as before; others when some are gone.
+    counts = {kind.type: 0 for kind in RESOURCE_KINDS.values() if kind.always_in_state}
+    for kind_type, _ in gone:
+        counts[kind_type] = counts.get(kind_type, 0) + 1
+    return " and ".join(f"{n} {kind_type}(s)" for kind_type, n in counts.items()) + " gone"
 
 
 @app.command("import")

@@ -33,10 +33,10 @@ def state_list(
     state_name: Optional[str] = StateNameOption,
     debug: bool = DebugOption,
 ) -> int:
-    """List every recorded namespace and script."""
+    """List every recorded owned resource (namespace, ...) and script."""
     recorded = open_state(file, env, state, state_name).load()
-    for ns in recorded.kv_namespaces:
-        print(f"kv_namespace.{ns.key}\t{ns.id}\t{ns.title}")
+    for resource in recorded.resources:
+        print(f"{resource.type}.{resource.key}\t{resource.id}\t{resource.name}")
     for script in recorded.scripts:
         print(f"script.{script.name}\t{script.content_sha256[:12]}\t{len(script.bindings)} binding(s)")
     return ExitStatus.OK
@@ -52,17 +52,19 @@ def state_show(
     debug: bool = DebugOption,
 ) -> int:
     """Show one recorded script or namespace as JSON."""
+    from deployer.kinds.registry import RESOURCE_KINDS
     from deployer.state.store import state_to_json
 
     store = open_state(file, env, state, state_name)
     doc = state_to_json(store.load())
-    kind, _, short = name.partition(".") if name.startswith(("script.", "kv_namespace.")) else ("", "", name)
-    sections = {"script": "scripts", "kv_namespace": "kv_namespaces"}
-    for section in [sections[kind]] if kind else ["scripts", "kv_namespaces"]:
-        entry = doc[section].get(short)
+    sections = {"script": "scripts", **{kind.type: kind.section for kind in RESOURCE_KINDS.values()}}
+    kind, dot, short = name.partition(".")
+    if not dot or kind not in sections:
+        kind, short = "", name
+    for kind_type in [kind] if kind else sections:
+        entry = doc.get(sections[kind_type], {}).get(short)
         if entry is not None:
-            kind = "script" if section == "scripts" else "kv_namespace"
-            print(json.dumps({"type": kind, "name": short, **entry}, indent=2, sort_keys=True))
+            print(json.dumps({"type": kind_type, "name": short, **entry}, indent=2, sort_keys=True))
             return ExitStatus.OK
     raise DeployerError(f"{name!r} is not in the state {store.description}; 'deployer state list' shows what is")
 

@@ -1,11 +1,13 @@
-"""The registry: every binding type deployer knows, by its ``type``. A new type is one module
-in this package and one line here; the core looks kinds up here and never names one."""
+"""The registry: every binding type and owned resource kind deployer knows, by its ``type``. A
+new kind is one module in this package and one line here; the core looks kinds up here and
+never names one."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from deployer.kinds import kv_namespace, plain_text, r2_bucket, secret_text
 from deployer.kinds.binding import BindingKind
+from deployer.kinds.resource import ResourceKind
 
 BINDING_KINDS: Mapping[str, BindingKind] = {
     kind.type: kind
@@ -18,6 +20,23 @@ BINDING_KINDS: Mapping[str, BindingKind] = {
 }
 
 
+RESOURCE_KINDS: Mapping[str, ResourceKind] = {
+    kind.type: kind
+    for kind in (
+        kv_namespace.RESOURCE,
+    )
+}
+
+
 def binding_kind(binding_type: str) -> BindingKind:
     """The kind of a binding type that passed validation (KeyError: a bug or a newer state)."""
     return BINDING_KINDS[binding_type]
+
+
+def resource_kind(resource_type: str) -> ResourceKind:
+    return RESOURCE_KINDS[resource_type]
+
+
+def resource_kind_of_section(section: str) -> ResourceKind | None:
+    """The kind whose manifest section is ``section`` (``kv_namespaces``), if any."""
+    return next((kind for kind in RESOURCE_KINDS.values() if kind.section == section), None)

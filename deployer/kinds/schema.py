@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deployer.kinds.registry import BINDING_KINDS
+from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COPIES = (ROOT / "schemas" / "workers.schema.json", ROOT / "deployer" / "schemas" / "workers.schema.json")
@@ -55,7 +55,29 @@ def generated(schema: dict[str, Any]) -> dict[str, Any]:
     """``schema`` with the kinds' parts replaced by what the registry says now."""
     defs = dict(schema["$defs"])
     defs["binding"] = binding_definition()
-    return {**schema, "$defs": defs}
+    properties = dict(schema["properties"])
+    environment = dict(defs["environment"])
+    env_properties = dict(environment["properties"])
+    for kind in RESOURCE_KINDS.values():
+        defs.update(kind.schema_definitions())
+        reference = {"$ref": f"#/$defs/{kind.section}"}
+        properties = _with(properties, kind.section, {"description": kind.description, **reference})
+        env_properties = _with(env_properties, kind.section,
+                               {"description": kind.override_description(), **reference})
+    defs["environment"] = {**environment, "properties": env_properties}
+    return {**schema, "properties": properties, "$defs": defs}
+
+
+def _with(properties: dict[str, Any], key: str, value: dict[str, Any]) -> dict[str, Any]:
+    """``properties`` with ``key`` set in place, or added just before ``scripts``."""
+    if key in properties:
+        return {**properties, key: value}
+    ordered: dict[str, Any] = {}
+    for name, existing in properties.items():
+        if name == "scripts":
+            ordered[key] = value
+        ordered[name] = existing
+    return ordered
 
 
 def schema_text(schema: dict[str, Any]) -> str:

@@ -21,8 +21,8 @@ from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, plain_value,
 from deployer.manifest.script_files import script_digest, script_file, sha256_file
 from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
-from deployer.kinds.registry import binding_kind
-from deployer.models import Binding, KvNamespace, Manifest, Module, Script, ScriptFormat
+from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
+from deployer.models import Binding, Manifest, Module, Resource, Script, ScriptFormat
 from deployer.apply.upload import content_digest, entry_part, module_type
 from deployer.manifest.validate import (
     BindingDraft,
@@ -30,7 +30,7 @@ from deployer.manifest.validate import (
     JsonPath,
     ManifestDraft,
     ModuleDraft,
-    NamespaceDraft,
+    ResourceDraft,
     ScriptDraft,
 )
 
@@ -74,7 +74,7 @@ def _load(path: Path, environ: Mapping[str, str], environment: str | None) -> Ma
         path=path,
         account_id=_value(draft.account_id),
         zone_id=_value(draft.zone_id),
-        kv_namespaces=tuple(KvNamespace(_text(n.key), _text(n.title)) for n in draft.kv_namespaces),
+        resources=tuple(Resource(r.type, _text(r.key), _text(r.name)) for r in draft.resources),
         scripts=tuple(_script(s, files[s.name.raw], suffix) for s in draft.scripts),
         environment=environment,
     )
@@ -85,7 +85,7 @@ class ManifestSummary:
     """What ``check_manifest`` looked at: counts of the base manifest and the environments."""
 
     scripts: int
-    kv_namespaces: int
+    resources: Mapping[str, int]  # owned resources by kind
     environments: tuple[str, ...]
     zone_mode: bool
 
@@ -104,7 +104,8 @@ def check_manifest(
     base = drafts[0]
     checked = names if environment is None else ((environment,) if environment in names else ())
     zone_mode = any(d.zone_id is not None and d.account_id is None for d in drafts)
-    return ManifestSummary(len(base.scripts), len(base.kv_namespaces), tuple(checked), zone_mode)
+    resources = {kind: sum(r.type == kind for r in base.resources) for kind in RESOURCE_KINDS}
+    return ManifestSummary(len(base.scripts), resources, tuple(checked), zone_mode)
 
 
 class _Document:
@@ -207,13 +208,17 @@ def _draft(overlay: Overlay, filled: Mapping[int, str | None]) -> ManifestDraft:
         entry = top.get(name)
         return _field(entry[1], (name,), filled, render) if entry else None
 
-    namespaces: list[NamespaceDraft] = []
-    kv_entry = top.get("kv_namespaces")
-    for key, (key_node, value) in _entries(kv_entry[1] if kv_entry else None).items():
-        path = ("kv_namespaces", key)
-        title = _entries(value).get("title")
-        title_field = _field(title[1], (*path, "title"), filled, render) if title else None
-        namespaces.append(NamespaceDraft(_field(key_node, path, filled, render, key=True), title_field))
+    resources: list[ResourceDraft] = []
+    sections_at: dict[str, tuple[int, int]] = {}
+    for kind in RESOURCE_KINDS.values():
+        entry = top.get(kind.section)
+        if entry is not None:
+            sections_at[kind.section] = mark(entry[0])
+        for key, (key_node, value) in _entries(entry[1] if entry else None).items():
+            path = (kind.section, key)
+            name = _entries(value).get(kind.name_key)
+            name_field = _field(name[1], (*path, kind.name_key), filled, render) if name else None
+            resources.append(ResourceDraft(kind.type, _field(key_node, path, filled, render, key=True), name_field))
 
     scripts_entry = top.get("scripts")
     scripts = [
@@ -226,8 +231,8 @@ def _draft(overlay: Overlay, filled: Mapping[int, str | None]) -> ManifestDraft:
     return ManifestDraft(
         account_id=top_field("account_id"),
         zone_id=top_field("zone_id"),
-        kv_namespaces_at=mark(kv_entry[0]) if kv_entry else None,
-        kv_namespaces=tuple(namespaces),
+        sections_at=sections_at,
+        resources=tuple(resources),
         scripts_at=mark(scripts_entry[0]) if scripts_entry and scripts_given else None,
         scripts=tuple(scripts),
         name_suffix=_field(suffix, (environments.NAME_SUFFIX,), filled,

@@ -23,7 +23,7 @@ from jsonschema.exceptions import ValidationError
 
 from deployer.errors import Diagnostic
 from deployer.kinds.binding import Reference
-from deployer.kinds.registry import BINDING_KINDS
+from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
 from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are part of validation's interface)
     COMPATIBILITY_DATE,
     HEX_ID,
@@ -292,9 +292,12 @@ class ScriptDraft:
 
 
 @dataclass(frozen=True, slots=True)
-class NamespaceDraft:
+class ResourceDraft:
+    """An owned resource as written: its kind, key and name (``title`` for a KV namespace)."""
+
+    type: str
     key: Field
-    title: Field | None
+    name: Field | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,8 +307,8 @@ class ManifestDraft:
 
     account_id: Field | None = None
     zone_id: Field | None = None
-    kv_namespaces_at: tuple[int, int] | None = None
-    kv_namespaces: tuple[NamespaceDraft, ...] = ()
+    sections_at: Mapping[str, tuple[int, int]] = field(default_factory=dict)  # resource section -> its key
+    resources: tuple[ResourceDraft, ...] = ()
     scripts_at: tuple[int, int] | None = None
     scripts: tuple[ScriptDraft, ...] = ()
     name_suffix: Field | None = None
@@ -329,18 +332,23 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
     recheck(draft.name_suffix, NAME_SUFFIX)
     suffix = draft.name_suffix.value if draft.name_suffix is not None else None
 
-    namespace_keys: dict[str, Field] = {}
-    titles: dict[str, Field] = {}
-    for namespace in draft.kv_namespaces:
-        recheck(namespace.key, NAMESPACE_KEY)
-        recheck(namespace.title, TITLE)
-        _check_unique(namespace.key, "namespace key", namespace_keys, report)
-        if namespace.title is not None:
-            _check_unique(namespace.title, "title", titles, report)
-    if draft.kv_namespaces and draft.account_id is None and draft.kv_namespaces_at:
-        line, col = draft.kv_namespaces_at
-        message = "namespaces belong to an account: set account_id to declare kv_namespaces"
-        found.append(Diagnostic(file, line, col, "kv_namespaces", message))
+    # The keys references may name, per section; None: a key has an unset variable, so unknown.
+    sections: dict[str, dict[str, Field] | None] = {}
+    for owned in RESOURCE_KINDS.values():
+        declared = [r for r in draft.resources if r.type == owned.type]
+        keys: dict[str, Field] = {}
+        resource_names: dict[str, Field] = {}
+        for resource in declared:
+            recheck(resource.key, NAMESPACE_KEY)
+            recheck(resource.name, owned.name_rule)
+            _check_unique(resource.key, f"{owned.plural[:-1]} key", keys, report)
+            if resource.name is not None:
+                _check_unique(resource.name, owned.name_key, resource_names, report)
+        sections[owned.section] = None if any(r.key.value is None for r in declared) else keys
+        at = draft.sections_at.get(owned.section)
+        if declared and draft.account_id is None and at is not None:
+            message = f"{owned.plural} belong to an account: set account_id to declare {owned.section}"
+            found.append(Diagnostic(file, *at, owned.section, message))
     zone_mode = draft.zone_id is not None and draft.account_id is None
     if zone_mode and len(draft.scripts) != 1 and draft.scripts_at:
         line, col = draft.scripts_at
@@ -351,9 +359,6 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
         ))
 
     names: dict[str, Field] = {}
-    # What references may name, per section; None: a key has an unset variable, so unknown.
-    unresolved = any(n.key.value is None for n in draft.kv_namespaces)
-    sections: dict[str, dict[str, Field] | None] = {"kv_namespaces": None if unresolved else namespace_keys}
     for script in draft.scripts:
         recheck(script.name, SCRIPT_NAME)
         _check_unique(script.name, "script name", names, report)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from deployer.kinds.registry import binding_kind
-from deployer.models import Action, Change, Manifest, Plan, ResourceType, State
+from deployer.kinds.registry import resource_kind_of_section
+from deployer.models import SCRIPT, Action, Change, Manifest, Plan, State
 from deployer.plan.graph import (
     Edge,
     Graph,
@@ -28,7 +29,7 @@ def graph_of_plan(plan: Plan, manifest: Manifest | None = None) -> Graph:
     """Every change of ``plan`` as a node styled by its action, and the edges between them.
     ``manifest`` (the one planned) supplies references to resources this plan creates, whose ids
     are not known yet; without it those edges are missing. All nodes: see ``around_changes``."""
-    nodes = (Node(node_id(c.type.value, c.name), c.type.value, _label(c), c.action) for c in plan.changes)
+    nodes = (Node(node_id(c.type, c.name), c.type, _label(c), c.action) for c in plan.changes)
     return make_graph(nodes, _dependencies(plan, manifest))
 
 
@@ -42,19 +43,20 @@ def graph_of_manifest(manifest: Manifest) -> Graph:
 
 
 def _label(change: Change) -> str:
-    return f"{change.name} ({change.title})" if change.title and change.title != change.name else change.name
+    name = change.resource_name
+    return f"{change.name} ({name})" if name and name != change.name else change.name
 
 
 def _dependencies(plan: Plan, manifest: Manifest | None) -> Iterator[Edge]:
     """A resource binds each script whose binding names it: by the manifest key of a reference
     (``namespace: cache``), or by an id (a literal, one the plan resolved, or the one a deleted
     script's state recorded) equal to a resource's id in the plan."""
-    by_id = {c.namespace_id: c for c in plan.changes if c.type is not ResourceType.SCRIPT and c.namespace_id}
-    by_key = {(c.type.value, c.name): c for c in plan.changes if c.type is not ResourceType.SCRIPT}
+    by_id = {c.resource_id: c for c in plan.changes if c.type != SCRIPT and c.resource_id}
+    by_key = {(c.type, c.name): c for c in plan.changes if c.type != SCRIPT}
 
     def binds(resource: Change | None, script: str) -> Iterator[Edge]:
         if resource is not None:
-            yield Edge(node_id(resource.type.value, resource.name), node_id(ResourceType.SCRIPT.value, script),
+            yield Edge(node_id(resource.type, resource.name), node_id(SCRIPT, script),
                        Relation.BINDS)
 
     for script in manifest.scripts if manifest is not None else ():
@@ -62,9 +64,11 @@ def _dependencies(plan: Plan, manifest: Manifest | None) -> Iterator[Edge]:
             reference = binding_kind(binding.type).reference
             key = binding.get(reference.key) if reference is not None else None
             if reference is not None and key is not None:
-                yield from binds(by_key.get((reference.section.removesuffix("s"), str(key))), script.name)
+                kind = resource_kind_of_section(reference.section)
+                if kind is not None:
+                    yield from binds(by_key.get((kind.type, str(key))), script.name)
     for change in plan.changes:
-        if change.type is ResourceType.SCRIPT:
+        if change.type == SCRIPT:
             # A deleted script no longer binds anything; draw what it used until now.
             used = change.previous_bindings if change.action is Action.DELETE else change.bindings
             for deployed in used:

@@ -5,22 +5,23 @@ the salted fingerprints in the state (``fingerprint.secret_matches``), never sto
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from deployer.errors import StateError
 from deployer.fingerprint import secret_matches
-from deployer.kinds.registry import binding_kind
+from deployer.kinds.binding import Resolve
+from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
 from deployer.models import (
+    SCRIPT,
     Action,
     Binding,
     Change,
     DeployedBinding,
     Manifest,
-    NamespaceState,
     Plan,
     Reason,
-    ResourceType,
+    ResourceState,
     Script,
     ScriptState,
     State,
@@ -38,33 +39,39 @@ class RemoteScript:
 
 @dataclass(frozen=True, slots=True)
 class RemoteSnapshot:
-    """What ``--refresh`` read from Cloudflare: every script and every namespace id."""
+    """What ``--refresh`` read from Cloudflare: every script, and the ids of every owned
+    resource kind it listed (by kind; a kind not listed is taken as unchanged)."""
 
     scripts: Mapping[str, RemoteScript]
-    namespace_ids: frozenset[str]
+    resource_ids: Mapping[str, frozenset[str]]
+
+    def resource_gone(self, recorded: ResourceState) -> bool:
+        ids = self.resource_ids.get(recorded.type)
+        return ids is not None and recorded.id not in ids
 
 
 def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = None) -> Plan:
-    """Plan every namespace (by key) and every script (by name) in manifest and state.
+    """Plan every owned resource (by kind and key) and every script (by name) in manifest and
+    state.
 
-    Changes are ordered namespaces first, then scripts, each sorted by name, so the same
+    Changes are ordered resources first (by kind, then key), then scripts by name, so the same
     inputs always give the same plan. No-ops are included. Raises StateError when the state
     was recorded for another account or zone.
     """
     check_same_target(manifest, state)
-    namespace_changes = _plan_namespaces(manifest, state, remote)
-    known_ids = {
-        change.name: change.namespace_id
-        for change in namespace_changes
-        if change.action is not Action.CREATE and change.namespace_id
-    }
+    resource_changes = _plan_resources(manifest, state, remote)
+    resolve = resolver(
+        ResourceState(c.type, c.name, c.resource_name or "", c.resource_id or "")
+        for c in resource_changes
+        if c.action is not Action.CREATE and c.resource_id
+    )
     wanted = {script.name: script for script in manifest.scripts}
     names = sorted(wanted.keys() | {s.name for s in state.scripts})
     script_changes = [
-        _plan_script(name, wanted.get(name), state.script(name), known_ids, remote) for name in names
+        _plan_script(name, wanted.get(name), state.script(name), resolve, remote) for name in names
     ]
     return Plan(
-        changes=(*namespace_changes, *script_changes),
+        changes=(*resource_changes, *script_changes),
         lineage=state.lineage,
         serial=state.serial,
         environment=manifest.environment,
@@ -73,7 +80,7 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
 
 def check_same_target(manifest: Manifest, state: State) -> None:
     """Raise StateError when ``state`` was recorded for another account or zone."""
-    if not (state.scripts or state.kv_namespaces):
+    if not (state.scripts or state.resources):
         return
     recorded = (state.account_id, state.zone_id)
     if recorded != (manifest.account_id, manifest.zone_id):
@@ -89,62 +96,71 @@ def _target(account_id: str | None, zone_id: str | None) -> str:
     return " and ".join(parts) or "no account_id or zone_id"
 
 
-def _plan_namespaces(manifest: Manifest, state: State, remote: RemoteSnapshot | None) -> list[Change]:
+def resolver(resources: Iterable[ResourceState]) -> Resolve:
+    """What a binding's reference to ``section.key`` sends: the resource's id (or its name, for
+    kinds addressed by name), or None while it is known only after apply."""
+    sent: dict[tuple[str, str], str] = {}
+    for resource in resources:
+        kind = RESOURCE_KINDS[resource.type]
+        sent[kind.section, resource.key] = resource.name if kind.reference == "name" else resource.id
+
+    def resolve(section: str, key: str) -> str | None:
+        return sent.get((section, key))
+
+    return resolve
+
+
+def _plan_resources(manifest: Manifest, state: State, remote: RemoteSnapshot | None) -> list[Change]:
     changes = []
-    declared = {ns.key for ns in manifest.kv_namespaces}
-    for ns in manifest.kv_namespaces:
-        recorded = state.namespace(ns.key)
-        if recorded is None or (remote is not None and recorded.id not in remote.namespace_ids):
-            # Missing remotely too: create (or adopt by title) again.
+    declared = {(r.type, r.key) for r in manifest.resources}
+    for resource in manifest.resources:
+        kind = RESOURCE_KINDS[resource.type]
+        recorded = state.resource(resource.type, resource.key)
+        if recorded is None or (remote is not None and remote.resource_gone(recorded)):
+            # Missing remotely too: create (or adopt by name) again.
             reasons = (Reason.DRIFT,) if recorded is not None else ()
-            changes.append(_namespace_change(ns.key, Action.CREATE, ns.title, None, reasons))
-        elif recorded.title != ns.title:
-            changes.append(_namespace_change(ns.key, Action.UPDATE, ns.title, recorded.id, ()))
+            changes.append(_resource_change(resource.type, resource.key, Action.CREATE, resource.name, None, reasons))
+        elif recorded.name != resource.name and kind.renamable:
+            changes.append(_resource_change(resource.type, resource.key, Action.UPDATE, resource.name, recorded.id))
+        elif recorded.name != resource.name:
+            # Not renamable: another name is another resource (the old one keeps its data).
+            changes.append(_resource_change(resource.type, resource.key, Action.CREATE, resource.name, None))
         else:
-            changes.append(_namespace_change(ns.key, Action.NO_OP, ns.title, recorded.id, ()))
-    for recorded in state.kv_namespaces:
-        if recorded.key not in declared:
-            changes.append(_forget(recorded))
-    return sorted(changes, key=lambda change: change.name)
+            changes.append(_resource_change(resource.type, resource.key, Action.NO_OP, resource.name, recorded.id))
+    for recorded in state.resources:
+        if (recorded.type, recorded.key) not in declared:
+            # Never deleted: the resource's data would go with it.
+            changes.append(_resource_change(recorded.type, recorded.key, Action.FORGET, recorded.name, recorded.id))
+    order = list(RESOURCE_KINDS)
+    return sorted(changes, key=lambda change: (order.index(change.type), change.name))
 
 
-def _namespace_change(
-    key: str, action: Action, title: str, namespace_id: str | None, reasons: tuple[Reason, ...]
+def _resource_change(
+    resource_type: str, key: str, action: Action, name: str, resource_id: str | None,
+    reasons: tuple[Reason, ...] = (),
 ) -> Change:
-    return Change(
-        type=ResourceType.KV_NAMESPACE,
-        name=key,
-        action=action,
-        reasons=reasons,
-        title=title,
-        namespace_id=namespace_id,
-    )
-
-
-def _forget(recorded: NamespaceState) -> Change:
-    # Never deleted: the namespace's data would go with it.
-    return _namespace_change(recorded.key, Action.FORGET, recorded.title, recorded.id, ())
+    return Change(resource_type, key, action, reasons, resource_name=name, resource_id=resource_id)
 
 
 def _plan_script(
     name: str,
     script: Script | None,
     recorded: ScriptState | None,
-    known_ids: Mapping[str, str | None],
+    resolve: Resolve,
     remote: RemoteSnapshot | None,
 ) -> Change:
     if script is None:
         assert recorded is not None
-        return Change(ResourceType.SCRIPT, name, Action.DELETE, previous_bindings=recorded.bindings)
-    bindings = tuple(deployed_binding(b, known_ids) for b in script.bindings)
+        return Change(SCRIPT, name, Action.DELETE, previous_bindings=recorded.bindings)
+    bindings = tuple(deployed_binding(b, resolve) for b in script.bindings)
     if recorded is None:
         # Not in the state but in the account: this upload would replace someone's script.
         overwrites = remote is not None and name in remote.scripts
-        return Change(ResourceType.SCRIPT, name, Action.CREATE, bindings=bindings, overwrites_remote=overwrites)
+        return Change(SCRIPT, name, Action.CREATE, bindings=bindings, overwrites_remote=overwrites)
     if remote is not None and name not in remote.scripts:
         # Deleted outside the deployer: upload it again from scratch.
         return Change(
-            ResourceType.SCRIPT, name, Action.CREATE, (Reason.DRIFT,), bindings, recorded.bindings
+            SCRIPT, name, Action.CREATE, (Reason.DRIFT,), bindings, recorded.bindings
         )
     reasons = _reasons(script, recorded, bindings, remote)
     kept_secrets = {b.name for b in script.bindings if b.secret is not None}
@@ -152,7 +168,7 @@ def _plan_script(
         b.name for b in recorded.bindings if is_secret(b) and b.name not in kept_secrets
     )
     return Change(
-        type=ResourceType.SCRIPT,
+        type=SCRIPT,
         name=name,
         action=Action.UPDATE if reasons else Action.NO_OP,
         reasons=reasons,
@@ -213,7 +229,7 @@ def is_secret(binding: DeployedBinding) -> bool:
     return binding_kind(binding.type).secret is not None
 
 
-def deployed_binding(binding: Binding, known_ids: Mapping[str, str | None]) -> DeployedBinding:
+def deployed_binding(binding: Binding, resolve: Resolve) -> DeployedBinding:
     """The binding as it will be recorded: no secret value; a reference resolved to what it
     sends when the resource already exists (None: known after apply)."""
-    return binding_kind(binding.type).deployed(binding, lambda section, key: known_ids.get(key))
+    return binding_kind(binding.type).deployed(binding, resolve)

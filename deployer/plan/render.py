@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from deployer.kinds.registry import binding_kind
-from deployer.models import Action, Change, DeployedBinding, Manifest, Plan, Reason, ResourceType
+from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
+from deployer.models import SCRIPT, Action, Change, DeployedBinding, Manifest, Plan, Reason
 from deployer.plan.diagram import markdown_section
 
 FORMAT_VERSION = 1
@@ -39,16 +39,17 @@ def plan_document(plan: Plan) -> dict[str, object]:
 
 
 def _change_document(change: Change) -> dict[str, object]:
-    doc: dict[str, object] = {"type": change.type.value, "name": change.name, "action": change.action.value}
-    if change.type is ResourceType.SCRIPT:
+    doc: dict[str, object] = {"type": change.type, "name": change.name, "action": change.action.value}
+    kind = RESOURCE_KINDS.get(change.type)
+    if kind is None:
         doc["reasons"] = [reason.value for reason in change.reasons]
         if change.overwrites_remote:
             doc["overwrites_remote"] = True
         if change.removed_secrets:
             doc["removed_secrets"] = list(change.removed_secrets)
     else:
-        doc["title"] = change.title
-        doc["namespace_id"] = change.namespace_id
+        doc[kind.name_key] = change.resource_name
+        doc[kind.plan_id_key] = change.resource_id
         if change.reasons:
             doc["reasons"] = [reason.value for reason in change.reasons]
     return doc
@@ -89,7 +90,7 @@ def render_markdown(plan: Plan, manifest: Manifest | None = None) -> str:
         for change in shown:
             details = "<br>".join(_escape_cell(d) for d in (_reason_text(change), *_details(change)) if d)
             lines.append(
-                f"| {_SYMBOLS[change.action]} {change.action.value} | {change.type.value} "
+                f"| {_SYMBOLS[change.action]} {change.action.value} | {change.type} "
                 f"| `{_escape_cell(change.name)}` | {details} |"
             )
     else:
@@ -111,19 +112,14 @@ def _summary_line(plan: Plan) -> str:
 
 
 def _headline(change: Change) -> str:
-    head = f"{change.type.value} {change.name}"
-    if change.type is ResourceType.KV_NAMESPACE:
-        match change.action:
-            case Action.CREATE:
-                head += f' (title "{change.title}", created or adopted by title; id known after apply)'
-            case Action.UPDATE:
-                head += f' (rename to "{change.title}")'
-            case Action.FORGET:
-                head += f" (id {change.namespace_id}: dropped from the state, kept in Cloudflare with its data)"
+    head = f"{change.type} {change.name}"
+    kind = RESOURCE_KINDS.get(change.type)
+    if kind is not None:
+        head += kind.headline(change.action.value, change.resource_name, change.resource_id)
     reasons = _reason_text(change)
     if change.overwrites_remote:
         head += " (OVERWRITES a script of that name that exists in Cloudflare but not in the state)"
-    return f"{head} ({reasons})" if reasons and change.type is ResourceType.SCRIPT else head
+    return f"{head} ({reasons})" if reasons and kind is None else head
 
 
 def render_warnings(plan: Plan) -> list[str]:
@@ -136,9 +132,10 @@ def render_warnings(plan: Plan) -> list[str]:
                 f"script {change.name} exists in Cloudflare but not in the state: apply would overwrite it. "
                 f"Adopt it with 'deployer import {change.name}', or pass --allow-overwrite to apply"
             )
-        elif gone and change.type is ResourceType.KV_NAMESPACE:
-            warnings.append(f"kv_namespace {change.name} (title {change.title!r}) was deleted outside deployer; "
-                            "it will be created again, empty")
+        elif gone and change.type in RESOURCE_KINDS:
+            name_key = RESOURCE_KINDS[change.type].name_key
+            warnings.append(f"{change.type} {change.name} ({name_key} {change.resource_name!r}) was deleted outside "
+                            "deployer; it will be created again, empty")
         elif gone:
             warnings.append(f"script {change.name} was deleted outside deployer; it will be uploaded again")
         elif Reason.DRIFT in change.reasons:
@@ -152,7 +149,7 @@ def _reason_text(change: Change) -> str:
 
 
 def _details(change: Change) -> Iterator[str]:
-    if change.type is not ResourceType.SCRIPT or change.action is Action.DELETE:
+    if change.type != SCRIPT or change.action is Action.DELETE:
         return
     before = {b.name: b for b in change.previous_bindings}
     after = {b.name: b for b in change.bindings}

@@ -8,11 +8,12 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import Protocol, TYPE_CHECKING, Unpack, cast
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 from deployer.errors import DeployerError, StateError
-from deployer.models import NamespaceState, ScriptState, State
+from deployer.state.document import Changes
+from deployer.models import ScriptState, State
 
 if TYPE_CHECKING:
     from deployer.state.postgres import PgStateStore
@@ -41,16 +42,7 @@ class StateBackend(Protocol):
     ) -> AbstractContextManager[None]:
         """Hold the state's lock for one session (LockHeldError naming the holder), then load."""
 
-    def record(
-        self,
-        *,
-        scripts: Iterable[ScriptState] = (),
-        removed_scripts: Iterable[str] = (),
-        namespaces: Iterable[NamespaceState] = (),
-        forgotten_namespaces: Iterable[str] = (),
-        account_id: str | None = None,
-        zone_id: str | None = None,
-    ) -> State:
+    def record(self, **changes: Unpack[Changes]) -> State:
         """Durably save what one successful request changed; serial + 1. Needs the lock."""
 
     def commit(self) -> State:

@@ -3,14 +3,14 @@ the in-memory working copy that both state backends fold records into. No I/O he
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 from deployer.errors import StateError
 from deployer.state.fields import Invalid, array, count, join, object_fields, optional_string, string
-from deployer.kinds.registry import BINDING_KINDS
-from deployer.models import DeployedBinding, NamespaceState, ScriptState, State
+from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
+from deployer.models import DeployedBinding, ResourceState, ScriptState, State
 
 STATE_FORMAT_VERSION = 1
 
@@ -26,9 +26,20 @@ def state_to_json(state: State) -> dict[str, Any]:
         "serial": state.serial,
         "account_id": state.account_id,
         "zone_id": state.zone_id,
-        "kv_namespaces": {ns.key: {"title": ns.title, "id": ns.id} for ns in state.kv_namespaces},
+        **_resource_sections(state.resources, everywhere=True),
         "scripts": {script.name: script_to_json(script) for script in state.scripts},
     }
+
+
+def _resource_sections(resources: Iterable[ResourceState], *, everywhere: bool) -> dict[str, Any]:
+    """Owned resources by section (``kv_namespaces: {key: {title, id}}``); an empty section is
+    left out unless ``everywhere`` and its kind was always written (files stay as they were)."""
+    sections: dict[str, Any] = {}
+    for kind in RESOURCE_KINDS.values():
+        section = {r.key: kind.to_state(r.name, r.id) for r in resources if r.type == kind.type}
+        if section or (everywhere and kind.always_in_state):
+            sections[kind.section] = section
+    return sections
 
 
 def state_from_json(doc: object, source: str) -> State:
@@ -65,8 +76,9 @@ def check_format_version(doc: object, source: str, kind: str) -> None:
 
 
 def parse_state(doc: object) -> State:
-    fields = object_fields(doc, "", ("format_version", "lineage", "serial", "account_id", "zone_id",
-                               "kv_namespaces", "scripts"))
+    fields = object_fields(doc, "", ("format_version", "lineage", "serial", "account_id", "zone_id", "scripts",
+                                     *_resource_section_names(True)),
+                           optional=_resource_section_names(False))
     _version(fields["format_version"], "format_version")
     return State(
         lineage=string(fields["lineage"], "lineage", empty=True),
@@ -74,7 +86,7 @@ def parse_state(doc: object) -> State:
         account_id=optional_string(fields["account_id"], "account_id"),
         zone_id=optional_string(fields["zone_id"], "zone_id"),
         scripts=_parse_scripts(fields["scripts"], "scripts"),
-        kv_namespaces=_parse_namespaces(fields["kv_namespaces"], "kv_namespaces"),
+        resources=_parse_resources(fields, ""),
     )
 
 
@@ -112,15 +124,20 @@ def _parse_binding(doc: object, where: str) -> DeployedBinding:
     return kind.from_state(object_fields(doc, where), where)
 
 
-def _parse_namespaces(doc: object, where: str) -> tuple[NamespaceState, ...]:
-    namespaces = object_fields(doc, where)
+def _parse_resources(doc: Mapping[str, Any], where: str) -> tuple[ResourceState, ...]:
     parsed = []
-    for key in sorted(namespaces):
-        at = join(where, key)
-        fields = object_fields(namespaces[key], at, ("title", "id"))
-        parsed.append(NamespaceState(key, string(fields["title"], join(at, "title")),
-                                     string(fields["id"], join(at, "id"))))
-    return tuple(parsed)
+    for kind in RESOURCE_KINDS.values():
+        at = join(where, kind.section)
+        section = object_fields(doc.get(kind.section, {}), at)
+        for key in sorted(section):
+            fields = object_fields(section[key], join(at, key), (kind.name_key, "id"))
+            parsed.append(ResourceState(kind.type, key, string(fields[kind.name_key], join(at, f"{key}.{kind.name_key}")),
+                                        string(fields["id"], join(at, f"{key}.id"))))
+    return tuple(sorted(parsed, key=lambda r: (r.type, r.key)))
+
+
+def _resource_section_names(required: bool) -> tuple[str, ...]:
+    return tuple(kind.section for kind in RESOURCE_KINDS.values() if kind.always_in_state is required)
 
 
 def _version(value: object, where: str) -> None:
@@ -149,16 +166,17 @@ class Record:
     serial: int
     scripts: tuple[ScriptState, ...]
     removed_scripts: tuple[str, ...]
-    namespaces: tuple[NamespaceState, ...]
-    forgotten_namespaces: tuple[str, ...]
+    resources: tuple[ResourceState, ...]
+    forgotten: tuple[tuple[str, str], ...]  # (type, key) of owned resources dropped from the state
     account_id: str | None
     zone_id: str | None
 
 
 def parse_record(doc: object, where: str) -> Record:
+    forgotten_keys = {kind.journal_forgotten_key: kind.type for kind in RESOURCE_KINDS.values()}
     fields = object_fields(doc, where, ("format_version", "lineage", "base_serial", "serial"),
-                     optional=("scripts", "removed_scripts", "kv_namespaces", "forgotten_namespaces",
-                               "account_id", "zone_id"))
+                           optional=("scripts", "removed_scripts", "account_id", "zone_id", *forgotten_keys,
+                                     *_resource_section_names(True), *_resource_section_names(False)))
     _version(fields["format_version"], join(where, "format_version"))
     return Record(
         lineage=string(fields["lineage"], join(where, "lineage")),
@@ -166,9 +184,9 @@ def parse_record(doc: object, where: str) -> Record:
         serial=count(fields["serial"], join(where, "serial")),
         scripts=_parse_scripts(fields.get("scripts", {}), join(where, "scripts")),
         removed_scripts=_names(fields.get("removed_scripts", []), join(where, "removed_scripts")),
-        namespaces=_parse_namespaces(fields.get("kv_namespaces", {}), join(where, "kv_namespaces")),
-        forgotten_namespaces=_names(fields.get("forgotten_namespaces", []),
-                                    join(where, "forgotten_namespaces")),
+        resources=_parse_resources(fields, where),
+        forgotten=tuple((kind, key) for field, kind in forgotten_keys.items()
+                        for key in _names(fields.get(field, []), join(where, field))),
         account_id=optional_string(fields.get("account_id"), join(where, "account_id")),
         zone_id=optional_string(fields.get("zone_id"), join(where, "zone_id")),
     )
@@ -182,22 +200,23 @@ def _names(value: object, where: str) -> tuple[str, ...]:
 
 
 _Item = TypeVar("_Item")
+_Key = TypeVar("_Key", str, tuple[str, str])
 
 
-class _ByName(Generic[_Item]):
+class _ByName(Generic[_Key, _Item]):
     """Items by name, kept in name order as they change, so that a record costs O(log N) plus a
     memmove and a snapshot one C-level pass, never a re-sort of thousands of scripts."""
 
-    def __init__(self, items: Iterable[tuple[str, _Item]]) -> None:
-        self._items = dict(items)
-        self._names = sorted(self._items)
+    def __init__(self, items: Iterable[tuple[_Key, _Item]]) -> None:
+        self._items: dict[_Key, _Item] = dict(items)
+        self._names: list[_Key] = sorted(self._items)
 
-    def put(self, name: str, item: _Item) -> None:
+    def put(self, name: _Key, item: _Item) -> None:
         if name not in self._items:
             bisect.insort(self._names, name)
         self._items[name] = item
 
-    def drop(self, name: str) -> None:
+    def drop(self, name: _Key) -> None:
         if self._items.pop(name, None) is not None:
             del self._names[bisect.bisect_left(self._names, name)]
 
@@ -206,33 +225,39 @@ class _ByName(Generic[_Item]):
 
 
 
-def make_record(
-    *,
-    lineage: str,
-    base_serial: int,
-    serial: int,
-    scripts: tuple[ScriptState, ...] = (),
-    removed_scripts: tuple[str, ...] = (),
-    namespaces: tuple[NamespaceState, ...] = (),
-    forgotten_namespaces: tuple[str, ...] = (),
-    account_id: str | None = None,
-    zone_id: str | None = None,
-) -> tuple[dict[str, Any], Record]:
+class Changes(TypedDict, total=False):
+    """What one ``record()`` call saves (every state backend takes these keywords)."""
+
+    scripts: Iterable[ScriptState]
+    removed_scripts: Iterable[str]
+    resources: Iterable[ResourceState]
+    forgotten: Iterable[tuple[str, str]]  # (type, key) of owned resources dropped from the state
+    account_id: str | None  # None: unchanged
+    zone_id: str | None
+
+
+def make_record(*, lineage: str, base_serial: int, serial: int, **changes: Unpack[Changes]
+                ) -> tuple[dict[str, Any], Record]:
     """One record as its JSON document and parsed back exactly as a later load would read it,
     so memory and storage agree. ValueError for a record that cannot be stored (a bug)."""
-    both = {s.name for s in scripts} & set(removed_scripts)
-    both |= {ns.key for ns in namespaces} & set(forgotten_namespaces)
+    scripts = tuple(changes.get("scripts", ()))
+    removed_scripts = tuple(changes.get("removed_scripts", ()))
+    resources = tuple(changes.get("resources", ()))
+    forgotten = tuple(changes.get("forgotten", ()))
+    both = sorted({s.name for s in scripts} & set(removed_scripts))
+    both += sorted(f"{type_} {key}" for type_, key in {(r.type, r.key) for r in resources} & set(forgotten))
     if both:
-        raise ValueError(f"cannot record {sorted(both)} as both changed and removed")
+        raise ValueError(f"cannot record {both} as both changed and removed")
     doc: dict[str, Any] = {"format_version": STATE_FORMAT_VERSION, "lineage": lineage,
                            "base_serial": base_serial, "serial": serial}
     optional: dict[str, Any] = {
         "scripts": {script.name: script_to_json(script) for script in scripts},
         "removed_scripts": list(removed_scripts),
-        "kv_namespaces": {ns.key: {"title": ns.title, "id": ns.id} for ns in namespaces},
-        "forgotten_namespaces": list(forgotten_namespaces),
-        "account_id": account_id,
-        "zone_id": zone_id,
+        **_resource_sections(resources, everywhere=False),
+        **{kind.journal_forgotten_key: [key for type_, key in forgotten if type_ == kind.type]
+           for kind in RESOURCE_KINDS.values()},
+        "account_id": changes.get("account_id"),
+        "zone_id": changes.get("zone_id"),
     }
     doc.update((key, value) for key, value in optional.items() if value)
     try:
@@ -266,7 +291,7 @@ class WorkingState:
         self._lineage, self._serial = state.lineage, state.serial
         self._account_id, self._zone_id = state.account_id, state.zone_id
         self._scripts = _ByName((script.name, script) for script in state.scripts)
-        self._namespaces = _ByName((ns.key, ns) for ns in state.kv_namespaces)
+        self._resources = _ByName(((r.type, r.key), r) for r in state.resources)
         self._cached = state
 
     def apply(self, record: Record) -> None:
@@ -274,10 +299,10 @@ class WorkingState:
             self._scripts.put(script.name, script)
         for name in record.removed_scripts:
             self._scripts.drop(name)
-        for ns in record.namespaces:
-            self._namespaces.put(ns.key, ns)
-        for key in record.forgotten_namespaces:
-            self._namespaces.drop(key)
+        for resource in record.resources:
+            self._resources.put((resource.type, resource.key), resource)
+        for type_key in record.forgotten:
+            self._resources.drop(type_key)
         if record.account_id is not None:
             self._account_id = record.account_id
         if record.zone_id is not None:
@@ -294,6 +319,6 @@ class WorkingState:
                 account_id=self._account_id,
                 zone_id=self._zone_id,
                 scripts=self._scripts.values(),
-                kv_namespaces=self._namespaces.values(),
+                resources=self._resources.values(),
             )
         return self._cached

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 from psycopg import sql
@@ -33,9 +33,10 @@ from psycopg.types.json import Jsonb
 from deployer.state.backend import PgTarget
 from deployer.errors import LockHeldError, StateError
 from deployer.state.lock import LOCK_POLL_SECONDS, current_holder, current_user, held_message, warn_on_stderr
-from deployer.models import NamespaceState, ScriptState, State
+from deployer.models import ScriptState, State
 from deployer.state.fields import Invalid
 from deployer.state.document import (
+    Changes,
     WorkingState,
     make_record,
     parse_record,
@@ -310,16 +311,7 @@ class PgStateStore:
 
     # -- writing --
 
-    def record(
-        self,
-        *,
-        scripts: Iterable[ScriptState] = (),
-        removed_scripts: Iterable[str] = (),
-        namespaces: Iterable[NamespaceState] = (),
-        forgotten_namespaces: Iterable[str] = (),
-        account_id: str | None = None,
-        zone_id: str | None = None,
-    ) -> State:
+    def record(self, **changes: Unpack[Changes]) -> State:
         """Save what one successful request changed: one transaction that moves the head from
         the serial we saw to the next one and inserts one journal row. Needs the lock."""
         with self._mutex:
@@ -328,8 +320,7 @@ class PgStateStore:
             serial = self._work.serial + 1
             doc, parsed = make_record(
                 lineage=lineage, base_serial=self._base_serial, serial=serial,
-                scripts=tuple(scripts), removed_scripts=tuple(removed_scripts), namespaces=tuple(namespaces),
-                forgotten_namespaces=tuple(forgotten_namespaces), account_id=account_id, zone_id=zone_id,
+                **changes,
             )
             with self._cas(conn, "save a record"):
                 self._move_head(conn, lineage, serial, self._base_serial)

@@ -17,13 +17,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from deployer.errors import StateError
 from deployer.state.lock import FileLock, shown_path, warn_on_stderr
-from deployer.models import NamespaceState, ScriptState, State
+from deployer.models import ScriptState, State
 from deployer.state.fields import Invalid
 from deployer.state.document import (
+    Changes,
     STATE_FORMAT_VERSION,
     Record,
     WorkingState,
@@ -216,16 +217,7 @@ class StateStore:
 
     # -- writing --
 
-    def record(
-        self,
-        *,
-        scripts: Iterable[ScriptState] = (),
-        removed_scripts: Iterable[str] = (),
-        namespaces: Iterable[NamespaceState] = (),
-        forgotten_namespaces: Iterable[str] = (),
-        account_id: str | None = None,
-        zone_id: str | None = None,
-    ) -> State:
+    def record(self, **changes: Unpack[Changes]) -> State:
         """Record what one successful request changed; durable (fsync'd) before it returns.
 
         One call is one journal line and bumps the serial by one. ``account_id``/``zone_id``
@@ -240,8 +232,7 @@ class StateStore:
             base = self._journal_base if self._journal_base is not None else self._work.serial
             doc, parsed = make_record(
                 lineage=lineage, base_serial=base, serial=self._work.serial + 1,
-                scripts=tuple(scripts), removed_scripts=tuple(removed_scripts), namespaces=tuple(namespaces),
-                forgotten_namespaces=tuple(forgotten_namespaces), account_id=account_id, zone_id=zone_id,
+                **changes,
             )
             line = json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
             self._append_to_journal(line.encode("utf-8"))
