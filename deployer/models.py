@@ -114,6 +114,7 @@ class Manifest:
     kv_namespaces: tuple[KvNamespace, ...] = ()
     scripts: tuple[Script, ...] = ()
     environment: str | None = None
+    project: str | None = None  # the top-level ``project:`` key: ownership tag and state identity
 
 
 # --- the recorded state -------------------------------------------------------------------
@@ -159,7 +160,9 @@ class NamespaceState:
 @dataclass(frozen=True, slots=True)
 class State:
     """Everything deployed through one state file. ``lineage`` names the state's history
-    (empty until first saved); ``serial`` grows with every save."""
+    (empty until first saved); ``serial`` grows with every save. ``project`` is the identity of
+    the project that wrote it (``deployer.state.project``); None in states written before
+    deployer recorded it."""
 
     lineage: str = ""
     serial: int = 0
@@ -167,6 +170,7 @@ class State:
     zone_id: str | None = None
     scripts: tuple[ScriptState, ...] = ()
     kv_namespaces: tuple[NamespaceState, ...] = ()
+    project: str | None = None
     # Built on the first script() call: a plan looks up every script, and a scan per lookup
     # made planning 5,000 scripts quadratic (benchmarks/README.md, growth).
     _by_name: dict[str, ScriptState] | None = field(default=None, init=False, repr=False, compare=False)

@@ -17,8 +17,9 @@ STATE_FORMAT_VERSION = 1
 
 
 def state_to_json(state: State) -> dict[str, Any]:
-    """The state file's document. A secret_text binding is written without any text."""
-    return {
+    """The state file's document. A secret_text binding is written without any text; ``project``
+    only once known, so a state without it is written exactly as before."""
+    doc = {
         "format_version": STATE_FORMAT_VERSION,
         "lineage": state.lineage,
         "serial": state.serial,
@@ -27,6 +28,9 @@ def state_to_json(state: State) -> dict[str, Any]:
         "kv_namespaces": {ns.key: {"title": ns.title, "id": ns.id} for ns in state.kv_namespaces},
         "scripts": {script.name: script_to_json(script) for script in state.scripts},
     }
+    if state.project is not None:
+        doc["project"] = state.project
+    return doc
 
 
 def state_from_json(doc: object, source: str) -> State:
@@ -78,7 +82,7 @@ def check_format_version(doc: object, source: str, kind: str) -> None:
 
 def parse_state(doc: object) -> State:
     fields = _object(doc, "", ("format_version", "lineage", "serial", "account_id", "zone_id",
-                               "kv_namespaces", "scripts"))
+                               "kv_namespaces", "scripts"), optional=("project",))
     _version(fields["format_version"], "format_version")
     return State(
         lineage=_string(fields["lineage"], "lineage", empty=True),
@@ -87,6 +91,7 @@ def parse_state(doc: object) -> State:
         zone_id=_optional_string(fields["zone_id"], "zone_id"),
         scripts=_parse_scripts(fields["scripts"], "scripts"),
         kv_namespaces=_parse_namespaces(fields["kv_namespaces"], "kv_namespaces"),
+        project=_optional_string(fields.get("project"), "project"),
     )
 
 
@@ -239,12 +244,13 @@ class Record:
     forgotten_namespaces: tuple[str, ...]
     account_id: str | None
     zone_id: str | None
+    project: str | None = None
 
 
 def parse_record(doc: object, where: str) -> Record:
     fields = _object(doc, where, ("format_version", "lineage", "base_serial", "serial"),
                      optional=("scripts", "removed_scripts", "kv_namespaces", "forgotten_namespaces",
-                               "account_id", "zone_id"))
+                               "account_id", "zone_id", "project"))
     _version(fields["format_version"], _join(where, "format_version"))
     return Record(
         lineage=_string(fields["lineage"], _join(where, "lineage")),
@@ -257,6 +263,7 @@ def parse_record(doc: object, where: str) -> Record:
                                     _join(where, "forgotten_namespaces")),
         account_id=_optional_string(fields.get("account_id"), _join(where, "account_id")),
         zone_id=_optional_string(fields.get("zone_id"), _join(where, "zone_id")),
+        project=_optional_string(fields.get("project"), _join(where, "project")),
     )
 
 
@@ -303,6 +310,7 @@ def make_record(
     forgotten_namespaces: tuple[str, ...] = (),
     account_id: str | None = None,
     zone_id: str | None = None,
+    project: str | None = None,
 ) -> tuple[dict[str, Any], Record]:
     """One record as its JSON document and parsed back exactly as a later load would read it,
     so memory and storage agree. ValueError for a record that cannot be stored (a bug)."""
@@ -319,6 +327,7 @@ def make_record(
         "forgotten_namespaces": list(forgotten_namespaces),
         "account_id": account_id,
         "zone_id": zone_id,
+        "project": project,
     }
     doc.update((key, value) for key, value in optional.items() if value)
     try:
@@ -350,7 +359,7 @@ class WorkingState:
 
     def reset(self, state: State) -> None:
         self._lineage, self._serial = state.lineage, state.serial
-        self._account_id, self._zone_id = state.account_id, state.zone_id
+        self._account_id, self._zone_id, self._project = state.account_id, state.zone_id, state.project
         self._scripts = _ByName((script.name, script) for script in state.scripts)
         self._namespaces = _ByName((ns.key, ns) for ns in state.kv_namespaces)
         self._cached = state
@@ -368,6 +377,8 @@ class WorkingState:
             self._account_id = record.account_id
         if record.zone_id is not None:
             self._zone_id = record.zone_id
+        if record.project is not None:
+            self._project = record.project
         self._lineage = record.lineage
         self._serial = record.serial
         self._cached = None
@@ -381,5 +392,6 @@ class WorkingState:
                 zone_id=self._zone_id,
                 scripts=self._scripts.values(),
                 kv_namespaces=self._namespaces.values(),
+                project=self._project,
             )
         return self._cached

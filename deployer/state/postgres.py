@@ -139,9 +139,10 @@ class PgStateStore:
     overwritten, the apply stops with a StateError naming the serial and host that wrote it.
     """
 
-    def __init__(self, target: PgTarget, name: str) -> None:
+    def __init__(self, target: PgTarget, name: str, *, former_name: str | None = None) -> None:
         self.target = target
         self.name = name
+        self.former_name = former_name  # this state's default name before names came from the project
         self._mutex = threading.RLock()  # the executor may record from several threads
         self._conn: psycopg.Connection[Any] | None = None  # the lock's session, while held
         self._work = WorkingState()
@@ -270,6 +271,24 @@ class PgStateStore:
             raise StateError(f"{where}: the head is at serial {serial} but the journal ends at serial "
                              f"{self._work.serial}; journal rows are missing")
 
+    def former_state_hint(self) -> str | None:
+        """When this state does not exist yet but one under ``former_name`` does: how to keep
+        using that one. Read after ``load()``; never writes."""
+        if self.former_name is None or self._row_exists:
+            return None
+        with self._mutex, self._errors("read the state"), self._session() as conn:
+            if not self._tables_exist(conn):
+                return None
+            row = conn.execute(self._sql["head"], {"name": self.former_name}).fetchone()
+        if row is None:
+            return None
+        old = self.former_name
+        return (f"state {self.description} does not exist yet, but state {old!r} (named after the manifest "
+                f"directory, the default before states were named after their project) does, at serial "
+                f"{row[1]}. If it is this project's state, keep using it with --state-name {old} (the next apply "
+                f"records this project in it), or move it: 'deployer state pull --state-name {old} FILE', then "
+                f"'deployer state push FILE'")
+
     def history(self) -> list[Version]:
         """Every saved version, oldest first, then one line for records not yet folded (an
         apply that was cut off or is running). Never writes."""
@@ -319,6 +338,7 @@ class PgStateStore:
         forgotten_namespaces: Iterable[str] = (),
         account_id: str | None = None,
         zone_id: str | None = None,
+        project: str | None = None,
     ) -> State:
         """Save what one successful request changed: one transaction that moves the head from
         the serial we saw to the next one and inserts one journal row. Needs the lock."""
@@ -330,6 +350,7 @@ class PgStateStore:
                 lineage=lineage, base_serial=self._base_serial, serial=serial,
                 scripts=tuple(scripts), removed_scripts=tuple(removed_scripts), namespaces=tuple(namespaces),
                 forgotten_namespaces=tuple(forgotten_namespaces), account_id=account_id, zone_id=zone_id,
+                project=project,
             )
             with self._cas(conn, "save a record"):
                 self._move_head(conn, lineage, serial, self._base_serial)

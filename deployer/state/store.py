@@ -225,10 +225,11 @@ class StateStore:
         forgotten_namespaces: Iterable[str] = (),
         account_id: str | None = None,
         zone_id: str | None = None,
+        project: str | None = None,
     ) -> State:
         """Record what one successful request changed; durable (fsync'd) before it returns.
 
-        One call is one journal line and bumps the serial by one. ``account_id``/``zone_id``
+        One call is one journal line and bumps the serial by one. ``account_id``/``zone_id``/``project``
         of None leave them unchanged. Needs the lock (a RuntimeError otherwise: that is a bug).
         """
         with self._mutex:
@@ -242,6 +243,7 @@ class StateStore:
                 lineage=lineage, base_serial=base, serial=self._work.serial + 1,
                 scripts=tuple(scripts), removed_scripts=tuple(removed_scripts), namespaces=tuple(namespaces),
                 forgotten_namespaces=tuple(forgotten_namespaces), account_id=account_id, zone_id=zone_id,
+                project=project,
             )
             line = json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
             self._append_to_journal(line.encode("utf-8"))
