@@ -87,7 +87,32 @@ def _load(path: Path, environ: Mapping[str, str], environment: str | None) -> Ma
         kv_namespaces=tuple(KvNamespace(_text(n.key), _text(n.title)) for n in draft.kv_namespaces),
         scripts=tuple(_script(s, files[s.name.raw], suffix) for s in draft.scripts),
         environment=environment,
+        project=_value(draft.project),
     )
+
+
+def manifest_project(path: Path, environ: Mapping[str, str]) -> str | None:
+    """The manifest's ``project:`` key, variables filled in, without checking the rest (the
+    ``deployer state`` commands name a PostgreSQL state after it). None when the manifest does
+    not exist or sets no project; a ManifestError when the key cannot be read."""
+    if not path.exists():
+        return None
+    parser = Parser(str(path), environ)
+    root, _ = parser.parse(read_text(path, str(path)))
+    entry = _entries(root).get("project") if root is not None else None
+    if entry is None or not isinstance(entry[1], ScalarNode):
+        if parser.diagnostics:
+            raise ManifestError(parser.diagnostics)
+        return None
+    parser.fill(entry[1], lambda _: ("project",))
+    if parser.diagnostics:
+        raise ManifestError(parser.diagnostics)
+    value = parser.filled.get(id(entry[1]), entry[1].value)
+    if value is None or not validate.PROJECT.accepts(value):
+        line, col = mark(entry[1])
+        raise ManifestError([Diagnostic(str(path), line, col, "project",
+                                        f"{entry[1].value!r} is not {validate.PROJECT.words}")])
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +267,7 @@ def _draft(overlay: Overlay, filled: Mapping[int, str | None]) -> ManifestDraft:
         scripts=tuple(scripts),
         name_suffix=_field(suffix, (environments.NAME_SUFFIX,), filled,
                            lambda _: f"environments.{overlay.environment}.name_suffix") if suffix else None,
+        project=top_field("project"),
     )
 
 

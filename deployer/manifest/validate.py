@@ -62,6 +62,12 @@ COMPATIBILITY_DATE = Rule("a date written YYYY-MM-DD", re.compile(r"[0-9]{4}-[0-
 NAME_SUFFIX = Rule(
     "a script name suffix (lowercase letters, digits, '-' and '_')", re.compile(r"[a-z0-9_-]*"), max_length=62
 )
+PROJECT = Rule(
+    "a valid project name (letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 "
+    "characters)",
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*"),
+    max_length=63,
+)
 
 PLACEHOLDER_ALTERNATIVE = r".*\$\{[^}]+\}.*"
 """What the schema's patterns accept besides a literal value: a string holding ``${...}``."""
@@ -73,7 +79,7 @@ def schema_pattern(rule: Rule) -> str:
 
 
 _RULE_BY_SCHEMA_PATTERN = {
-    schema_pattern(r): r for r in (HEX_ID, SCRIPT_NAME, NAMESPACE_KEY, COMPATIBILITY_DATE, NAME_SUFFIX)
+    schema_pattern(r): r for r in (HEX_ID, SCRIPT_NAME, NAMESPACE_KEY, COMPATIBILITY_DATE, NAME_SUFFIX, PROJECT)
 }
 
 # ECMAScript reserved words, plus the ones reserved in strict mode and modules.
@@ -352,6 +358,7 @@ class ManifestDraft:
     scripts_at: tuple[int, int] | None = None
     scripts: tuple[ScriptDraft, ...] = ()
     name_suffix: Field | None = None
+    project: Field | None = None
 
 
 def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
@@ -370,6 +377,7 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
     recheck(draft.account_id, HEX_ID)
     recheck(draft.zone_id, HEX_ID)
     recheck(draft.name_suffix, NAME_SUFFIX)
+    recheck(draft.project, PROJECT)
     suffix = draft.name_suffix.value if draft.name_suffix is not None else None
 
     namespace_keys: dict[str, Field] = {}
