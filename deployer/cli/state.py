@@ -34,7 +34,7 @@ def state_list(
     debug: bool = DebugOption,
 ) -> int:
     """List every recorded namespace and script."""
-    recorded = open_state(file, env, state, state_name).load()
+    recorded = open_state(file, env, state, state_name, peek=True).load()
     for ns in recorded.kv_namespaces:
         print(f"kv_namespace.{ns.key}\t{ns.id}\t{ns.title}")
     for script in recorded.scripts:
@@ -54,7 +54,7 @@ def state_show(
     """Show one recorded script or namespace as JSON."""
     from deployer.state.store import state_to_json
 
-    store = open_state(file, env, state, state_name)
+    store = open_state(file, env, state, state_name, peek=True)
     doc = state_to_json(store.load())
     kind, _, short = name.partition(".") if name.startswith(("script.", "kv_namespace.")) else ("", "", name)
     sections = {"script": "scripts", "kv_namespace": "kv_namespaces"}
@@ -79,7 +79,7 @@ def state_history(
     from deployer.state.backend import require_postgres
     from deployer.state.commands import render_history
 
-    store = require_postgres(open_state(file, env, state, state_name), "state history")
+    store = require_postgres(open_state(file, env, state, state_name, peek=True), "state history")
     sys.stdout.write(render_history(store, store.history()))
     return ExitStatus.OK
 
@@ -98,7 +98,7 @@ def state_rollback(
     from deployer.state.backend import require_postgres
     from deployer.state.commands import rollback_state
 
-    store = require_postgres(open_state(file, env, state, state_name), "state rollback")
+    store = require_postgres(open_state(file, env, state, state_name, peek=True), "state rollback")
     stderr(rollback_state(store, to, timeout=lock_timeout, warn=warn).rstrip("\n"))
     return ExitStatus.OK
 
@@ -119,7 +119,7 @@ def state_push(
     from deployer.state.store import default_state_path
     from deployer.state.commands import push_state
 
-    store = require_postgres(open_state(file, env, state, state_name), "state push")
+    store = require_postgres(open_state(file, env, state, state_name, peek=True), "state push")
     path = local if local is not None else default_state_path(file, env)
     stderr(push_state(path, store, force=force, timeout=lock_timeout, warn=warn).rstrip("\n"))
     return ExitStatus.OK
@@ -141,7 +141,7 @@ def state_pull(
     from deployer.state.store import default_state_path
     from deployer.state.commands import pull_state
 
-    store = require_postgres(open_state(file, env, state, state_name), "state pull")
+    store = require_postgres(open_state(file, env, state, state_name, peek=True), "state pull")
     path = local if local is not None else default_state_path(file, env)
     stderr(pull_state(store, path, force=force, timeout=lock_timeout, warn=warn).rstrip("\n"))
     return ExitStatus.OK
