@@ -74,6 +74,7 @@ def _options(
 ) -> None:
     """Deploy Cloudflare Workers scripts and their bindings from workers.yaml."""
 
+
 def _load_manifest(file: Path, env: str | None) -> Manifest:
     from deployer.manifest.load import load_manifest
 
