@@ -106,6 +106,7 @@ class Manifest:
     resources: tuple[Resource, ...] = ()
     scripts: tuple[Script, ...] = ()
     environment: str | None = None
+    project: str | None = None  # the top-level ``project:`` key: ownership tag and state identity
 
     def resources_of(self, resource_type: str) -> tuple[Resource, ...]:
         return tuple(r for r in self.resources if r.type == resource_type)
@@ -162,7 +163,9 @@ class ResourceState:
 @dataclass(frozen=True, slots=True)
 class State:
     """Everything deployed through one state file. ``lineage`` names the state's history
-    (empty until first saved); ``serial`` grows with every save."""
+    (empty until first saved); ``serial`` grows with every save. ``project`` is the identity of
+    the project that wrote it (``deployer.state.project``); None in states written before
+    deployer recorded it."""
 
     lineage: str = ""
     serial: int = 0
@@ -170,6 +173,7 @@ class State:
     zone_id: str | None = None
     scripts: tuple[ScriptState, ...] = ()
     resources: tuple[ResourceState, ...] = ()
+    project: str | None = None
     # Built on the first script() call: a plan looks up every script, and a scan per lookup
     # made planning 5,000 scripts quadratic (benchmarks/README.md, growth).
     _by_name: dict[str, ScriptState] | None = field(default=None, init=False, repr=False, compare=False)

@@ -32,6 +32,10 @@ documented; see shared/reference/cloudflare-api.md §4.2):
   bytes (``application/javascript``) for a service worker, ``multipart/form-data`` with every
   part (entry first) for modules
 - injected faults: 429 (code 971, with ``Retry-After``), 5xx (code 10013), 502 with an HTML page
+- ``tags`` in upload metadata must be an array of non-empty strings (400, 10021, fake's choice);
+  the script list and the settings return each script's tags
+- ``GET /zones/{zone_id}/workers/script`` (the deprecated download) answers with the zone's script
+  as code, or 404, 10007 when the zone runs none
 """
 from __future__ import annotations
 
@@ -268,6 +272,18 @@ class FakeCloudflare:
             self.accounts[account].kv_namespaces[namespace_id] = title
             return namespace_id
 
+    def add_script(self, name: str, code: bytes = b"addEventListener('fetch', () => {})\n", *,
+                   tags: tuple[str, ...] = (), account: str = FAKE_ACCOUNT) -> None:
+        """Put a service-worker script in the account, as if someone had uploaded it by hand."""
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        metadata = {"body_part": "script", "bindings": [], **({"tags": list(tags)} if tags else {})}
+        with self._lock:
+            self.accounts[account].scripts[name] = {
+                "content": code, "parts": [Part("script", "script.js", "application/javascript", code)],
+                "main_module": None, "metadata": metadata, "bindings": [], "secrets": {},
+                "etag": hashlib.sha256(code).hexdigest(), "created_on": now, "modified_on": now,
+            }
+
     # --- inspection --------------------------------------------------------------------
 
     def count(self, method: str | None = None, path: str | None = None) -> int:
@@ -495,8 +511,12 @@ class FakeCloudflare:
 
     def _zone_script(self, method: str, zone: str, headers: Message, body: bytes,
                      record: RecordedRequest) -> Any:
-        _allow(method, "PUT", "DELETE")
+        _allow(method, "GET", "PUT", "DELETE")
         scripts = {"script": self.zone_scripts[zone]} if self.zone_scripts[zone] else {}
+        if method == "GET":  # the deprecated download: the zone's script as code, or 404
+            if not scripts:
+                raise ApiError(404, 10007, "workers.api.error.script_not_found")
+            return _content(scripts["script"])
         if method == "PUT":
             result = self._upload(self.accounts[self.zones[zone]], scripts, "script", headers, body, record)
             self.zone_scripts[zone] = scripts["script"]
@@ -532,6 +552,9 @@ class FakeCloudflare:
         keep = metadata.get("keep_bindings", [])
         if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
             raise ApiError(400, 10021, "keep_bindings must be an array of binding types")
+        tags = metadata.get("tags", [])
+        if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+            raise ApiError(400, 10021, "tags must be an array of non-empty strings")
 
         previous = scripts.get(name)
         now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -576,7 +599,7 @@ def _script(account: Account, name: str) -> dict:
 
 def _summary(name: str, script: dict) -> dict:
     return {"id": name, "etag": script["etag"], "created_on": script["created_on"],
-            "modified_on": script["modified_on"]}
+            "modified_on": script["modified_on"], "tags": list(script["metadata"].get("tags", []))}
 
 
 def _entry_part(metadata: dict, parts: dict[str, Part]) -> str:

@@ -62,11 +62,19 @@ def test_scrub_removes_the_password_in_any_spelling() -> None:
 
 @pytest.mark.parametrize(
     ("environment", "explicit", "expected"),
-    [(None, None, "shop-api"), ("staging", None, "shop-api.staging"), ("staging", "Team A/prod", "Team A/prod")],
+    [(None, None, "shop-api/workers.yaml"), ("staging", None, "shop-api/workers.yaml.staging"),
+     ("staging", "Team A/prod", "Team A/prod")],
 )
-def test_state_is_named_after_the_manifest_directory(environment: str | None, explicit: str | None,
-                                                     expected: str) -> None:
+def test_state_outside_a_repository_is_named_after_the_manifest_directory_and_file(
+    environment: str | None, explicit: str | None, expected: str
+) -> None:
     assert state_name(MANIFEST, environment, explicit) == expected
+
+
+def test_state_is_named_after_the_project_key_when_the_manifest_sets_one() -> None:
+    assert state_name(MANIFEST, None, None, "shop") == "shop"
+    assert state_name(MANIFEST, "staging", None, "shop") == "shop.staging"
+    assert state_name(MANIFEST, "staging", "explicit", "shop") == "explicit"
 
 
 def test_empty_state_name_is_refused() -> None:
@@ -82,7 +90,7 @@ def test_state_file_is_the_default() -> None:
 
 def test_state_url_variable_selects_postgresql() -> None:
     store = open_store(MANIFEST, None, None, None, {"DEPLOYER_STATE_URL": URL})
-    assert store.description == "'shop-api' in postgresql://ci:***@db.internal:5432/deploys"
+    assert store.description == "'shop-api/workers.yaml' in postgresql://ci:***@db.internal:5432/deploys"
 
 
 def test_state_option_beats_the_variable(tmp_path: Path) -> None:

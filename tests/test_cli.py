@@ -129,10 +129,11 @@ def test_removed_script_is_deleted_and_removed_secret_too(project: Path, api: Fa
     assert "API_KEY" not in api.scripts()["visit-counter"]["secrets"]
 
 
-def test_apply_without_a_terminal_or_auto_approve_refuses_and_sends_nothing(project: Path, api: FakeCloudflare) -> None:
+def test_apply_without_a_terminal_or_auto_approve_refuses_and_changes_nothing(project: Path, api: FakeCloudflare) -> None:
     result = run("apply", cwd=project, env=api.environ(), expect=1)
     assert "--auto-approve" in result.stderr
-    assert api.count() == 0
+    # Only the script list, read before asking: a script it would overwrite is refused first.
+    assert [(r.method, r.path) for r in api.requests] == [("GET", SCRIPTS_URL)]
     assert not (project / ".deployer" / "state.json").exists()
 
 
@@ -249,7 +250,9 @@ def test_saved_plan_is_refused_when_the_manifest_targets_another_account(project
 
 def test_saved_plan_of_another_state_lineage_is_refused(project: Path, api: FakeCloudflare) -> None:
     run("apply", "--auto-approve", "--parallelism", "1", cwd=project, env=api.environ())
-    run("apply", "--auto-approve", "--parallelism", "1", "--state", "other.json", cwd=project, env=api.environ())
+    # A second state of the same scripts: only with --allow-overwrite (they exist in Cloudflare).
+    run("apply", "--auto-approve", "--parallelism", "1", "--allow-overwrite", "--state", "other.json", cwd=project,
+        env=api.environ())
     mine, other = (json.loads(p.read_text()) for p in (project / ".deployer" / "state.json", project / "other.json"))
     assert mine["serial"] == other["serial"] and mine["lineage"] != other["lineage"]
     (project / "counter.js").write_text("// v2\n")
@@ -399,4 +402,4 @@ def test_apply_on_a_terminal_changes_nothing_without_yes(project: Path, api: Fak
     done = _apply_on_a_terminal(project, api, b"y\n")
     assert done.returncode == 1
     assert "error: apply cancelled: nothing was changed" in done.stderr
-    assert api.count() == 0
+    assert [(r.method, r.path) for r in api.requests] == [("GET", SCRIPTS_URL)]  # read before asking

@@ -17,8 +17,12 @@ def test_init_writes_a_starter_project_that_plans(tmp_path: Path) -> None:
     (tmp_path / ".gitignore").write_text("node_modules/")
     result = run("init", cwd=tmp_path)
     assert result.stderr.splitlines()[:4] == [
-        "wrote workers.yaml", "wrote workers.schema.json", "wrote src/worker.js", "added .deployer/*.lock to .gitignore",
+        "wrote workers.yaml", "wrote workers.schema.json", "wrote src/index.js", "added .deployer/*.lock to .gitignore",
     ]
+    assert "CLOUDFLARE_API_TOKEN" in result.stderr  # what apply will need, said up front
+    # An ES module, as wrangler users know it, uploaded with main_module.
+    assert (tmp_path / "src" / "index.js").read_text().startswith("export default {\n  async fetch(request, env, ctx)")
+    assert "format: modules" in (tmp_path / "workers.yaml").read_text()
     assert (tmp_path / "workers.yaml").read_text().startswith(
         "# yaml-language-server: $schema=workers.schema.json\nversion: 1\n")
     assert json.loads((tmp_path / "workers.schema.json").read_text()) == json.loads(
@@ -38,11 +42,11 @@ def test_init_refuses_to_overwrite_a_manifest(tmp_path: Path) -> None:
 def test_init_elsewhere_keeps_existing_files_and_ignores_the_lock_once(tmp_path: Path) -> None:
     target = tmp_path / "infra"
     (target / "src").mkdir(parents=True)
-    (target / "src" / "worker.js").write_text("// mine\n")
+    (target / "src" / "index.js").write_text("// mine\n")
     (target / ".gitignore").write_text(".deployer/*.lock\n")
     result = run("init", "-f", "infra/workers.yaml", cwd=tmp_path)
-    assert "left infra/src/worker.js as it is" in result.stderr
-    assert (target / "src" / "worker.js").read_text() == "// mine\n"
+    assert "left infra/src/index.js as it is" in result.stderr
+    assert (target / "src" / "index.js").read_text() == "// mine\n"
     assert (target / ".gitignore").read_text() == ".deployer/*.lock\n"
 
 

@@ -2,6 +2,7 @@
 throwaway PostgreSQL cluster, on a copy of sample-project/ (named 'project')."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -30,7 +31,11 @@ def password(postgres_server: PostgresServer) -> str:
     return postgres_server.user_password
 
 
-def remote(url: str, name: str = "project") -> PgStateStore:
+# The default state name outside a repository: the manifest directory and file (deployer.state.project).
+NAME = "project/workers.yaml"
+
+
+def remote(url: str, name: str = NAME) -> PgStateStore:
     return PgStateStore(parse_postgres_url(url), name)
 
 
@@ -77,12 +82,12 @@ def test_plan_apply_plan_with_the_state_in_postgresql(
 def test_state_url_variable_and_env_name_the_state(project: Path, api: FakeCloudflare, pg_url: str) -> None:
     env = {**api.environ(), "DEPLOYER_STATE_URL": pg_url}
     run("apply", "--auto-approve", "--parallelism", "1", "--env", "staging", cwd=project, env=env)
-    assert remote(pg_url, "project.staging").load().script("my-worker-staging") is not None
-    assert remote(pg_url, "project").load().serial == 0
-    shown = run("state", "show", "my-worker-staging", "--state-name", "project.staging", cwd=project, env=env)
+    assert remote(pg_url, f"{NAME}.staging").load().script("my-worker-staging") is not None
+    assert remote(pg_url, NAME).load().serial == 0
+    shown = run("state", "show", "my-worker-staging", "--state-name", f"{NAME}.staging", cwd=project, env=env)
     assert json.loads(shown.stdout)["name"] == "my-worker-staging"
     missing = run("state", "show", "nope", "--env", "staging", cwd=project, env=env, expect=1)
-    assert "'nope' is not in the state 'project.staging' in postgresql://deployer:***@127.0.0.1:" in missing.stderr
+    assert f"'nope' is not in the state '{NAME}.staging' in postgresql://deployer:***@127.0.0.1:" in missing.stderr
 
 
 def test_plan_file_is_refused_once_the_state_in_postgresql_moved(project: Path, api: FakeCloudflare,
@@ -119,7 +124,7 @@ def test_two_applies_at_once_one_applies_and_the_other_is_refused(
     assert sorted(r.returncode for r in results) == [0, 1]
     done, refused = sorted(results, key=lambda r: r.returncode)
     assert "Apply complete: 4 created" in done.stdout
-    assert "error: state 'project' in postgresql://deployer:***@127.0.0.1:" in refused.stderr
+    assert f"error: state '{NAME}' in postgresql://deployer:***@127.0.0.1:" in refused.stderr
     holder = next(r for r in runners if r.returncode == 0)
     assert f"is locked by pid {holder.pid} on host " in refused.stderr
     assert "running 'deployer apply'" in refused.stderr and "Traceback" not in refused.stderr
@@ -170,7 +175,7 @@ def test_apply_stops_when_a_writer_that_skipped_the_lock_saved_a_newer_state(
         deadline = time.monotonic() + 30
         while remote(pg_url).load().script("my-worker") is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        rogue = _bypassing_writer(pg_url, "project")
+        rogue = _bypassing_writer(pg_url, NAME)
         rogue.record(scripts=[script("hand-made")])
         rogue._conn.close()  # noqa: SLF001
 
@@ -212,7 +217,7 @@ def test_history_and_rollback(project: Path, api: FakeCloudflare, pg_url: str) -
     run("state", "rollback", "--to", "6", cwd=project, env=env)
     assert "No changes" in run("plan", "--detailed-exitcode", cwd=project, env=env).stdout
     newer = run("state", "rollback", "--to", "12", cwd=project, env=env, expect=1)
-    assert "is at serial 9: roll back to an earlier serial" in newer.stderr
+    assert "serial 12 was never saved: state " in newer.stderr and "is at serial 9; roll back" in newer.stderr
 
 
 def test_history_of_a_state_file_is_an_error(project: Path) -> None:
@@ -226,7 +231,7 @@ def test_push_a_local_state_then_pull_it_back(project: Path, api: FakeCloudflare
     local_file = project / ".deployer" / "state.json"
     local = json.loads(local_file.read_text())
     pushed = run("state", "push", "--state", pg_url, cwd=project)
-    assert "pushed .deployer/state.json to state 'project' in postgresql://deployer:***@" in pushed.stderr
+    assert f"pushed .deployer/state.json to state '{NAME}' in postgresql://deployer:***@" in pushed.stderr
     assert "as serial 5" in pushed.stderr
     assert remote(pg_url).load() == StateStore(local_file).load()
     assert "nothing to push" in run("state", "push", "--state", pg_url, cwd=project).stderr
@@ -247,7 +252,9 @@ def test_push_and_pull_refuse_another_lineage_unless_forced(project: Path, api: 
                                                             pg_url: str, tmp_path: Path) -> None:
     run("apply", "--auto-approve", "--parallelism", "1", "--state", pg_url, cwd=project, env=api.environ())
     other = tmp_path / "other.json"
-    run("apply", "--auto-approve", "--parallelism", "1", "--state", str(other), cwd=project, env=api.environ())
+    # A second state of the same scripts: only with --allow-overwrite (they exist in Cloudflare).
+    run("apply", "--auto-approve", "--parallelism", "1", "--allow-overwrite", "--state", str(other), cwd=project,
+        env=api.environ())
     refused = run("state", "push", str(other), "--state", pg_url, cwd=project, expect=1)
     assert "they are different states; pass --force to replace it anyway" in refused.stderr
     refused = run("state", "pull", str(other), "--state", pg_url, cwd=project, expect=1)
@@ -259,3 +266,78 @@ def test_push_and_pull_refuse_another_lineage_unless_forced(project: Path, api: 
     nothing = run("state", "pull", str(tmp_path / "missing" / "x.json"), "--state", pg_url,
                   "--state-name", "nope", cwd=project, expect=1)
     assert "there is no state 'nope' in postgresql://" in nothing.stderr
+
+
+# --- one state per project, even in a shared database (issue 10) ------------------------------
+
+
+def _repository_with_deploy_folder(root: Path, origin: str, scripts: list[str]) -> Path:
+    """``root/deploy/workers.yaml`` in a git repository whose origin is ``origin``."""
+    from tests.factories import write_project
+    from tests.test_project import make_repository
+
+    make_repository(root, origin)
+    return write_project(root / "deploy", scripts).parent
+
+
+def test_two_repositories_with_a_deploy_folder_never_delete_each_others_scripts(
+    tmp_path: Path, api: FakeCloudflare, pg_url: str
+) -> None:
+    a = _repository_with_deploy_folder(tmp_path / "repoA", "git@github.com:acme/a.git", ["a-api", "a-web"])
+    c = _repository_with_deploy_folder(tmp_path / "repoC", "https://github.com/acme/c.git", ["c-api"])
+    env = {**api.environ(), "DEPLOYER_STATE_URL": pg_url}
+    run("apply", "--auto-approve", cwd=a, env=env)
+    run("apply", "--auto-approve", cwd=c, env=env)  # before: state 'deploy' too, and a-api, a-web deleted
+    run("apply", "--auto-approve", cwd=a, env=env)  # and the other way round
+    assert api.find("DELETE") == []
+    assert set(api.scripts()) == {"a-api", "a-web", "c-api"}
+    state_a = remote(pg_url, "github.com/acme/a:deploy/workers.yaml").load()
+    state_c = remote(pg_url, "github.com/acme/c:deploy/workers.yaml").load()
+    assert [s.name for s in state_a.scripts] == ["a-api", "a-web"] and [s.name for s in state_c.scripts] == ["c-api"]
+    assert (state_a.project, state_c.project) == ("github.com/acme/a:deploy/workers.yaml",
+                                                  "github.com/acme/c:deploy/workers.yaml")
+    # The same repository cloned into another directory (a CI runner) finds the same state.
+    clone = _repository_with_deploy_folder(tmp_path / "runner" / "work-1234", "https://github.com/acme/a", ["a-api", "a-web"])
+    assert "No changes" in run("plan", "--detailed-exitcode", cwd=clone, env=env).stdout
+
+
+def test_a_project_pointed_at_another_projects_state_is_refused_before_any_request(
+    tmp_path: Path, api: FakeCloudflare, pg_url: str
+) -> None:
+    a = _repository_with_deploy_folder(tmp_path / "repoA", "git@github.com:acme/a.git", ["a-api", "a-web"])
+    c = _repository_with_deploy_folder(tmp_path / "repoC", "https://github.com/acme/c.git", ["c-api"])
+    env = {**api.environ(), "DEPLOYER_STATE_URL": pg_url}
+    run("apply", "--auto-approve", cwd=a, env=env)
+    api.clear_requests()
+    theirs = ["--state-name", "github.com/acme/a:deploy/workers.yaml"]
+    for command in (["plan", *theirs], ["plan", "--refresh", *theirs], ["apply", "--auto-approve", *theirs]):
+        refused = run(*command, cwd=c, env=env, expect=1)
+        assert ("state 'github.com/acme/a:deploy/workers.yaml' in postgresql://deployer:***@127.0.0.1:"
+                in refused.stderr), command
+        assert ("was written by project 'github.com/acme/a:deploy/workers.yaml', but workers.yaml is project "
+                "'github.com/acme/c:deploy/workers.yaml'") in refused.stderr
+    assert api.requests == []
+    assert set(api.scripts()) == {"a-api", "a-web"}
+
+
+def test_a_state_under_the_former_default_name_is_pointed_out_and_kept_with_state_name(
+    tmp_path: Path, api: FakeCloudflare, pg_url: str
+) -> None:
+    from deployer.state.backend import parse_postgres_url as parse
+    from deployer.state.postgres import PgStateStore as Store
+
+    a = _repository_with_deploy_folder(tmp_path / "repoA", "git@github.com:acme/a.git", ["a-api"])
+    env = {**api.environ(), "DEPLOYER_STATE_URL": pg_url}
+    run("apply", "--auto-approve", "--state-name", "deploy", cwd=a, env=env)
+    old = Store(parse(pg_url), "deploy")
+    with old.lock(command="an older deployer", warn=lambda _: None):  # written before states had a project
+        old.replace(dataclasses.replace(old.state, project=None, serial=old.state.serial + 1))
+    plan = run("plan", cwd=a, env=env)
+    assert ("warning: state 'github.com/acme/a:deploy/workers.yaml' in postgresql://deployer:***@127.0.0.1:"
+            in plan.stderr)
+    assert ("but state 'deploy' (named after the manifest directory, the default before states were named "
+            "after their project) does, at serial") in plan.stderr
+    assert "keep using it with --state-name deploy" in plan.stderr
+    assert "No changes" in run("plan", "--state-name", "deploy", cwd=a, env=env).stdout
+    run("apply", "--auto-approve", "--state-name", "deploy", cwd=a, env=env)  # adopts it
+    assert Store(parse(pg_url), "deploy").load().project == "github.com/acme/a:deploy/workers.yaml"

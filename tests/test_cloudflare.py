@@ -618,3 +618,26 @@ def test_connection_pool_is_sized_for_the_worker_threads(fake_time):
     cf = make_client(fake_time, pool_size=9)
     adapter = cf._session.get_adapter(BASE)
     assert adapter._pool_maxsize == 9
+
+
+def test_a_long_budget_wait_is_announced_once_with_its_length(fake_time, requests_mock, caplog):
+    requests_mock.get(SCRIPTS, json=ok([]))
+    cf = make_client(fake_time, rate_limit=(2, 10.0))
+    with caplog.at_level("INFO", logger="deployer.cloudflare.client"):
+        for _ in range(3):
+            cf.list_scripts(ACCOUNT)
+    assert fake_time.sleeps == [10.0]
+    assert [r.getMessage() for r in caplog.records] == [
+        "request budget used up (2 requests per 10 s, --rate-limit): waiting 10.0 s"]
+
+
+def test_zone_script_exists_reads_the_legacy_download(fake_time, requests_mock):
+    url = f"{BASE}/zones/{ZONE}/workers/script"
+    cf = make_client(fake_time)
+    requests_mock.get(url, content=b"addEventListener('fetch', () => {})", headers={"Content-Type": "application/javascript"})
+    assert cf.zone_script_exists(ZONE) is True
+    requests_mock.get(url, status_code=404, json=failed(10007, "workers.api.error.script_not_found"))
+    assert cf.zone_script_exists(ZONE) is False
+    requests_mock.get(url, status_code=403, json=failed(10000, "Authentication error"))
+    with pytest.raises(CloudflareApiError):
+        cf.zone_script_exists(ZONE)

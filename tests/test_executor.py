@@ -1,13 +1,14 @@
 """apply_plan against an in-memory client and a real StateStore on tmp_path."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 
 import pytest
 
 from deployer.errors import CloudflareApiError, DeployerError, StalePlanError
-from deployer.apply.executor import apply_plan
+from deployer.apply.executor import Step, apply_plan
 from deployer.models import Manifest, Script
 from deployer.plan.planner import make_plan
 from deployer.state.store import StateStore
@@ -76,6 +77,36 @@ def test_upload_metadata_is_the_seed_request(tmp_path: Path) -> None:
             {"body_part": "script", "bindings": [{"type": "kv_namespace", "name": "myNamespace", "namespace_id": NAMESPACE_ID}]},
             b"// v1",
         )
+    ]
+
+
+def test_project_key_adds_the_ownership_tag_and_the_identity_is_recorded_with_the_account(tmp_path: Path) -> None:
+    script = _script(tmp_path, "my-worker", bindings=[kv("myNamespace")])
+    manifest = dataclasses.replace(_manifest(tmp_path, script), project="shop")
+    store, client = StateStore(tmp_path / "state.json"), MemoryClient()
+    with store.lock(command="test"):
+        apply_plan(make_plan(manifest, store.load()), manifest, client, store, project="shop")
+        store.commit()
+    assert client.uploads[0][1] == {
+        "body_part": "script",
+        "bindings": [{"type": "kv_namespace", "name": "myNamespace", "namespace_id": NAMESPACE_ID}],
+        "tags": ["deployer:project=shop"],
+    }
+    saved = StateStore(tmp_path / "state.json").load()
+    assert (saved.project, saved.account_id, saved.serial) == ("shop", ACCOUNT, 2)  # one record each, as before
+
+
+def test_progress_reports_start_and_done_for_each_change_and_failed_for_a_failure(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, _script(tmp_path, "a"), _script(tmp_path, "b"))
+    store, events = StateStore(tmp_path / "state.json"), []
+    with store.lock(command="test"), pytest.raises(DeployerError):
+        try:
+            apply_plan(make_plan(manifest, store.load()), manifest, MemoryClient(fail_on={2}), store,
+                       parallelism=1, progress=events.append)
+        finally:
+            store.commit()
+    assert [(e.step, e.message) for e in events] == [
+        (Step.START, "script a"), (Step.DONE, "created script a"), (Step.START, "script b"), (Step.FAILED, "script b"),
     ]
 
 

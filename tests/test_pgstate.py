@@ -304,8 +304,10 @@ def test_rollback_saves_an_old_version_as_a_new_one_and_keeps_history(pg_url: st
     assert state.serial == 4 and state.script("worker").content_sha256 == "a" * 64
     assert state.lineage == store.version(3).lineage
     assert [(v.serial, v.note) for v in store.history()] == before + [(4, "rollback to serial 1")]
-    with pytest.raises(StateError, match="is at serial 4: roll back to an earlier serial"):
+    with pytest.raises(StateError, match="serial 9 was never saved: state 'shop' in .* is at serial 4; roll back"):
         rollback_state(store, 9, timeout=0, warn=ignore)
+    with pytest.raises(StateError, match="serial 4 is the current one: state 'shop' in .* is at serial 4"):
+        rollback_state(store, 4, timeout=0, warn=ignore)
     with store.lock(command="deployer state push", warn=ignore):  # a push may skip serials
         store.replace(dataclasses.replace(store.state, serial=10), note="push")
     assert store.version(7) is None

@@ -96,3 +96,16 @@ def test_markdown_plan_is_a_table_for_a_pull_request() -> None:
     assert "| ~ update | script | `my-worker` | content, bindings<br>+ binding CACHE" in md
     assert "| - delete | script | `gone` |" in md
     assert "`same`" not in md
+
+
+def test_no_changes_without_refresh_says_only_the_state_was_compared() -> None:
+    quiet = Plan((Change(SCRIPT, "same", Action.NO_OP),))
+    assert ("No changes: the manifest matches the recorded state (Cloudflare was not read; 'deployer plan "
+            "--refresh' compares with what is deployed).\n") in render_text(quiet)
+    assert "No changes: the manifest matches the recorded state, and Cloudflare matches the state.\n" in render_text(
+        quiet, refreshed=True)
+    assert render_markdown(quiet).endswith(
+        "No changes: the manifest matches the recorded state (Cloudflare was not read; `deployer plan --refresh` "
+        "compares with what is deployed).\n")
+    assert render_markdown(quiet, refreshed=True).endswith(
+        "No changes: the manifest matches the recorded state, and Cloudflare matches the state.\n")

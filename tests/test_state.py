@@ -117,6 +117,23 @@ def test_document_has_the_contract_shape_and_no_secret_text() -> None:
     ]
 
 
+def test_project_is_written_once_known_and_a_state_without_it_keeps_its_old_shape() -> None:
+    owned = make_state(project="github.com/acme/shop:workers.yaml")
+    assert state_to_json(owned)["project"] == "github.com/acme/shop:workers.yaml"
+    assert state_from_json(state_to_json(owned), "state.json") == owned
+    assert "project" not in state_to_json(make_state())  # byte-identical to states written before
+    assert state_from_json(state_to_json(make_state()), "state.json").project is None
+
+
+def test_a_record_carries_the_project_into_the_state(store: StateStore, state_path: Path) -> None:
+    with store.lock(command="test", warn=ignore):
+        store.record(account_id="acc-1", project="shop")
+        store.record(scripts=[make_script()])  # None leaves it as it is
+        store.commit()
+    assert StateStore(state_path).load().project == "shop"
+    assert json.loads(state_path.read_text())["project"] == "shop"
+
+
 def test_secret_text_is_never_written_even_if_a_binding_carries_it() -> None:
     leaky = make_script(bindings=(DeployedBinding("secret_text", "API_KEY", (("text", "CANARY"),)),))
     assert "CANARY" not in json.dumps(state_to_json(make_state(scripts=(leaky,))))

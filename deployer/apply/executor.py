@@ -3,6 +3,7 @@ parallelism), then deletes. Every success is recorded in the state store at once
 cut off at any point can be re-run and finishes without redoing what already succeeded."""
 from __future__ import annotations
 
+import enum
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -33,7 +34,26 @@ if TYPE_CHECKING:
     from deployer.cloudflare.client import CloudflareClient
     from deployer.state.backend import StateBackend
 
-Progress = Callable[[str], None]
+
+
+class Step(enum.Enum):
+    START = "start"  # a change's request begins
+    DONE = "done"  # a change finished; the message says what was done
+    FAILED = "failed"  # a change's request failed (the error is reported at the end)
+    NOTE = "note"  # anything else worth a line: a warning, a verify result
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressEvent:
+    """What the executor reports as it goes (from worker threads too); ``change`` is the
+    change a START, DONE or FAILED belongs to."""
+
+    step: Step
+    message: str
+    change: Change | None = None
+
+
+Progress = Callable[[ProgressEvent], None]
 
 
 class _Client(Protocol):
@@ -75,6 +95,7 @@ def apply_plan(
     parallelism: int = 4,
     progress: Progress = lambda message: None,
     verify: bool = False,
+    project: str | None = None,
 ) -> ApplyResult:
     """Apply ``plan`` (made from ``manifest`` and the store's current state).
 
@@ -84,12 +105,17 @@ def apply_plan(
     upload request; the state gets salted fingerprints. With ``verify``, each upload's
     bindings are read back and compared with what was sent; a mismatch fails that script
     (not recorded, so the next apply tries again) with an error naming the binding.
+    ``project`` (the identity from ``deployer.state.project``) is recorded with the account.
     """
     result = ApplyResult()
     scripts = {script.name: script for script in manifest.scripts}
-    if (store.state.account_id, store.state.zone_id) != (manifest.account_id, manifest.zone_id):
-        # The state remembers which account/zone it describes (the planner checks it).
-        store.record(account_id=manifest.account_id, zone_id=manifest.zone_id)
+    recorded = store.state
+    if (recorded.account_id, recorded.zone_id, recorded.project) != (
+        manifest.account_id, manifest.zone_id, project or recorded.project
+    ):
+        # The state remembers which account/zone it describes (the planner checks it) and which
+        # project wrote it (the CLI checks it); a state from before projects is adopted here.
+        store.record(account_id=manifest.account_id, zone_id=manifest.zone_id, project=project)
     _apply_resources(plan, manifest, client, store, progress, result)
 
     resolve = resolver(store.state.resources)
@@ -118,20 +144,23 @@ def _apply_resources(
         what = f"{change.type} {change.name}"
         match change.action:
             case Action.CREATE:
+                progress(ProgressEvent(Step.START, what, change))
                 resource_id, adopted = kind.ensure_in(client, _account(manifest), name)
                 store.record(resources=[ResourceState(change.type, change.name, name, resource_id)])
                 how = "adopted existing" if adopted else "created"
-                progress(f"{how} {what} ({kind.name_key} {name!r}, id {resource_id})")
+                progress(ProgressEvent(Step.DONE, f"{how} {what} ({kind.name_key} {name!r}, id {resource_id})", change))
                 result.created += 1
             case Action.UPDATE:
                 assert change.resource_id is not None
+                progress(ProgressEvent(Step.START, what, change))
                 kind.rename_in(client, _account(manifest), change.resource_id, name)
                 store.record(resources=[ResourceState(change.type, change.name, name, change.resource_id)])
-                progress(f"renamed {what} to {name!r}")
+                progress(ProgressEvent(Step.DONE, f"renamed {what} to {name!r}", change))
                 result.updated += 1
             case Action.FORGET:
                 store.record(forgotten=[(change.type, change.name)])
-                progress(f"forgot {what} (still in Cloudflare, id {change.resource_id})")
+                progress(ProgressEvent(Step.DONE, f"forgot {what} (still in Cloudflare, id {change.resource_id})",
+                                       change))
                 result.forgotten += 1
 
 
@@ -167,7 +196,8 @@ def _upload_job(
 
     def job() -> _Outcome:
         parts = read_parts(script)
-        metadata = upload_metadata(script, [binding_kind(b.type).metadata(b, resolve) for b in script.bindings])
+        metadata = upload_metadata(script, [binding_kind(b.type).metadata(b, resolve) for b in script.bindings],
+                                   project=manifest.project)
         # A service-worker script goes as the seed's single "script" part, bytes unchanged.
         content = parts[0].data if script.format is ScriptFormat.SERVICE_WORKER else parts
         for secret in delete_before:
@@ -178,16 +208,19 @@ def _upload_job(
         for secret in delete_after:
             if manifest.account_id is None:
                 # The secrets endpoint is per account; the legacy zone API has none.
-                progress(f"warning: secret {secret} of script {script.name} was not deleted: needs account_id")
+                progress(ProgressEvent(
+                    Step.NOTE, f"warning: secret {secret} of script {script.name} was not deleted: needs account_id"))
                 continue
             client.delete_secret(manifest.account_id, script.name, secret)
-        progress(f"{'created' if change.action is Action.CREATE else 'updated'} script {script.name}")
         if verify:
             settings = client.get_script_settings(_account(manifest), script.name)
             problems = binding_mismatches(metadata["bindings"], settings.get("bindings") or [])
             if problems:
                 raise DeployerError(f"verify failed for script {script.name}: " + "; ".join(problems))
-            progress(f"verified script {script.name}: {len(metadata['bindings'])} binding(s) as sent")
+            progress(ProgressEvent(
+                Step.NOTE, f"verified script {script.name}: {len(metadata['bindings'])} binding(s) as sent"))
+        done = "created" if change.action is Action.CREATE else "updated"
+        progress(ProgressEvent(Step.DONE, f"{done} script {script.name}", change))
         return _Outcome(
             change.action,
             uploaded=ScriptState(
@@ -199,6 +232,19 @@ def _upload_job(
                 modified_on=_optional_str(answer.get("modified_on")),
             ),
         )
+
+    return _reported(change, progress, job)
+
+
+def _reported(change: Change, progress: Progress, body: Callable[[], _Outcome]) -> Callable[[], _Outcome]:
+    """``body`` as a job that reports when its request starts and when it fails."""
+    def job() -> _Outcome:
+        progress(ProgressEvent(Step.START, f"{change.type} {change.name}", change))
+        try:
+            return body()
+        except BaseException:
+            progress(ProgressEvent(Step.FAILED, f"{change.type} {change.name}", change))
+            raise
 
     return job
 
@@ -221,10 +267,10 @@ def _optional_str(value: object) -> str | None:
 def _delete_job(change: Change, manifest: Manifest, client: _Client, progress: Progress) -> Callable[[], _Outcome]:
     def job() -> _Outcome:
         client.delete_script(change.name, account_id=manifest.account_id, zone_id=manifest.zone_id)
-        progress(f"deleted script {change.name}")
+        progress(ProgressEvent(Step.DONE, f"deleted script {change.name}", change))
         return _Outcome(Action.DELETE, deleted=change.name)
 
-    return job
+    return _reported(change, progress, job)
 
 
 def _run_jobs(

@@ -18,6 +18,7 @@ from deployer.models import Script, ScriptFormat
 JS_MODULE = "application/javascript+module"
 SERVICE_WORKER_PART = "script"  # the seed's part name, named by body_part
 SERVICE_WORKER_TYPE = "application/javascript"
+OWNER_TAG_PREFIX = "deployer:project="  # the ownership tag: shared/CONTRACT.md, "Safe by default"
 
 # The part content types Cloudflare's upload lists (reference §1.2).
 PART_TYPES = (
@@ -105,9 +106,12 @@ def read_parts(script: Script) -> tuple[UploadPart, ...]:
     return parts
 
 
-def upload_metadata(script: Script, bindings: list[dict[str, object]]) -> dict[str, Any]:
+def upload_metadata(script: Script, bindings: list[dict[str, object]], *, project: str | None = None
+                    ) -> dict[str, Any]:
     """The metadata part: the seed's ``{"body_part": "script", "bindings": [...]}`` for a
-    service-worker script, ``main_module`` for modules, plus compatibility settings if set."""
+    service-worker script, ``main_module`` for modules, plus compatibility settings if set, and
+    the ownership tag ``deployer:project=NAME`` when the manifest sets ``project:`` (without
+    it the metadata is exactly the seed's)."""
     metadata: dict[str, Any]
     if script.format is ScriptFormat.SERVICE_WORKER:
         metadata = {"body_part": SERVICE_WORKER_PART, "bindings": bindings}
@@ -117,6 +121,8 @@ def upload_metadata(script: Script, bindings: list[dict[str, object]]) -> dict[s
         metadata["compatibility_date"] = script.compatibility_date
     if script.compatibility_flags:
         metadata["compatibility_flags"] = list(script.compatibility_flags)
+    if project is not None:
+        metadata["tags"] = [OWNER_TAG_PREFIX + project]
     return metadata
 
 

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, Optional
+from typing import TYPE_CHECKING, NoReturn, Optional, TextIO
 
 import typer
 
@@ -53,13 +53,32 @@ class GraphFormat(str, enum.Enum):
 app = typer.Typer(
     name="deployer",
     help="Deploy Cloudflare Workers scripts and their bindings from workers.yaml.",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,  # locals can hold secrets
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(state_app, name="state")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from deployer import __version__
+
+        sys.stdout.write(f"deployer {__version__}\n")
+        raise typer.Exit(ExitStatus.OK)
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="Print the version and exit."
+    ),
+) -> None:
+    """Deploy Cloudflare Workers scripts and their bindings from workers.yaml."""
+
 
 def _load_manifest(file: Path, env: str | None) -> Manifest:
     from deployer.manifest.load import load_manifest
@@ -131,25 +150,61 @@ def _show_warnings(the_plan: Plan) -> None:
         warn(warning)
 
 
-def _plan_against(manifest: Manifest, store: StateBackend, current: State, remote: RemoteSnapshot | None) -> Plan:
+def _plan_against(manifest: Manifest, current: State, remote: RemoteSnapshot | None) -> Plan:
     from deployer.plan.planner import make_plan
 
-    _check_target(manifest, store, current)
     return make_plan(manifest, current, remote)
 
 
-def _check_target(manifest: Manifest, store: StateBackend, current: State) -> None:
-    """Refuse a state recorded for another account or zone, naming which state it is."""
+def _identity(file: Path, manifest: Manifest) -> str:
+    from deployer.state.project import project_identity
+
+    return project_identity(file, manifest.project)
+
+
+def _check_target(manifest: Manifest, store: StateBackend, current: State, identity: str, *,
+                  claim: bool = False) -> None:
+    """Refuse a state recorded for another account or zone, or written by another project,
+    naming which state it is; called before any request to Cloudflare."""
     from deployer.plan.planner import check_same_target
 
     try:
         check_same_target(manifest, current)
     except StateError as exc:
         raise StateError(f"state {store.description}: {exc}") from exc
+    if current.project is not None and current.project != identity and not claim:
+        raise StateError(
+            f"state {store.description} was written by project {current.project!r}, but {manifest.path} is "
+            f"project {identity!r}: planning against it would delete that project's scripts. Give this project "
+            "its own state (--state, --state-name or --env); if it is the same project, moved or renamed, pass "
+            "--claim-state (apply then records the new name in the state)"
+        )
 
 
-def _use_color(no_color: bool) -> bool:
-    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+def _note_former_state(store: StateBackend) -> None:
+    from deployer.state.backend import former_state_hint
+
+    hint = former_state_hint(store)
+    if hint is not None:
+        warn(hint)
+
+
+def _use_color(no_color: bool, stream: TextIO | None = None) -> bool:
+    """Colour on a terminal, unless --no-color, a non-empty NO_COLOR or TERM=dumb; a non-empty
+    FORCE_COLOR turns it on anywhere (NO_COLOR still wins, as no-color.org asks)."""
+    if no_color or os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    if os.environ.get("TERM") == "dumb":
+        return False
+    return (stream or sys.stdout).isatty()
+
+
+ClaimStateOption = typer.Option(
+    False, "--claim-state", help="Use a state written by another project identity (this project, moved or "
+    "renamed); apply records the new identity in it."
+)
 
 
 @app.command()
@@ -159,6 +214,8 @@ def validate(
     ),
     file: Path = FileOption,
     env: Optional[str] = EnvOption,
+    state: Optional[str] = StateOption,
+    state_name: Optional[str] = StateNameOption,
     allow_unset: bool = typer.Option(
         False, "--allow-unset", help="An unset ${VAR} is not an error (hooks and editors without secrets)."
     ),
@@ -167,6 +224,9 @@ def validate(
     """Check the manifest (the base and every environment, or only --env) and report every problem."""
     from deployer.manifest.load import check_manifest
 
+    if state is not None or state_name is not None:
+        # Accepted like on every command that reads a manifest; checked for form, never read (no network).
+        open_state(file, env, state, state_name, peek=True)
     diagnostics: list[Diagnostic] = []
     for path in files or [file]:
         try:
@@ -201,12 +261,17 @@ def plan(
     out: Optional[Path] = typer.Option(None, "--out", help="Save the plan for 'deployer apply PLANFILE'."),
     refresh: bool = typer.Option(False, "--refresh", help="Compare the state with Cloudflare first (network)."),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
+    claim_state: bool = ClaimStateOption,
     debug: bool = DebugOption,
 ) -> int:
     """Show what apply would change: create / update / delete / no-op per script and namespace."""
     from deployer.plan.render import render_json, render_markdown, render_text
 
     manifest = _load_manifest(file, env)
+    store = open_state(file, env, state, state_name, manifest.project)
+    current = store.load()
+    _check_target(manifest, store, current, _identity(file, manifest), claim=claim_state)
+    _note_former_state(store)
     remote = None
     if refresh:
         client = _client()
@@ -216,8 +281,7 @@ def plan(
             remote = read_remote(manifest, client)
         finally:
             client.close()
-    store = open_state(file, env, state, state_name)
-    the_plan = _plan_against(manifest, store, store.load(), remote)
+    the_plan = _plan_against(manifest, current, remote)
     if out is not None:
         from deployer.plan.planfile import write_planfile
 
@@ -228,9 +292,9 @@ def plan(
         case PlanFormat.JSON:
             sys.stdout.write(render_json(the_plan))
         case PlanFormat.MARKDOWN:
-            sys.stdout.write(render_markdown(the_plan, manifest))
+            sys.stdout.write(render_markdown(the_plan, manifest, refreshed=refresh))
         case PlanFormat.TEXT:
-            sys.stdout.write(render_text(the_plan, color=_use_color(no_color)))
+            sys.stdout.write(render_text(the_plan, color=_use_color(no_color), refreshed=refresh))
     if detailed_exitcode and the_plan.has_drift:
         return ExitStatus.DRIFT
     return ExitStatus.CHANGES if detailed_exitcode and the_plan.has_changes else ExitStatus.OK
@@ -247,7 +311,8 @@ def apply(
     parallelism: int = typer.Option(4, "--parallelism", min=1, max=64, help="Uploads in flight at once."),
     refresh: bool = typer.Option(False, "--refresh", help="Compare the state with Cloudflare before planning."),
     allow_overwrite: bool = typer.Option(
-        False, "--allow-overwrite", help="Upload over scripts that exist in Cloudflare but not in the state."
+        False, "--allow-overwrite",
+        help="Upload over scripts that exist in Cloudflare but not in the state (even another project's).",
     ),
     verify: bool = typer.Option(False, "--verify", help="Read each script's bindings back after its upload."),
     lock_timeout: float = LockTimeoutOption,
@@ -260,10 +325,13 @@ def apply(
         "lower it when other jobs use the same token).",
     ),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
+    claim_state: bool = ClaimStateOption,
     debug: bool = DebugOption,
 ) -> int:
     """Create namespaces, upload each created/changed script once, delete removed scripts."""
     from deployer.apply.executor import apply_plan
+    from deployer.apply.guard import CachedReads, check_before_apply
+    from deployer.cli.progress import ApplyReporter
     from deployer.remote import read_remote, require_account
     from deployer.plan.render import render_text
 
@@ -281,46 +349,46 @@ def apply(
     if verify:
         require_account(manifest, "--verify")
     client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
-    store = open_state(file, env, state, state_name)
+    store = open_state(file, env, state, state_name, manifest.project)
+    identity = _identity(file, manifest)
     try:
         with store.lock(command="deployer apply", timeout=lock_timeout, warn=warn):
             current = store.load()
-            remote = read_remote(manifest, client) if refresh else None
-            the_plan = _plan_against(manifest, store, current, remote)
+            _check_target(manifest, store, current, identity, claim=claim_state)  # before any request
+            _note_former_state(store)
+            reads = CachedReads(client)  # the guard and --refresh share one script list
+            remote = read_remote(manifest, reads) if refresh else None
+            the_plan = _plan_against(manifest, current, remote)
             if saved is not None and planfile is not None:
                 from deployer.plan.planfile import check_planfile
 
                 check_planfile(saved, planfile, manifest, current, the_plan)
-            sys.stdout.write(render_text(the_plan, color=_use_color(no_color)))
+            sys.stdout.write(render_text(the_plan, color=_use_color(no_color), refreshed=refresh))
             _show_warnings(the_plan)
-            _refuse_overwrites(the_plan, allow_overwrite)
+            if not allow_overwrite:
+                check_before_apply(the_plan, current, manifest, reads)
             if not the_plan.has_changes:
+                if current.lineage and current.project != identity:
+                    store.record(project=identity)  # a state from before projects (or claimed) is adopted
+                    store.commit()
                 return ExitStatus.OK
             if saved is None and not auto_approve:
                 _confirm()
+            reporter = ApplyReporter.for_plan(the_plan, sys.stderr)
             try:
-                result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=stderr,
-                                    verify=verify)
+                result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=reporter,
+                                    verify=verify, project=identity)
             finally:
+                reporter.close()
                 store.commit()
     finally:
         client.close()
     print(
         f"Apply complete: {result.created} created, {result.updated} updated, {result.deleted} deleted"
         + (f", {result.forgotten} forgotten" if result.forgotten else "")
-        + "."
+        + f". Took {reporter.elapsed():.1f} s."
     )
     return ExitStatus.OK
-
-
-def _refuse_overwrites(the_plan: Plan, allowed: bool) -> None:
-    names = [change.name for change in the_plan.changes if change.overwrites_remote]
-    if names and not allowed:
-        listed = ", ".join(names)
-        raise DeployerError(
-            f"refusing to overwrite script(s) that exist in Cloudflare but not in the state: {listed}. "
-            f"Adopt them with 'deployer import NAME' (then plan again), or pass --allow-overwrite"
-        )
 
 
 def _confirm() -> None:
@@ -350,9 +418,10 @@ def refresh(
 
     manifest = _load_manifest(file, env)
     client = _client()
-    store = open_state(file, env, state, state_name)
+    store = open_state(file, env, state, state_name, manifest.project)
     try:
         with store.lock(command="deployer refresh", timeout=lock_timeout, warn=warn):
+            _check_target(manifest, store, store.state, _identity(file, manifest))  # before any request
             found = refresh_state(store.state, read_remote(manifest, client))
             for script in found.updated:
                 stderr(f"script {script.name}: etag {script.etag}, modified {script.modified_on}")
@@ -388,10 +457,14 @@ def import_script(
     env: Optional[str] = EnvOption,
     state: Optional[str] = StateOption,
     state_name: Optional[str] = StateNameOption,
+    allow_overwrite: bool = typer.Option(
+        False, "--allow-overwrite", help="Import a script even when another project's ownership tag is on it."
+    ),
     lock_timeout: float = LockTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
     """Adopt a script that already exists in Cloudflare into the state, so plan shows only real differences."""
+    from deployer.apply.guard import CachedReads, refuse_other_owner
     from deployer.remote import import_script as read_deployed, require_account
 
     manifest = _load_manifest(file, env)
@@ -402,15 +475,21 @@ def import_script(
                             "add it to the manifest first, then import it")
     account_id = require_account(manifest, "import")
     client = _client()
-    store = open_state(file, env, state, state_name)
+    store = open_state(file, env, state, state_name, manifest.project)
+    identity = _identity(file, manifest)
     try:
         with store.lock(command=f"deployer import {name}", timeout=lock_timeout, warn=warn):
-            _check_target(manifest, store, store.state)
+            _check_target(manifest, store, store.state, identity)
             if store.state.script(name) is not None:
                 raise DeployerError(f"script {name!r} is already in the state {store.description}; "
                                     "'deployer refresh' records its current etag")
-            recorded, warnings = read_deployed(script, account_id, client)
-            store.record(scripts=[recorded], account_id=manifest.account_id, zone_id=manifest.zone_id)
+            reads = CachedReads(client)  # the ownership check reuses the settings import reads
+            recorded, warnings = read_deployed(script, account_id, reads)
+            if not allow_overwrite:
+                tags = reads.get_script_settings(account_id, name).get("tags")
+                refuse_other_owner(name, tags, manifest.project, "import")
+            store.record(scripts=[recorded], account_id=manifest.account_id, zone_id=manifest.zone_id,
+                         project=identity)
             store.commit()
     finally:
         client.close()
@@ -423,12 +502,13 @@ def import_script(
 
 @app.command()
 def init(file: Path = FileOption, debug: bool = DebugOption) -> int:
-    """Write a starter workers.yaml (with the $schema line), its schema, a script and a .gitignore entry."""
+    """Write a starter workers.yaml (with the $schema line), its schema, an ES-module script and a .gitignore entry."""
     from deployer.cli.scaffold import init_project
 
     for line in init_project(file):
         stderr(line)
-    stderr(f"next: export CLOUDFLARE_ACCOUNT_ID, then run 'deployer plan -f {file}'")
+    stderr(f"next: export CLOUDFLARE_ACCOUNT_ID, then run 'deployer plan -f {file}'; 'deployer apply' also needs "
+           "CLOUDFLARE_API_TOKEN (an API token with the \"Workers Scripts Write\" permission)")
     return ExitStatus.OK
 
 

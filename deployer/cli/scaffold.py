@@ -18,7 +18,9 @@ account_id: ${{CLOUDFLARE_ACCOUNT_ID}}
 
 scripts:
   my-worker:
-    path: src/worker.js
+    format: modules                  # an ES module (export default {{ fetch }}), as wrangler writes it
+    path: src/index.js
+    compatibility_date: "2024-09-23"
     bindings:
       - type: plain_text
         name: ENVIRONMENT
@@ -37,9 +39,11 @@ scripts:
 """
 
 STARTER_SCRIPT = """\
-addEventListener('fetch', event => {
-  event.respondWith(new Response(`Hello from ${ENVIRONMENT}\\n`))
-})
+export default {
+  async fetch(request, env, ctx) {
+    return new Response(`Hello from ${env.ENVIRONMENT}\\n`);
+  },
+};
 """
 
 
@@ -58,7 +62,7 @@ def init_project(manifest: Path) -> list[str]:
         done.append(f"left {schema} as it is (refresh it with: deployer schema > {schema})")
     else:
         done.append(_create(schema, schema_text(), replace=True))
-    script = directory / "src" / "worker.js"
+    script = directory / "src" / "index.js"
     done.append(f"left {script} as it is" if script.exists() else _create(script, STARTER_SCRIPT))
     done.append(_ignore_lock(directory / ".gitignore"))
     return done

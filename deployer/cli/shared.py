@@ -6,6 +6,7 @@ from __future__ import annotations
 import enum
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,20 +30,38 @@ StateOption = typer.Option(
     None, "--state", help="State file, or a postgresql:// URL (default: $DEPLOYER_STATE_URL, else "
     ".deployer/state.json beside the manifest).")
 StateNameOption = typer.Option(
-    None, "--state-name", help="The state's name in PostgreSQL (default: the manifest directory's name, .ENV added with --env).")
+    None, "--state-name", help="The state's name in PostgreSQL (default: the project: key, else the git repository "
+    "and the manifest's path in it; .ENV added with --env).")
 DebugOption = typer.Option(False, "--debug", help="Show tracebacks for expected errors too.")
 LockTimeoutOption = typer.Option(0.0, "--lock-timeout", min=0.0, help="Seconds to wait for another apply's lock.")
 
 
+_OUTPUT = threading.Lock()
+
+
 def stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """One line on stderr, written whole: parallel uploads never run into each other's lines."""
+    with _OUTPUT:
+        stream = sys.stderr  # whatever it is now (tests swap it)
+        stream.write(message + "\n")
+        stream.flush()
 
 
 def warn(message: str) -> None:
     stderr(f"warning: {message}")
 
 
-def open_state(file: Path, env: str | None, state: str | None, state_name: str | None) -> StateBackend:
+def open_state(
+    file: Path, env: str | None, state: str | None, state_name: str | None, project: str | None = None, *,
+    peek: bool = False,
+) -> StateBackend:
+    """The state for a manifest. ``project`` is its ``project:`` key; with ``peek``, the key is
+    read from the manifest only if the default PostgreSQL state name needs it (commands that do
+    not load the manifest)."""
     from deployer.state.backend import open_store
 
-    return open_store(file, env, state, state_name, os.environ)
+    if peek:
+        from deployer.manifest.load import manifest_project
+
+        return open_store(file, env, state, state_name, os.environ, lambda: manifest_project(file, os.environ))
+    return open_store(file, env, state, state_name, os.environ, project)

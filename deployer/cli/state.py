@@ -34,7 +34,7 @@ def state_list(
     debug: bool = DebugOption,
 ) -> int:
     """List every recorded owned resource (namespace, ...) and script."""
-    recorded = open_state(file, env, state, state_name).load()
+    recorded = open_state(file, env, state, state_name, peek=True).load()
     for resource in recorded.resources:
         print(f"{resource.type}.{resource.key}\t{resource.id}\t{resource.name}")
     for script in recorded.scripts:
@@ -55,7 +55,7 @@ def state_show(
     from deployer.kinds.registry import RESOURCE_KINDS
     from deployer.state.store import state_to_json
 
-    store = open_state(file, env, state, state_name)
+    store = open_state(file, env, state, state_name, peek=True)
     doc = state_to_json(store.load())
     sections = {"script": "scripts", **{kind.type: kind.section for kind in RESOURCE_KINDS.values()}}
     kind, dot, short = name.partition(".")
@@ -81,7 +81,7 @@ def state_history(
     from deployer.state.backend import require_postgres
     from deployer.state.commands import render_history
 
-    store = require_postgres(open_state(file, env, state, state_name), "state history")
+    store = require_postgres(open_state(file, env, state, state_name, peek=True), "state history")
     sys.stdout.write(render_history(store, store.history()))
     return ExitStatus.OK
 
@@ -100,7 +100,7 @@ def state_rollback(
     from deployer.state.backend import require_postgres
     from deployer.state.commands import rollback_state
 
-    store = require_postgres(open_state(file, env, state, state_name), "state rollback")
+    store = require_postgres(open_state(file, env, state, state_name, peek=True), "state rollback")
     stderr(rollback_state(store, to, timeout=lock_timeout, warn=warn).rstrip("\n"))
     return ExitStatus.OK
 
@@ -121,7 +121,7 @@ def state_push(
     from deployer.state.store import default_state_path
     from deployer.state.commands import push_state
 
-    store = require_postgres(open_state(file, env, state, state_name), "state push")
+    store = require_postgres(open_state(file, env, state, state_name, peek=True), "state push")
     path = local if local is not None else default_state_path(file, env)
     stderr(push_state(path, store, force=force, timeout=lock_timeout, warn=warn).rstrip("\n"))
     return ExitStatus.OK
@@ -143,7 +143,7 @@ def state_pull(
     from deployer.state.store import default_state_path
     from deployer.state.commands import pull_state
 
-    store = require_postgres(open_state(file, env, state, state_name), "state pull")
+    store = require_postgres(open_state(file, env, state, state_name, peek=True), "state pull")
     path = local if local is not None else default_state_path(file, env)
     stderr(pull_state(store, path, force=force, timeout=lock_timeout, warn=warn).rstrip("\n"))
     return ExitStatus.OK

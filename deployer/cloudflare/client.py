@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 _KV_PAGE_SIZE = 100
 _BACKOFF_CAP = 30.0
+_ANNOUNCE_WAIT = 1.0  # budget waits at least this long are announced (shorter ones are pacing)
 _NAMESPACE_EXISTS = 10014  # KV: "a namespace with this account ID and title already exists"
 _SCRIPT_NOT_FOUND = 10007
 _ROUTING_CODES = frozenset({7000, 7003})  # malformed account/zone id: never "already gone"
@@ -201,6 +202,7 @@ class CloudflareClient:
         self._not_before = float("-inf")
         self._rate_limit = rate_limit
         self._starts: deque[float] = deque()
+        self._announced_until = float("-inf")  # budget waits already announced, up to this time
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str], **kwargs: Any) -> tuple[CloudflareClient, list[str]]:
@@ -338,6 +340,17 @@ class CloudflareClient:
         body = self._request("GET", f"/accounts/{_seg(account_id)}/workers/scripts")
         return list(body.get("result") or [])
 
+    def zone_script_exists(self, zone_id: str) -> bool:
+        """Whether the zone already runs a script (legacy single-script API, which has no list):
+        ``GET /zones/{zone_id}/workers/script`` answers with its code, or 404 when there is none."""
+        try:
+            self._request("GET", f"/zones/{_seg(zone_id)}/workers/script", raw=True, headers={"Accept": "*/*"})
+        except CloudflareApiError as exc:
+            if _already_gone(exc):
+                return False
+            raise
+        return True
+
     @staticmethod
     def _script_path(name: str, account_id: str | None, zone_id: str | None) -> str:
         if (account_id is None) == (zone_id is None):
@@ -386,7 +399,7 @@ class CloudflareClient:
                         f"the {attempts.remaining:.0f} s left of the {self._max_retry_wait:.0f} s retry budget"
                     ) from None
                 else:
-                    log.info("%s %s was rate limited (HTTP 429); waiting %.1f s", method, path,
+                    log.info("%s %s was rate limited (HTTP 429); waiting %.1f s as Retry-After asks", method, path,
                              failure.retry_after)
 
     def _attempt(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> dict[str, Any]:
@@ -483,14 +496,20 @@ class CloudflareClient:
             pause = max(0.0, self._not_before - now)
             _check_shared_pause(attempts, pause)
             start = now + pause
+            throttled = False
             if self._rate_limit is not None:
                 limit, window = self._rate_limit
-                if len(self._starts) >= limit:
-                    start = max(start, self._starts[0] + window)
+                if len(self._starts) >= limit and self._starts[0] + window > start:
+                    start, throttled = self._starts[0] + window, True
                 self._starts.append(start)
                 while len(self._starts) > limit:
                     self._starts.popleft()
             target = self._not_before
+            if throttled and start - now >= _ANNOUNCE_WAIT and start > self._announced_until:
+                # Once per stretch of waiting, not once per waiting thread.
+                self._announced_until = start + _ANNOUNCE_WAIT
+                log.info("request budget used up (%d requests per %.0f s, --rate-limit): waiting %.1f s",
+                         limit, window, start - now)
         if start > now:
             self._sleep(start - now)
             attempts.waited += min(pause, start - now)

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from deployer.manifest import environments, validate
+from deployer.manifest import environments, rules, validate
 from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, plain_value, read_text
 from deployer.manifest.script_files import script_digest, script_file, sha256_file
 from deployer.manifest.environments import Overlay
@@ -77,7 +77,32 @@ def _load(path: Path, environ: Mapping[str, str], environment: str | None) -> Ma
         resources=tuple(Resource(r.type, _text(r.key), _text(r.name)) for r in draft.resources),
         scripts=tuple(_script(s, files[s.name.raw], suffix) for s in draft.scripts),
         environment=environment,
+        project=_value(draft.project),
     )
+
+
+def manifest_project(path: Path, environ: Mapping[str, str]) -> str | None:
+    """The manifest's ``project:`` key, variables filled in, without checking the rest (the
+    ``deployer state`` commands name a PostgreSQL state after it). None when the manifest does
+    not exist or sets no project; a ManifestError when the key cannot be read."""
+    if not path.exists():
+        return None
+    parser = Parser(str(path), environ)
+    root, _ = parser.parse(read_text(path, str(path)))
+    entry = _entries(root).get("project") if root is not None else None
+    if entry is None or not isinstance(entry[1], ScalarNode):
+        if parser.diagnostics:
+            raise ManifestError(parser.diagnostics)
+        return None
+    parser.fill(entry[1], lambda _: ("project",))
+    if parser.diagnostics:
+        raise ManifestError(parser.diagnostics)
+    value = parser.filled.get(id(entry[1]), entry[1].value)
+    if value is None or not rules.PROJECT.accepts(value):
+        line, col = mark(entry[1])
+        raise ManifestError([Diagnostic(str(path), line, col, "project",
+                                        f"{entry[1].value!r} is not {rules.PROJECT.words}")])
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +262,7 @@ def _draft(overlay: Overlay, filled: Mapping[int, str | None]) -> ManifestDraft:
         scripts=tuple(scripts),
         name_suffix=_field(suffix, (environments.NAME_SUFFIX,), filled,
                            lambda _: f"environments.{overlay.environment}.name_suffix") if suffix else None,
+        project=top_field("project"),
     )
 
 

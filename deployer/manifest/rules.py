@@ -35,6 +35,12 @@ COMPATIBILITY_DATE = Rule("a date written YYYY-MM-DD", re.compile(r"[0-9]{4}-[0-
 NAME_SUFFIX = Rule(
     "a script name suffix (lowercase letters, digits, '-' and '_')", re.compile(r"[a-z0-9_-]*"), max_length=62
 )
+PROJECT = Rule(
+    "a valid project name (letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 "
+    "characters)",
+    re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*"),
+    max_length=63,
+)
 
 PLACEHOLDER_ALTERNATIVE = r".*\$\{[^}]+\}.*"
 """What the schema's patterns accept besides a literal value: a string holding ``${...}``."""

@@ -29,6 +29,7 @@ from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are
     HEX_ID,
     JS_RESERVED_WORDS,
     NAME_SUFFIX,
+    PROJECT,
     NAMESPACE_KEY,
     PLACEHOLDER_ALTERNATIVE,
     SCRIPT_NAME,
@@ -312,6 +313,7 @@ class ManifestDraft:
     scripts_at: tuple[int, int] | None = None
     scripts: tuple[ScriptDraft, ...] = ()
     name_suffix: Field | None = None
+    project: Field | None = None
 
 
 def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
@@ -330,6 +332,7 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
     recheck(draft.account_id, HEX_ID)
     recheck(draft.zone_id, HEX_ID)
     recheck(draft.name_suffix, NAME_SUFFIX)
+    recheck(draft.project, PROJECT)
     suffix = draft.name_suffix.value if draft.name_suffix is not None else None
 
     # The keys references may name, per section; None: a key has an unset variable, so unknown.

@@ -59,8 +59,9 @@ def render_json(plan: Plan) -> str:
     return json.dumps(plan_document(plan), indent=2) + "\n"
 
 
-def render_text(plan: Plan, *, color: bool = False) -> str:
-    """Terraform-like text: one line per change with binding details; no-ops are only counted."""
+def render_text(plan: Plan, *, color: bool = False, refreshed: bool = False) -> str:
+    """Terraform-like text: one line per change with binding details; no-ops are only counted.
+    ``refreshed``: the plan was made with ``--refresh`` (Cloudflare was read, not only the state)."""
 
     def paint(action: Action, text: str) -> str:
         return f"\x1b[{_COLORS[action]}m{text}\x1b[0m" if color else text
@@ -69,7 +70,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     lines = [f"deployer plan{where}", ""]
     shown = [change for change in plan.changes if change.action is not Action.NO_OP]
     if not shown:
-        lines.append("No changes: the deployed scripts and namespaces match the manifest.")
+        lines.append(f"No changes: {_no_changes(refreshed)}.")
     for change in shown:
         symbol = _SYMBOLS[change.action]
         lines.append(paint(change.action, f"  {symbol} {_headline(change)}"))
@@ -78,7 +79,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(plan: Plan, manifest: Manifest | None = None) -> str:
+def render_markdown(plan: Plan, manifest: Manifest | None = None, *, refreshed: bool = False) -> str:
     """A pull-request comment: summary, a table of the changes (no-ops only counted), then the
     dependency graph in a collapsed section (``manifest``, the one planned, adds the edges to
     resources this plan creates)."""
@@ -94,8 +95,16 @@ def render_markdown(plan: Plan, manifest: Manifest | None = None) -> str:
                 f"| `{_escape_cell(change.name)}` | {details} |"
             )
     else:
-        lines.append("No changes.")
+        lines.append("No changes: " + _no_changes(refreshed).replace("'", "`") + ".")
     return "\n".join(lines) + "\n" + markdown_section(plan, manifest)
+
+
+def _no_changes(refreshed: bool) -> str:
+    # Without --refresh only the state was compared: say so rather than claim what is deployed.
+    if refreshed:
+        return "the manifest matches the recorded state, and Cloudflare matches the state"
+    return ("the manifest matches the recorded state (Cloudflare was not read; "
+            "'deployer plan --refresh' compares with what is deployed)")
 
 
 def _escape_cell(text: str) -> str:

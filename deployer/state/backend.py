@@ -116,15 +116,26 @@ def mask_url(url: str) -> str:
     return f"{scheme}{sep}{netloc}{slash}{path}{qmark}{query}"
 
 
-def state_name(manifest_path: Path, environment: str | None, explicit: str | None) -> str:
-    """``--state-name`` verbatim, else the manifest directory's base name (``.ENV`` with --env)."""
+def state_name(manifest_path: Path, environment: str | None, explicit: str | None, project: str | None = None) -> str:
+    """``--state-name`` verbatim, else the manifest's project identity (``.ENV`` with --env):
+    the ``project:`` key, else ``<repository>:<manifest path in it>`` (``deployer.state.project``),
+    so two repositories with a ``deploy/`` folder never share a state."""
     if explicit is not None:
         if not explicit.strip():
             raise StateError("--state-name must not be empty")
         return explicit
+    from deployer.state.project import project_identity
+
+    identity = project_identity(manifest_path, project)
+    return f"{identity}.{environment}" if environment else identity
+
+
+def former_state_name(manifest_path: Path, environment: str | None) -> str | None:
+    """The default state name before it was derived from the project (the manifest directory's
+    name), to point a team at a state saved under it; None when there is no such name."""
     directory = manifest_path.absolute().parent
     if not directory.name:
-        raise StateError(f"cannot name the state after the manifest directory {directory}: pass --state-name NAME")
+        return None
     return f"{directory.name}.{environment}" if environment else directory.name
 
 
@@ -134,8 +145,11 @@ def open_store(
     state_option: str | None,
     state_name_option: str | None,
     environ: Mapping[str, str],
+    project: str | None | Callable[[], str | None] = None,
 ) -> StateBackend:
-    """The store ``--state`` names, else DEPLOYER_STATE_URL's, else the default state file."""
+    """The store ``--state`` names, else DEPLOYER_STATE_URL's, else the default state file.
+    ``project`` is the manifest's ``project:`` key, or how to read it (only a PostgreSQL state
+    without ``--state-name`` needs it: its default name is built from it)."""
     from deployer.state.store import StateStore, default_state_path
 
     location = state_option
@@ -144,7 +158,10 @@ def open_store(
         if not is_postgres_url(location):
             raise StateError(f"{STATE_URL_VARIABLE} must be a postgresql:// URL, got {mask_url(location)!r}")
     if location is not None and is_postgres_url(location):
-        return open_postgres(parse_postgres_url(location), state_name(manifest_path, environment, state_name_option))
+        key = project() if callable(project) and state_name_option is None else project
+        name = state_name(manifest_path, environment, state_name_option, key if isinstance(key, str) else None)
+        former = former_state_name(manifest_path, environment) if state_name_option is None else None
+        return open_postgres(parse_postgres_url(location), name, former if former != name else None)
     if state_name_option is not None:
         raise StateError(
             "--state-name names a state in PostgreSQL: pass --state postgresql://... or set "
@@ -153,7 +170,7 @@ def open_store(
     return StateStore(Path(location) if location is not None else default_state_path(manifest_path, environment))
 
 
-def open_postgres(target: PgTarget, name: str) -> PgStateStore:
+def open_postgres(target: PgTarget, name: str, former_name: str | None = None) -> PgStateStore:
     try:
         import psycopg  # noqa: F401  (only to tell a missing extra from other import errors)
     except ImportError:
@@ -162,7 +179,7 @@ def open_postgres(target: PgTarget, name: str) -> PgStateStore:
         ) from None
     from deployer.state.postgres import PgStateStore
 
-    return PgStateStore(target, name)
+    return PgStateStore(target, name, former_name=former_name)
 
 
 def require_postgres(store: StateBackend, command: str) -> PgStateStore:
@@ -173,3 +190,12 @@ def require_postgres(store: StateBackend, command: str) -> PgStateStore:
             f"or set {STATE_URL_VARIABLE} (a state file keeps only its previous copy, {store.description}.backup)"
         )
     return cast("PgStateStore", store)
+
+
+def former_state_hint(store: StateBackend) -> str | None:
+    """For a PostgreSQL state under its new default name that does not exist yet: a note naming
+    the state saved under the former default name, if there is one (``PgStateStore``)."""
+    pgstate = sys.modules.get("deployer.state.postgres")
+    if pgstate is None or not isinstance(store, pgstate.PgStateStore):
+        return None
+    return cast("PgStateStore", store).former_state_hint()

@@ -30,8 +30,9 @@ def rollback_state(store: PgStateStore, serial: int, *, timeout: float, warn: Ca
     with store.lock(command=f"deployer state rollback --to {serial}", timeout=timeout, warn=warn):
         current = store.state
         if serial >= current.serial:
-            raise StateError(f"state {store.description} is at serial {current.serial}: roll back to an "
-                             f"earlier serial ('deployer state history' lists them)")
+            what = "is the current one" if serial == current.serial else "was never saved"
+            raise StateError(f"serial {serial} {what}: state {store.description} is at serial {current.serial}; "
+                             f"roll back to an earlier serial ('deployer state history' lists them)")
         old = store.version(serial)
         if old is None:
             raise StateError(f"serial {serial} is not a saved version of state {store.description}; "

@@ -19,8 +19,9 @@ STATE_FORMAT_VERSION = 1
 
 
 def state_to_json(state: State) -> dict[str, Any]:
-    """The state file's document. A secret_text binding is written without any text."""
-    return {
+    """The state file's document. A secret_text binding is written without any text; ``project``
+    only once known, so a state without it is written exactly as before."""
+    doc = {
         "format_version": STATE_FORMAT_VERSION,
         "lineage": state.lineage,
         "serial": state.serial,
@@ -29,6 +30,9 @@ def state_to_json(state: State) -> dict[str, Any]:
         **_resource_sections(state.resources, everywhere=True),
         "scripts": {script.name: script_to_json(script) for script in state.scripts},
     }
+    if state.project is not None:
+        doc["project"] = state.project
+    return doc
 
 
 def _resource_sections(resources: Iterable[ResourceState], *, everywhere: bool) -> dict[str, Any]:
@@ -78,7 +82,7 @@ def check_format_version(doc: object, source: str, kind: str) -> None:
 def parse_state(doc: object) -> State:
     fields = object_fields(doc, "", ("format_version", "lineage", "serial", "account_id", "zone_id", "scripts",
                                      *_resource_section_names(True)),
-                           optional=_resource_section_names(False))
+                           optional=("project", *_resource_section_names(False)))
     _version(fields["format_version"], "format_version")
     return State(
         lineage=string(fields["lineage"], "lineage", empty=True),
@@ -87,6 +91,7 @@ def parse_state(doc: object) -> State:
         zone_id=optional_string(fields["zone_id"], "zone_id"),
         scripts=_parse_scripts(fields["scripts"], "scripts"),
         resources=_parse_resources(fields, ""),
+        project=optional_string(fields.get("project"), "project"),
     )
 
 
@@ -170,12 +175,13 @@ class Record:
     forgotten: tuple[tuple[str, str], ...]  # (type, key) of owned resources dropped from the state
     account_id: str | None
     zone_id: str | None
+    project: str | None = None
 
 
 def parse_record(doc: object, where: str) -> Record:
     forgotten_keys = {kind.journal_forgotten_key: kind.type for kind in RESOURCE_KINDS.values()}
     fields = object_fields(doc, where, ("format_version", "lineage", "base_serial", "serial"),
-                           optional=("scripts", "removed_scripts", "account_id", "zone_id", *forgotten_keys,
+                           optional=("scripts", "removed_scripts", "account_id", "zone_id", "project", *forgotten_keys,
                                      *_resource_section_names(True), *_resource_section_names(False)))
     _version(fields["format_version"], join(where, "format_version"))
     return Record(
@@ -189,6 +195,7 @@ def parse_record(doc: object, where: str) -> Record:
                         for key in _names(fields.get(field, []), join(where, field))),
         account_id=optional_string(fields.get("account_id"), join(where, "account_id")),
         zone_id=optional_string(fields.get("zone_id"), join(where, "zone_id")),
+        project=optional_string(fields.get("project"), join(where, "project")),
     )
 
 
@@ -234,6 +241,7 @@ class Changes(TypedDict, total=False):
     forgotten: Iterable[tuple[str, str]]  # (type, key) of owned resources dropped from the state
     account_id: str | None  # None: unchanged
     zone_id: str | None
+    project: str | None  # the identity of the project writing the state
 
 
 def make_record(*, lineage: str, base_serial: int, serial: int, **changes: Unpack[Changes]
@@ -258,6 +266,7 @@ def make_record(*, lineage: str, base_serial: int, serial: int, **changes: Unpac
            for kind in RESOURCE_KINDS.values()},
         "account_id": changes.get("account_id"),
         "zone_id": changes.get("zone_id"),
+        "project": changes.get("project"),
     }
     doc.update((key, value) for key, value in optional.items() if value)
     try:
@@ -289,7 +298,7 @@ class WorkingState:
 
     def reset(self, state: State) -> None:
         self._lineage, self._serial = state.lineage, state.serial
-        self._account_id, self._zone_id = state.account_id, state.zone_id
+        self._account_id, self._zone_id, self._project = state.account_id, state.zone_id, state.project
         self._scripts = _ByName((script.name, script) for script in state.scripts)
         self._resources = _ByName(((r.type, r.key), r) for r in state.resources)
         self._cached = state
@@ -307,6 +316,8 @@ class WorkingState:
             self._account_id = record.account_id
         if record.zone_id is not None:
             self._zone_id = record.zone_id
+        if record.project is not None:
+            self._project = record.project
         self._lineage = record.lineage
         self._serial = record.serial
         self._cached = None
@@ -320,5 +331,6 @@ class WorkingState:
                 zone_id=self._zone_id,
                 scripts=self._scripts.values(),
                 resources=self._resources.values(),
+                project=self._project,
             )
         return self._cached

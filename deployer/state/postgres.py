@@ -140,9 +140,10 @@ class PgStateStore:
     overwritten, the apply stops with a StateError naming the serial and host that wrote it.
     """
 
-    def __init__(self, target: PgTarget, name: str) -> None:
+    def __init__(self, target: PgTarget, name: str, *, former_name: str | None = None) -> None:
         self.target = target
         self.name = name
+        self.former_name = former_name  # this state's default name before names came from the project
         self._mutex = threading.RLock()  # the executor may record from several threads
         self._conn: psycopg.Connection[Any] | None = None  # the lock's session, while held
         self._work = WorkingState()
@@ -270,6 +271,24 @@ class PgStateStore:
         if self._work.serial != serial:
             raise StateError(f"{where}: the head is at serial {serial} but the journal ends at serial "
                              f"{self._work.serial}; journal rows are missing")
+
+    def former_state_hint(self) -> str | None:
+        """When this state does not exist yet but one under ``former_name`` does: how to keep
+        using that one. Read after ``load()``; never writes."""
+        if self.former_name is None or self._row_exists:
+            return None
+        with self._mutex, self._errors("read the state"), self._session() as conn:
+            if not self._tables_exist(conn):
+                return None
+            row = conn.execute(self._sql["head"], {"name": self.former_name}).fetchone()
+        if row is None:
+            return None
+        old = self.former_name
+        return (f"state {self.description} does not exist yet, but state {old!r} (named after the manifest "
+                f"directory, the default before states were named after their project) does, at serial "
+                f"{row[1]}. If it is this project's state, keep using it with --state-name {old} (the next apply "
+                f"records this project in it), or move it: 'deployer state pull --state-name {old} FILE', then "
+                f"'deployer state push FILE'")
 
     def history(self) -> list[Version]:
         """Every saved version, oldest first, then one line for records not yet folded (an

@@ -220,7 +220,7 @@ class StateStore:
     def record(self, **changes: Unpack[Changes]) -> State:
         """Record what one successful request changed; durable (fsync'd) before it returns.
 
-        One call is one journal line and bumps the serial by one. ``account_id``/``zone_id``
+        One call is one journal line and bumps the serial by one. ``account_id``/``zone_id``/``project``
         of None leave them unchanged. Needs the lock (a RuntimeError otherwise: that is a bug).
         """
         with self._mutex:
