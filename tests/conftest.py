@@ -1,6 +1,7 @@
 """Guards for every test: no real Cloudflare credentials, and no way to reach the real API."""
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -44,3 +45,12 @@ def api(fake_cloudflare: FakeCloudflare) -> FakeCloudflare:
     """The fake API, with the namespace the seed's script binds by id already in the account."""
     fake_cloudflare.kv_namespaces()[NAMESPACE_ID] = "the seed's namespace"
     return fake_cloudflare
+
+
+# Property tests: local runs explore new examples every time; CI (.ci/run sets
+# HYPOTHESIS_PROFILE=ci) replays the same derandomized examples, so a green commit stays green.
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("dev")
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+_hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
