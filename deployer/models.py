@@ -10,6 +10,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deployer.redact import register as register_secret
+
 
 class BindingType(enum.Enum):
     KV_NAMESPACE = "kv_namespace"
@@ -22,6 +24,10 @@ class Secret:
     """A secret value. Its repr and str are masked so it cannot leak into output or logs."""
 
     value: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        # Registered as it is read, so text from outside is scrubbed of it (deployer.redact).
+        register_secret(self.value)
 
     def __repr__(self) -> str:
         return "Secret('********')"
