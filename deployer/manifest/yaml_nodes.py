@@ -33,11 +33,8 @@ _SCALARS = {
     TAG + "bool": _CONSTRUCTOR.construct_yaml_bool,
     TAG + "null": _CONSTRUCTOR.construct_yaml_null,
 }
-_PLACEHOLDER = re.compile(
-    r"\$\$\{"  # $${ is a literal ${
-    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
-    r"|\$\{[^}]*\}?"  # anything else that opens ${ is a mistake
-)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN = re.compile(r"[^${}]+")  # text that cannot start or end a placeholder
 
 
 def read_text(path: Path, file: str) -> str:
@@ -249,37 +246,105 @@ class Parser:
         return result
 
     def _fill(self, node: ScalarNode, path: JsonPath) -> None:
-        """Fill ``${VAR}`` / ``${VAR:-default}`` in one scalar; ``$${`` stays a literal ``${``."""
+        """Fill ``${VAR}`` / ``${VAR:-default}`` in one scalar (see ``fill_text``)."""
         if id(node) in self.filled:
             return
-        problems: list[str] = []
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group("name")
-            if match.group(0) == "$${":
-                return "${"
-            if name is None:
-                problems.append(
-                    f"{match.group(0)!r} is not a valid placeholder; write ${{NAME}} or ${{NAME:-default}}"
-                )
-                return ""
-            default = match.group("default")
-            value = self.environ.get(name)
-            if default is not None:
-                return value or default  # like the shell's :- an empty value takes the default
-            if value is None:
-                unset.append(name)
-                return ""
-            return value
-
-        unset: list[str] = []
-        filled = _PLACEHOLDER.sub(replace, node.value)
+        filled, unset, problems = fill_text(node.value, self.environ)
         if not self.allow_unset:
             problems += [f"environment variable {name} is not set (export it, or write ${{{name}:-default}})"
                          for name in unset]
         for message in problems:
             self._report(*mark(node), path, message)
         self.filled[id(node)] = None if problems or unset else filled
+
+
+def fill_text(text: str, environ: Mapping[str, str]) -> tuple[str, list[str], list[str]]:
+    """``text`` with its placeholders filled: ``(filled, unset variables, problems)``.
+
+    ``${NAME}`` is NAME's value; ``${NAME:-default}`` the default when NAME is unset or empty,
+    and the default may itself hold placeholders (``${A:-${B:-x}}``), filled only when used.
+    Before a ``{``, ``$$`` stands for one ``$``: ``$${X}`` is the text ``${X}`` and ``$$${X}``
+    is ``$`` followed by X's value. A ``$`` anywhere else is itself. Anything else that opens
+    ``${`` (a bad name, no closing ``}``), or a ``{`` inside a default, is a problem, never a guess.
+    """
+    unset: list[str] = []
+    problems: list[str] = []
+    filled, _ = _template(text, 0, environ, unset, problems, inside=False)
+    return filled, unset, problems
+
+
+def _template(text: str, at: int, environ: Mapping[str, str], unset: list[str], problems: list[str], *,
+              inside: bool) -> tuple[str, int]:
+    """Fill from ``at`` to the end, or (``inside`` a default) to the ``}`` that closes it;
+    returns the text and where it stopped."""
+    out: list[str] = []
+    end = len(text)
+    while at < end:
+        char = text[at]
+        if char == "}":
+            if inside:
+                return "".join(out), at
+            out.append(char)
+            at += 1
+        elif char == "{":
+            if inside:
+                # The first '}' ends a default, so ${A:-{x}} would give A's value plus "}".
+                problems.append(f"{text!r}: a '{{' inside a ${{NAME:-default}} default is ambiguous (the first "
+                                "'}' ends the default); set the value in the environment instead")
+                return "".join(out), len(text)
+            out.append(char)
+            at += 1
+        elif char != "$":
+            plain = _PLAIN.match(text, at)
+            assert plain is not None
+            out.append(plain.group())
+            at = plain.end()
+        else:
+            run_end = at
+            while run_end < end and text[run_end] == "$":
+                run_end += 1
+            if run_end == end or text[run_end] != "{":
+                out.append(text[at:run_end])
+                at = run_end
+                continue
+            dollars = run_end - at
+            out.append("$" * (dollars // 2))
+            if dollars % 2 == 0:  # every $ escaped: a literal '{' follows
+                out.append("{")
+                at = run_end + 1
+                continue
+            value, at = _placeholder(text, run_end - 1, environ, unset, problems)
+            out.append(value)
+    return "".join(out), at
+
+
+def _placeholder(text: str, at: int, environ: Mapping[str, str], unset: list[str],
+                 problems: list[str]) -> tuple[str, int]:
+    """The value of the placeholder whose ``${`` is at ``at``, and where it ends."""
+    name = _NAME.match(text, at + 2)
+    if name is not None:
+        after = name.end()
+        value = environ.get(name.group())
+        if text.startswith("}", after):
+            if value is None:
+                unset.append(name.group())
+                return "", after + 1
+            return value, after + 1
+        if text.startswith(":-", after):
+            default_unset: list[str] = []
+            reported = len(problems)
+            default, close = _template(text, after + 2, environ, default_unset, problems, inside=True)
+            if len(problems) > reported:
+                return "", len(text)
+            if close < len(text):
+                if value:  # like the shell's :- an empty value takes the default
+                    return value, close + 1
+                unset += default_unset
+                return default, close + 1
+    close = text.find("}", at + 2)
+    written = text[at:close + 1] if close >= 0 and name is None else text[at:]
+    problems.append(f"{written!r} is not a valid placeholder; write ${{NAME}} or ${{NAME:-default}}")
+    return "", len(text)
 
 
 def mark(node: Node) -> tuple[int, int]:
