@@ -23,6 +23,9 @@ LOADER: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", 
 
 MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 MAX_NODES = 1_000_000  # counted with every alias expanded: refuses "billion laughs" documents
+# Text counted the same way: a few aliases of one long string must not become gigabytes in a
+# plan. Without aliases a manifest holds at most MAX_MANIFEST_BYTES of text.
+MAX_EXPANDED_CHARS = 3 * MAX_MANIFEST_BYTES
 MAX_DEPTH = 100  # a manifest needs about 6 levels
 
 TAG = "tag:yaml.org,2002:"
@@ -82,9 +85,11 @@ class Parser:
         self.allow_unset = allow_unset
         self.diagnostics: list[Diagnostic] = []
         self.filled: dict[int, str | None] = {}
-        self._converted: dict[int, tuple[Any, int]] = {}  # id(node) -> (data, expanded size)
+        self._converted: dict[int, tuple[Any, int, int]] = {}  # id(node) -> (data, expanded nodes, chars)
         self._open: set[int] = set()  # collections being converted, to catch recursive aliases
         self._count = 0
+        self._chars = 0
+        self._walked: set[int] = set()
 
     def parse(self, text: str) -> tuple[Node | None, Any]:
         try:
@@ -119,7 +124,7 @@ class Parser:
     def convert_again(self, node: Node) -> Any:
         """Plain data for a node tree made of nodes ``parse`` converted already (an overlay):
         their problems were reported then, so none is reported twice."""
-        reported, self._count = len(self.diagnostics), 0
+        reported, self._count, self._chars = len(self.diagnostics), 0, 0
         try:
             return self._convert(node, (), 0)
         finally:
@@ -128,7 +133,7 @@ class Parser:
     def fill(self, node: Node, source: Callable[[JsonPath], JsonPath]) -> None:
         """Fill every ``${VAR}`` under ``node`` (each node once); ``source`` maps a path to
         where it was written, for the messages."""
-        seen: set[int] = set()
+        seen = self._walked  # a node filled for one environment is filled for all (ids are kept alive)
 
         def walk(node: Node, path: JsonPath) -> None:
             if id(node) in seen:
@@ -171,10 +176,16 @@ class Parser:
         code = f"U+{ord(character):04X}" if character else "a character"
         self._report(line, col, (), f"invalid YAML: {code} is a control character, which YAML does not allow")
 
-    def _grow(self, size: int, node: Node, path: JsonPath) -> None:
+    def _grow(self, size: int, chars: int, node: Node, path: JsonPath) -> None:
         self._count += size
+        self._chars += chars
         if self._count > MAX_NODES:
             message = f"the manifest expands to more than {MAX_NODES} values (aliases repeated too often?)"
+            self._report(*mark(node), path, message)
+            raise _Stop
+        if self._chars > MAX_EXPANDED_CHARS:
+            message = (f"the manifest expands to more than {MAX_EXPANDED_CHARS // (1024 * 1024)} MiB of text "
+                       f"(an alias of a long value repeated too often?)")
             self._report(*mark(node), path, message)
             raise _Stop
 
@@ -182,7 +193,7 @@ class Parser:
         key = id(node)
         done = self._converted.get(key)
         if done is not None:
-            self._grow(done[1], node, path)
+            self._grow(done[1], done[2], node, path)
             return done[0]
         if key in self._open:
             self._report(*mark(node), path, "an alias here refers to a value that contains it")
@@ -190,8 +201,8 @@ class Parser:
         if depth > MAX_DEPTH:
             self._report(*mark(node), (), f"the manifest is nested too deeply (at most {MAX_DEPTH} levels)")
             raise _Stop
-        before = self._count
-        self._grow(1, node, path)
+        before, chars_before = self._count, self._chars
+        self._grow(1, len(node.value) if isinstance(node, ScalarNode) else 0, node, path)
         value: Any
         if isinstance(node, ScalarNode):
             value = self._scalar(node, path)
@@ -203,7 +214,7 @@ class Parser:
                 assert isinstance(node, SequenceNode)
                 value = self._sequence(node, path, depth)
             self._open.discard(key)
-        self._converted[key] = (value, self._count - before)
+        self._converted[key] = (value, self._count - before, self._chars - chars_before)
         return value
 
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
@@ -237,6 +248,7 @@ class Parser:
                 continue
             key = key_node.value
             key_path = (*path, key)
+            self._grow(0, len(key), key_node, key_path)
             if key in first_line:
                 self._report(*mark(key_node), key_path,
                              f"duplicate key {key!r} (first at line {first_line[key]})")
