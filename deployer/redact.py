@@ -20,22 +20,30 @@ _lock = threading.Lock()
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
-# scheme://user:password@ (a password may hold an unencoded '/', '?' or '#'; a host never an '@')
-_URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@]*(?::[^\s@]*)?@")
+# scheme://user:password@, up to the last "@" of the URL: a password may hold an unencoded "/",
+# "?", "#" or "@" (masking a little more of an odd URL is the safe mistake)
+_URL_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#@:]*(?::\S*)?@")
 
 
 def register(value: str) -> None:
     """Never show ``value`` (nor its escaped or encoded forms) in anything ``scrub`` cleans."""
     if not value:
         return
-    forms = {value, quote(value, safe=""), quote(value), quote_plus(value),
-             json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+    escaped = {value}
+    for _ in range(2):  # a JSON body may be quoted again inside a JSON error message
+        escaped |= {json.dumps(form, ensure_ascii=ascii_only)[1:-1] for form in escaped for ascii_only in (True, False)}
+    # A server may repeat a JSON body inside a URL (a redirect), so JSON forms are URL-encoded too.
+    forms = escaped | {encode(form) for form in escaped for encode in (_quote_all, quote, quote_plus)}
     global _pattern
     with _lock:
         fresh = forms - _values
         if fresh:
             _values.update(fresh)
             _pattern = None
+
+
+def _quote_all(text: str) -> str:
+    return quote(text, safe="")
 
 
 def scrub(text: str) -> str:

@@ -88,9 +88,13 @@ def parse_postgres_url(url: str) -> PgTarget:
     """Split off ``?schema=NAME`` (default ``deployer``); the rest goes to libpq unchanged, so
     a password may come from the URL, PGPASSWORD or ~/.pgpass as libpq users expect."""
     shown = mask_url(url)
-    written = _userinfo(url)[1]  # the password as written, even with an unencoded '/', '?' or '@'
+    user, written, after = _userinfo(url)  # the password as written, even with an unencoded '/', '?' or '@'
     for secret in (written, unquote(written or "")):
         register_secret(secret or "")
+    if written is not None and any(char in written for char in "/?#@"):
+        # libpq would split such a password into host, port and path, and quote the pieces in
+        # its errors; encoded, it reaches the server whole.
+        url = f"{url.partition('://')[0]}://{user}:{quote(written, safe='%:')}@{after}"
     try:
         parts = urlsplit(url)
     except ValueError as exc:
