@@ -426,6 +426,9 @@ def schema() -> int:
     return ExitStatus.OK
 
 
+_INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """The one error boundary: an expected failure prints ``error: ...`` and exits 1."""
     args = sys.argv[1:] if argv is None else argv
@@ -433,6 +436,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     restore = _terminate_like_interrupt()
     try:
         code = app(args=args, prog_name="deployer", standalone_mode=False)
+        if code == _INTERRUPTED:  # typer turns a KeyboardInterrupt (Ctrl-C, SIGTERM) into exit 130
+            stderr("error: interrupted")
+            code = ExitStatus.ERROR
     except DeployerError as exc:
         if debug:
             _print_traceback(exc)
