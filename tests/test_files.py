@@ -76,7 +76,7 @@ def test_a_file_deployer_writes_is_never_a_link_fifo_or_device(
     target.parent.mkdir(parents=True, exist_ok=True)
     words = KINDS[kind](target, victim)
 
-    result = subprocess.run([sys.executable, "-m", "deployer", *ARGS[command]], cwd=project, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "deployer", *ARGS[command]], check=False, cwd=project, capture_output=True,
                             text=True, timeout=30, env={**os.environ, **api.environ()})
 
     assert result.returncode == 1, result
@@ -89,7 +89,7 @@ def test_a_file_deployer_writes_is_never_a_link_fifo_or_device(
 
 def test_init_refuses_a_dangling_symlink_where_the_manifest_goes(tmp_path: Path) -> None:
     (tmp_path / "workers.yaml").symlink_to(tmp_path / "elsewhere.yaml")
-    result = subprocess.run([sys.executable, "-m", "deployer", "init"], cwd=tmp_path, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "deployer", "init"], check=False, cwd=tmp_path, capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 1 and "workers.yaml already exists" in result.stderr
     assert not (tmp_path / "elsewhere.yaml").exists()
@@ -98,7 +98,7 @@ def test_init_refuses_a_dangling_symlink_where_the_manifest_goes(tmp_path: Path)
 @pytest.mark.parametrize("content", [b"\xff\xfe odd bytes\n", b"node_modules/", "# ünïcode\n".encode("latin-1")])
 def test_init_appends_to_a_gitignore_in_any_encoding(tmp_path: Path, content: bytes) -> None:
     (tmp_path / ".gitignore").write_bytes(content)
-    result = subprocess.run([sys.executable, "-m", "deployer", "init"], cwd=tmp_path, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "deployer", "init"], check=False, cwd=tmp_path, capture_output=True,
                             text=True, timeout=30)
     assert result.returncode == 0, result.stderr
     written = (tmp_path / ".gitignore").read_bytes()
