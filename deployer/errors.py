@@ -79,10 +79,11 @@ class CloudflareApiError(DeployerError):
         self.method = method
         self.path = path
         self.status = status
-        # What the server said may echo a request body or a URL with credentials: scrubbed here,
-        # whoever builds the error (deployer.redact).
+        # Cloudflare's messages may echo a request body or a URL with credentials: scrubbed here,
+        # whoever builds the error (deployer.redact). ``detail`` is in our words, with any text
+        # from the answer scrubbed where the client quotes it.
         self.errors = tuple((code, scrub(message)) for code, message in errors)
-        self.detail = scrub(detail)
+        self.detail = detail
         super().__init__(self._message())
 
     @property

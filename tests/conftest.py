@@ -26,6 +26,16 @@ def no_real_cloudflare(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CLOUDFLARE_API_BASE_URL", f"http://127.0.0.1:{_closed_loopback_port()}/client/v4")
 
 
+@pytest.fixture(autouse=True)
+def nothing_registered_as_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts, as a fresh process does, with no secret registered for scrubbing: a
+    short secret of one test ("one") must not mask words in the messages another test reads."""
+    from deployer import redact
+
+    monkeypatch.setattr(redact, "_values", set())
+    monkeypatch.setattr(redact, "_pattern", None)
+
+
 from tests.factories import NAMESPACE_ID  # noqa: E402
 from tests.fake_cloudflare import FakeCloudflare, fake_cloudflare  # noqa: E402,F401  (the loopback fake API fixture)
 from tests.pg_server import pg_database, pg_url, postgres_server  # noqa: E402,F401  (throwaway PostgreSQL)
