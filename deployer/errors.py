@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from deployer.redact import scrub
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class Diagnostic:
@@ -77,7 +79,10 @@ class CloudflareApiError(DeployerError):
         self.method = method
         self.path = path
         self.status = status
-        self.errors = errors
+        # Cloudflare's messages may echo a request body or a URL with credentials: scrubbed here,
+        # whoever builds the error (deployer.redact). ``detail`` is in our words, with any text
+        # from the answer scrubbed where the client quotes it.
+        self.errors = tuple((code, scrub(message)) for code, message in errors)
         self.detail = detail
         super().__init__(self._message())
 

@@ -10,12 +10,18 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deployer.redact import register as register_secret
+
 
 @dataclass(frozen=True, slots=True)
 class Secret:
     """A secret value. Its repr and str are masked so it cannot leak into output or logs."""
 
     value: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        # Registered as it is read, so text from outside is scrubbed of it (deployer.redact).
+        register_secret(self.value)
 
     def __repr__(self) -> str:
         return "Secret('********')"

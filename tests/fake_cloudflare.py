@@ -36,6 +36,12 @@ documented; see shared/reference/cloudflare-api.md §4.2):
   the script list and the settings return each script's tags
 - ``GET /zones/{zone_id}/workers/script`` (the deprecated download) answers with the zone's script
   as code, or 404, 10007 when the zone runs none
+- hostile answers (to prove nothing secret reaches the terminal and nothing malformed crashes):
+  ``echo`` (400 whose error message repeats the request's headers and body, as some proxies
+  and debug endpoints do), ``echo-text`` (the same as text/plain), ``redirect`` (302 to a URL
+  with user:password and the body in it), and malformed successes: ``200-wrong-shape`` (the
+  result as an object where a list belongs and the other way round), ``200-missing-id`` (the
+  result, or each of its items, without ``id``), ``200-not-json`` (an HTML page with status 200)
 """
 from __future__ import annotations
 
@@ -53,7 +59,7 @@ from datetime import datetime, timezone
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import pytest
 
@@ -82,7 +88,9 @@ PART_TYPES = ES_MODULE_TYPES | {
 COMPATIBILITY_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 SCRIPT_NAME = re.compile(r"^[a-z0-9_][a-z0-9-_]*$")
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
-FAULT_KINDS = ("429", "500", "502", "503", "504", "502-html", "reset")
+FAULT_KINDS = ("429", "500", "502", "503", "504", "502-html", "reset", "echo", "echo-text", "redirect",
+               "200-wrong-shape", "200-missing-id", "200-not-json")
+MALFORMED_SUCCESS = ("200-wrong-shape", "200-missing-id", "200-not-json")
 
 
 class ApiError(Exception):
@@ -324,7 +332,9 @@ class FakeCloudflare:
         """Answer the next ``times`` requests matching ``method`` ("*" = any) and
         ``path_regex`` (searched in the path below /client/v4) with a fault: "429" (with
         ``Retry-After``), "500"/"502"/"503"/"504" (JSON envelope), "502-html" (an edge HTML
-        page), or "reset" (close the connection without an answer). With ``after=True`` the
+        page), "reset" (close the connection without an answer), or a hostile answer ("echo",
+        "echo-text", "redirect", "200-wrong-shape", "200-missing-id", "200-not-json": see the
+        module docstring; a malformed success is sent after carrying the request out). With ``after=True`` the
         request is carried out first and only its answer is replaced (a lost answer)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"kind must be one of {FAULT_KINDS}")
@@ -843,6 +853,16 @@ class _Handler(BaseHTTPRequestHandler):
         fault, latency = fake._pick_fault(method, path)
         if latency:
             time.sleep(latency)
+        if fault is not None and fault.kind in ("echo", "echo-text", "redirect"):
+            self._echo(fault.kind, record, body)
+            record.answered = time.monotonic()
+            return
+        if fault is not None and fault.kind in MALFORMED_SUCCESS:
+            status, envelope = fake.handle(method, path, record.query, headers, body, record)
+            record.applied = 200 <= status < 300
+            self._malformed_success(fault.kind, record, envelope)
+            record.answered = time.monotonic()
+            return
         if fault is not None and not fault.after:
             self._answer_fault(fault, record)
             record.answered = time.monotonic()
@@ -902,6 +922,36 @@ class _Handler(BaseHTTPRequestHandler):
         status = int(kind)
         record.status = status
         self._send(status, json.dumps(failure(10013, "workers.api.error.unknown")).encode(), "application/json")
+
+    def _echo(self, kind: str, record: RecordedRequest, body: bytes) -> None:
+        """Refuse the request, repeating everything it carried (headers, credentials, body)."""
+        said = "".join(f"{key}: {value}\n" for key, value in self.headers.items()) + body.decode("utf-8", "replace")
+        if kind == "redirect":
+            record.status = 302
+            self._send(302, b"", "text/plain", {
+                "Location": f"https://admin:{self.headers.get('Authorization', '').partition(' ')[2]}@elsewhere.example/login?"
+                            f"from={quote(said)}"})
+        elif kind == "echo-text":
+            record.status = 400
+            self._send(400, f"bad request, you sent:\n{said}".encode(), "text/plain")
+        else:
+            record.status = 400
+            envelope = failure(10021, f"could not parse your request: {said}")
+            self._send(400, json.dumps(envelope).encode(), "application/json")
+
+    def _malformed_success(self, kind: str, record: RecordedRequest, envelope: Any) -> None:
+        """Answer 200 with something that is not what the API documents."""
+        record.status = 200
+        if kind == "200-not-json" or not isinstance(envelope, dict):
+            self._send(200, b"<html><title>Welcome to nginx!</title></html>", "text/html")
+            return
+        result = envelope.get("result")
+        if kind == "200-wrong-shape":
+            result = {"items": result} if isinstance(result, list) else [result]
+        else:  # 200-missing-id
+            strip = lambda item: {k: v for k, v in item.items() if k != "id"} if isinstance(item, dict) else item  # noqa: E731
+            result = [strip(item) for item in result] if isinstance(result, list) else strip(result)
+        self._send(200, json.dumps({**envelope, "result": result}).encode(), "application/json")
 
     def _drop(self, record: RecordedRequest) -> None:
         """Close the connection without an answer."""

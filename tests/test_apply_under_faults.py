@@ -172,3 +172,22 @@ def test_a_retry_is_announced_on_stderr_while_it_waits(tmp_path: Path, fake_clou
     assert "note: PUT /accounts/" in result.stderr
     assert "was rate limited (HTTP 429); waiting 1.0 s" in result.stderr
     assert "Apply complete: 1 created" in result.stdout
+
+
+@pytest.mark.parametrize("method, path, kind", [
+    ("POST", r"/storage/kv/namespaces$", "200-missing-id"),
+    ("POST", r"/storage/kv/namespaces$", "200-wrong-shape"),
+    ("GET", r"/workers/scripts$", "200-wrong-shape"),
+    ("GET", r"/storage/kv/namespaces$", "200-missing-id"),
+    ("PUT", r"/workers/scripts/visit-counter$", "200-wrong-shape"),
+    ("PUT", r"/workers/scripts/visit-counter$", "200-not-json"),
+])
+def test_a_malformed_success_stops_apply_with_an_error_naming_the_request(
+        project: Path, api: FakeCloudflare, method: str, path: str, kind: str) -> None:
+    api.fail(method, path, kind)
+    result = run("apply", "--auto-approve", "--refresh", cwd=project, env=api.environ(), expect=1)
+    request = api.find(method, path_regex=path)[0]
+    assert f"error: Cloudflare API {method} {request.path} failed (HTTP 200): " in result.stderr
+    assert "Traceback" not in result.stderr
+    state = StateStore(project / ".deployer" / "state.json").load()
+    assert state.script("visit-counter") is None  # what the answer did not confirm is not recorded

@@ -1,13 +1,15 @@
-"""Every manifest and state file in ``tests/bad_inputs/`` is refused the same careful way.
+"""Every manifest, state file and plan file in ``tests/bad_inputs/`` is refused the same careful way.
 
 ``manifests/<case>.yaml`` is used as ``workers.yaml`` of a small project; ``states/<case>.json``
-(and ``<case>.journal`` when present) as its state beside a valid manifest. ``<case>.expected``
+(and ``<case>.journal`` when present) as its state beside a valid manifest; ``planfiles/<case>.json``
+as ``plan.json`` given to ``deployer apply plan.json``. ``<case>.expected``
 holds lines that must each appear in stderr. A few cases need files a repository should not
 hold (a 50 MB manifest, symlinks, a FIFO, a binary script): ``SETUP`` makes them at test time.
 
 Each case runs ``deployer apply --auto-approve`` as a real process, with 1 GiB of address
 space and a time limit, against the loopback fake: exit 1, ``error: ...`` naming the file,
-line or field, no traceback, no request sent, no file changed. ``plan`` in-process must agree.
+line or field, no traceback, no request sent, no file changed. ``plan`` in-process must agree
+(for a plan file: ``apply plan.json`` in-process).
 """
 from __future__ import annotations
 
@@ -63,6 +65,25 @@ def _binary(project: Path) -> None:
     (project / "binary.js").write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4)
 
 
+def _alias_bytes_bomb(project: Path) -> None:
+    """A 4 MB manifest whose aliases repeat one 4 MB string 2,000 times: 8 GB once expanded."""
+    manifest = project / "workers.yaml"
+    text = manifest.read_text().replace("SETUP appends 4 MB here", "x" * 4_000_000)
+    text += "".join(f"      - {{type: plain_text, name: B{i}, text: *big}}\n" for i in range(2000))
+    manifest.write_text(text)
+
+
+def _large_modules(project: Path) -> None:
+    for name in ("part1.wasm", "part2.wasm"):
+        with (project / name).open("wb") as stream:
+            stream.truncate(60_000_000)  # sparse: no disk space needed
+
+
+def _huge_state(project: Path) -> None:
+    with (project / ".deployer" / "state.json").open("wb") as stream:
+        stream.truncate(64 * 1024 * 1024 + 1)
+
+
 SETUP: dict[str, Callable[[Path], None]] = {
     "manifests/huge": _huge,
     "manifests/path-symlink-outside": _symlink_outside,
@@ -72,6 +93,12 @@ SETUP: dict[str, Callable[[Path], None]] = {
     "manifests/path-fifo": lambda project: os.mkfifo(project / "pipe.js"),
     "manifests/path-dotdot": lambda project: (project.parent / "outside.js").write_bytes(WORKER),
     "manifests/script-binary": _binary,
+    "manifests/alias-bytes-bomb": _alias_bytes_bomb,
+    "manifests/modules-larger-than-one-upload": _large_modules,
+    "states/huge-state": _huge_state,
+    "planfiles/fifo": lambda project: ((project / "plan.json").unlink(), os.mkfifo(project / "plan.json")),
+    "planfiles/symlink-to-directory": lambda project: ((project / "plan.json").unlink(),
+                                                       (project / "plan.json").symlink_to(project / ".deployer")),
 }
 
 
@@ -97,6 +124,10 @@ def _build(case: str, root: Path) -> Path:
     kind, name = case.split("/")
     if kind == "manifests":
         shutil.copyfile(CORPUS / f"{case}.yaml", project / "workers.yaml")
+    elif kind == "planfiles":
+        (project / "workers.yaml").write_text(VALID_MANIFEST)
+        (project / ".deployer").mkdir()
+        shutil.copyfile(CORPUS / f"{case}.json", project / "plan.json")
     else:
         (project / "workers.yaml").write_text(VALID_MANIFEST)
         state_dir = project / ".deployer"
@@ -148,9 +179,10 @@ def test_bad_input_is_refused_cleanly(case: str, tmp_path: Path, fake_cloudflare
     before = _snapshot(tmp_path)
     env = _environment(tmp_path, fake_cloudflare)
 
+    command = ["apply", "plan.json"] if case.startswith("planfiles/") else ["apply", "--auto-approve"]
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "deployer", "apply", "--auto-approve"],
+        [sys.executable, "-m", "deployer", *command],
         cwd=project, env=env, capture_output=True, text=True, errors="replace",
         timeout=TIME_LIMIT, preexec_fn=_limits,
     )
@@ -166,8 +198,38 @@ def test_bad_input_is_refused_cleanly(case: str, tmp_path: Path, fake_cloudflare
     assert _snapshot(tmp_path) == before
     assert elapsed < TIME_LIMIT
 
-    planned = run("plan", cwd=project, env={"HOME": env["HOME"], "BAD_INPUT_ACCOUNT": env["BAD_INPUT_ACCOUNT"]},
+    again = ["apply", "plan.json"] if case.startswith("planfiles/") else ["plan"]
+    planned = run(*again, cwd=project, env={"HOME": env["HOME"], "BAD_INPUT_ACCOUNT": env["BAD_INPUT_ACCOUNT"]},
                   expect=1)
     for line in expected:
         assert line in planned.stderr, f"plan: {line!r} not in:\n{planned.stderr}"
     assert _snapshot(tmp_path) == before
+
+
+def _wide_manifest(project: Path, scripts: int, environments: int) -> None:
+    lines = ["version: 1", "account_id: 0123456789abcdef0123456789abcdef", "kv_namespaces:",
+             "  cache: {title: cache}", "scripts:"]
+    for i in range(scripts):
+        lines += [f"  s{i}:", "    path: worker.js", "    bindings:",
+                  f"      - {{type: plain_text, name: A, text: x{i}}}", "      - {type: kv_namespace, name: K, namespace: cache}"]
+    lines.append("environments:")
+    for e in range(environments):
+        lines += [f"  e{e}:", f"    name_suffix: -e{e}", f"    kv_namespaces: {{cache: {{title: cache-{e}}}}}",
+                  "    scripts:", f"      s{e % scripts}:", f"        bindings: [{{type: plain_text, name: A, text: e{e}}}]"]
+    (project / "workers.yaml").write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("command", [["validate"], ["plan", "--env", "e499"]])
+def test_500_scripts_times_500_environments_stay_within_time_and_memory(tmp_path: Path, command: list[str]) -> None:
+    """Checking every environment used to cost scripts x environments (29 s here, 61 s on a loaded
+    runner); each script shared with the base is now checked once."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "worker.js").write_bytes(WORKER)
+    _wide_manifest(project, 500, 500)
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "deployer", *command], cwd=project, capture_output=True,
+                            text=True, timeout=TIME_LIMIT, preexec_fn=_limits, env={"PATH": os.environ["PATH"]})
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert elapsed < 10.0, elapsed

@@ -341,3 +341,83 @@ def test_a_state_under_the_former_default_name_is_pointed_out_and_kept_with_stat
     assert "No changes" in run("plan", "--state-name", "deploy", cwd=a, env=env).stdout
     run("apply", "--auto-approve", "--state-name", "deploy", cwd=a, env=env)  # adopts it
     assert Store(parse(pg_url), "deploy").load().project == "github.com/acme/a:deploy/workers.yaml"
+# --- waits that end, and stay interruptible --------------------------------------------------
+
+
+def _lock_tables(postgres_server: PostgresServer, pg_database: str) -> tuple[object, threading.Event]:
+    """Another session that holds an ACCESS EXCLUSIVE lock on deployer's states table (as a
+    migration or a stray LOCK TABLE would) until the returned event is set."""
+    ready, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with postgres_server.connect(pg_database) as conn:
+            with conn.transaction():
+                conn.execute("LOCK TABLE deployer.states IN ACCESS EXCLUSIVE MODE")
+                ready.set()
+                done.wait(60)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    return thread, done
+
+
+def test_every_session_gets_lock_and_statement_timeouts(pg_url: str) -> None:
+    store = remote(pg_url)
+    conn = store._connect()
+    try:
+        assert conn.execute("SHOW lock_timeout").fetchone() == ("15s",)
+        assert conn.execute("SHOW statement_timeout").fetchone() == ("2min",)
+    finally:
+        conn.close()
+    own = remote(pg_url + "?options=-c%20lock_timeout%3D3s")
+    conn = own._connect()
+    try:
+        assert conn.execute("SHOW lock_timeout").fetchone() == ("3s",)  # the URL's own setting wins
+    finally:
+        conn.close()
+
+
+def test_apply_blocked_by_a_table_lock_fails_naming_it_instead_of_waiting_for_ever(
+    project: Path, api: FakeCloudflare, pg_url: str, postgres_server: PostgresServer, pg_database: str,
+) -> None:
+    run("apply", "--auto-approve", "--state", pg_url, cwd=project, env=api.environ())  # creates the tables
+    (project / "counter.js").write_text("// changed\n")
+    thread, done = _lock_tables(postgres_server, pg_database)
+    try:
+        started = time.monotonic()
+        result = run("apply", "--auto-approve", "--state", pg_url + "?options=-c%20lock_timeout%3D1s",
+                     cwd=project, env=api.environ(), expect=1)
+        elapsed = time.monotonic() - started
+    finally:
+        done.set()
+        thread.join(10)
+    assert elapsed < 10
+    assert "canceling statement due to lock timeout" in result.stderr
+    assert "another session holds a lock on deployer's tables" in result.stderr
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_a_run_waiting_on_a_table_lock_stops_at_once_when_interrupted(
+    project: Path, api: FakeCloudflare, pg_url: str, postgres_server: PostgresServer, pg_database: str,
+    how: signal.Signals,
+) -> None:
+    run("apply", "--auto-approve", "--state", pg_url, cwd=project, env=api.environ())
+    thread, done = _lock_tables(postgres_server, pg_database)
+    try:
+        slow = pg_url + "?options=-c%20lock_timeout%3D60s"  # only the signal can end this wait
+        process = subprocess.Popen([sys.executable, "-m", "deployer", "plan", "--state", slow], cwd=project,
+                                   env={**os.environ, **api.environ()}, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(2.0)  # started, connected and waiting on the lock
+        assert process.poll() is None
+        started = time.monotonic()
+        process.send_signal(how)
+        _, stderr = process.communicate(timeout=15)
+        elapsed = time.monotonic() - started
+    finally:
+        done.set()
+        thread.join(10)
+    assert process.returncode == 1, stderr
+    assert "error: interrupted" in stderr and "Traceback" not in stderr
+    assert elapsed < 5

@@ -641,3 +641,64 @@ def test_zone_script_exists_reads_the_legacy_download(fake_time, requests_mock):
     requests_mock.get(url, status_code=403, json=failed(10000, "Authentication error"))
     with pytest.raises(CloudflareApiError):
         cf.zone_script_exists(ZONE)
+# --- hostile answers: 429 storms and malformed successes ------------------------------------
+
+
+@pytest.mark.parametrize("retry_after", ["1", "0", None])
+def test_a_429_storm_is_retried_until_the_wait_budget_not_an_attempt_count_runs_out(
+        fake_time, requests_mock, retry_after):
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    requests_mock.get(SCRIPTS, status_code=429, headers=headers, json=failed(971, "Please wait"))
+    cf = make_client(fake_time, max_attempts=6, max_retry_wait=300.0)
+    with pytest.raises(CloudflareApiError) as info:
+        cf.list_scripts(ACCOUNT)
+    waited = fake_time.now - 1000.0
+    assert requests_mock.call_count > 6  # not the hidden attempt count of other failures
+    assert 240.0 <= waited <= 300.0  # most of the budget was spent waiting, never more
+    assert info.value.status == 429 and "gave up after" in str(info.value)
+
+
+def test_a_429_storm_then_success_succeeds_after_more_than_max_attempts(fake_time, requests_mock):
+    storm = [{"status_code": 429, "headers": {"Retry-After": "2"}, "json": failed(971, "wait")}] * 20
+    requests_mock.get(SCRIPTS, [*storm, {"json": ok([{"id": "w"}])}])
+    cf = make_client(fake_time, max_attempts=6, max_retry_wait=300.0)
+    assert cf.list_scripts(ACCOUNT) == [{"id": "w"}]
+    assert requests_mock.call_count == 21
+
+
+def _malformed_cases():
+    """(call, method, url, answer) for every client method that reads a result."""
+    settings = f"{SCRIPTS}/w/settings"
+    return [
+        pytest.param(lambda cf: cf.list_scripts(ACCOUNT), "GET", SCRIPTS, {"id": "w"}, id="scripts-object-for-list"),
+        pytest.param(lambda cf: cf.list_scripts(ACCOUNT), "GET", SCRIPTS, [{"etag": "e"}], id="script-without-id"),
+        pytest.param(lambda cf: cf.list_scripts(ACCOUNT), "GET", SCRIPTS, ["w"], id="script-is-a-string"),
+        pytest.param(lambda cf: cf.list_scripts(ACCOUNT), "GET", SCRIPTS, [{"id": 5}], id="script-id-number"),
+        pytest.param(lambda cf: cf.list_kv_namespaces(ACCOUNT), "GET", NAMESPACES, {"result": []},
+                     id="namespaces-object-for-list"),
+        pytest.param(lambda cf: cf.list_kv_namespaces(ACCOUNT), "GET", NAMESPACES, [{"title": "t"}],
+                     id="namespace-without-id"),
+        pytest.param(lambda cf: cf.ensure_kv_namespace(ACCOUNT, "t"), "POST", NAMESPACES, {"title": "t"},
+                     id="created-namespace-without-id"),
+        pytest.param(lambda cf: cf.ensure_kv_namespace(ACCOUNT, "t"), "POST", NAMESPACES, [{"id": "x"}],
+                     id="created-namespace-list-for-object"),
+        pytest.param(lambda cf: cf.ensure_kv_namespace(ACCOUNT, "t"), "POST", NAMESPACES, None,
+                     id="created-namespace-null"),
+        pytest.param(lambda cf: cf.upload_script("w", {"body_part": "script", "bindings": []}, b"x",
+                                                 account_id=ACCOUNT), "PUT", f"{SCRIPTS}/w", ["w"],
+                     id="upload-list-for-object"),
+        pytest.param(lambda cf: cf.get_script_settings(ACCOUNT, "w"), "GET", settings, [],
+                     id="settings-list-for-object"),
+        pytest.param(lambda cf: cf.get_script_settings(ACCOUNT, "w"), "GET", settings, {"bindings": {}},
+                     id="settings-bindings-object"),
+    ]
+
+
+@pytest.mark.parametrize("call, method, url, result", _malformed_cases())
+def test_a_malformed_success_is_an_api_error_naming_the_request(client, requests_mock, call, method, url, result):
+    requests_mock.register_uri(method, url, json=ok(result))
+    with pytest.raises(CloudflareApiError) as info:
+        call(client)
+    path = url[len(BASE):]
+    assert str(info.value).startswith(f"Cloudflare API {method} {path} failed (HTTP 200): "
+                                      "Cloudflare answered with success, but ")

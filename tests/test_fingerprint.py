@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from deployer.fingerprint import fingerprint_secret, secret_matches
 
-FORMAT = re.compile(r"scrypt\$n=2048,r=8,p=1\$[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*")
+FORMAT = re.compile(r"scrypt\+sha256\$n=2048,r=8,p=1\$[A-Za-z0-9+/]+=*\$[A-Za-z0-9+/]+=*")
 
 
 def test_fingerprint_names_its_parameters_salt_and_digest() -> None:
@@ -54,10 +55,49 @@ def test_fingerprint_never_contains_the_value() -> None:
 
 def test_parameters_are_read_from_the_fingerprint_not_assumed() -> None:
     salt = b"another-salt-16b"
-    digest = hashlib.scrypt(b"hunter2", salt=salt, n=16, r=1, p=1, dklen=24)
-    fingerprint = f"scrypt$n=16,r=1,p=1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+    password = hashlib.sha256(b"hunter2").digest()
+    digest = hashlib.scrypt(password, salt=salt, n=16, r=1, p=1, dklen=24)
+    fingerprint = f"scrypt+sha256$n=16,r=1,p=1${_b64(salt)}${_b64(digest)}"
     assert secret_matches("hunter2", fingerprint)
     assert not secret_matches("hunter3", fingerprint)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _legacy(value: str, salt: bytes = b"0123456789abcdef") -> str:
+    """A fingerprint as deployer wrote it before the SHA-256 step (``scrypt$...``)."""
+    digest = hashlib.scrypt(value.encode(), salt=salt, n=2048, r=8, p=1, dklen=32)
+    return f"scrypt$n=2048,r=8,p=1${_b64(salt)}${_b64(digest)}"
+
+
+@pytest.mark.parametrize("value, other", [("\x00", ""), ("", "\x00"), ("a", "a\x00\x00"),
+                                          ("k" * 65, hashlib.sha256(b"k" * 65).digest().decode("latin-1"))])
+def test_values_that_hmac_key_padding_confuses_have_different_fingerprints(value: str, other: str) -> None:
+    fingerprint = fingerprint_secret(value)
+    assert secret_matches(value, fingerprint)
+    assert not secret_matches(other, fingerprint)
+
+
+def test_a_fingerprint_of_the_first_encoding_is_still_read() -> None:
+    old = _legacy("hunter2")
+    assert secret_matches("hunter2", old)
+    assert not secret_matches("hunter3", old)
+
+
+def test_a_value_with_a_nul_against_a_first_encoding_fingerprint_counts_as_changed() -> None:
+    # Under the first encoding "" and "\x00" share a digest: the safe answer is "changed".
+    assert not secret_matches("\x00", _legacy(""))
+
+
+@pytest.mark.parametrize("params", ["n=16384,r=8,p=1", "n=2048,r=8,p=16", "n=2048,r=64,p=1",
+                                    "n=1048576,r=1,p=1", "n=2,r=1,p=99999999"])
+def test_a_state_cannot_choose_a_costly_fingerprint(params: str) -> None:
+    fingerprint = f"scrypt+sha256${params}${_SALT}${_DIGEST}"
+    started = time.monotonic()
+    assert not secret_matches("hunter2", fingerprint)
+    assert time.monotonic() - started < 0.05  # refused before any work
 
 
 def test_secret_with_undecodable_bytes_from_the_environment_still_fingerprints() -> None:

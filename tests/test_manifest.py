@@ -268,3 +268,35 @@ def test_service_worker_hash_is_still_the_sha256_of_its_file(project: Path) -> N
     path = write(project, f"version: 1\naccount_id: {ACCOUNT}\nscripts:\n  a:\n    path: src/worker.js\n")
     (script,) = load_manifest(path, {}).scripts
     assert script.content_sha256 == hashlib.sha256(WORKER_JS).hexdigest()
+
+
+@pytest.mark.parametrize("text, filled", [
+    ("${X:-${Y}}", "xx"),  # was "xx}": the default ended at the first '}'
+    ("${UNSET:-${Y}}", "yy"),
+    ("${UNSET:-${ALSO_UNSET:-z}}-${X}", "z-xx"),
+    ("${EMPTY:-${Y}}", "yy"),
+    ("$$${X}", "$xx"),  # was "$${X}"
+    ("$${X}", "${X}"),
+    ("$$$${X}", "$${X}"),
+    ("a$$b $5 }{", "a$$b $5 }{"),
+    ("${UNSET:-$${X}}", "${X}"),
+])
+def test_variables_are_filled_exactly(text: str, filled: str) -> None:
+    environ = {"X": "xx", "Y": "yy", "EMPTY": ""}
+    assert manifest_module.fill_text(text, environ) == (filled, [], [])
+
+
+def test_a_default_that_is_not_used_does_not_need_its_variables() -> None:
+    assert manifest_module.fill_text("${X:-${UNSET}}", {"X": "xx"}) == ("xx", [], [])
+    assert manifest_module.fill_text("${NO:-${UNSET}}", {}) == ("", ["UNSET"], [])
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("${X:-${Y}", "'${X:-${Y}' is not a valid placeholder"),
+    ("${X", "'${X' is not a valid placeholder"),
+    ("${X:-{a}}", "a '{' inside a ${NAME:-default} default is ambiguous"),
+    ("${1X:-y}", "'${1X:-y}' is not a valid placeholder"),
+])
+def test_a_placeholder_that_could_be_read_two_ways_is_a_problem_not_a_guess(text: str, problem: str) -> None:
+    filled, unset, problems = manifest_module.fill_text(text, {"X": "xx", "Y": "yy"})
+    assert len(problems) == 1 and problem in problems[0]

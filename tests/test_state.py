@@ -240,7 +240,7 @@ def test_state_file_with_merge_conflict_markers_says_so(store: StateStore, state
 
 def test_unreadable_state_path_is_a_state_error_naming_it(store: StateStore, state_path: Path) -> None:
     state_path.mkdir(parents=True)  # a directory where the file should be
-    with pytest.raises(StateError, match=f"cannot read {state_path}"):
+    with pytest.raises(StateError, match=f"{state_path} is a directory, not a regular file"):
         store.load()
 
 

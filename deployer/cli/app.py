@@ -115,9 +115,11 @@ def _show_retries() -> None:
     CI is explained while it happens. (logging is imported here: validate and plan skip it.)"""
     import logging
 
+    from deployer.redact import scrub
+
     class StderrHandler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            stderr(self.format(record))  # whatever sys.stderr is now (tests swap it)
+            stderr(scrub(self.format(record)))  # whatever sys.stderr is now (tests swap it)
 
     logger = logging.getLogger("deployer.cloudflare.client")
     if not any(type(h).__name__ == "StderrHandler" for h in logger.handlers):
@@ -544,6 +546,9 @@ def schema() -> int:
     return ExitStatus.OK
 
 
+_INTERRUPTED = 130
+
+
 def main(argv: list[str] | None = None) -> NoReturn:
     """The one error boundary: an expected failure prints ``error: ...`` and exits 1."""
     args = sys.argv[1:] if argv is None else argv
@@ -551,10 +556,14 @@ def main(argv: list[str] | None = None) -> NoReturn:
     restore = _terminate_like_interrupt()
     try:
         code = app(args=args, prog_name="deployer", standalone_mode=False)
+        if code == _INTERRUPTED:  # typer turns a KeyboardInterrupt (Ctrl-C, SIGTERM) into exit 130
+            stderr("error: interrupted")
+            code = ExitStatus.ERROR
     except DeployerError as exc:
         if debug:
-            raise
-        _print_error(exc)
+            _print_traceback(exc)
+        else:
+            _print_error(exc)
         code = ExitStatus.ERROR
     except typer.Abort:
         stderr("error: aborted")
@@ -587,6 +596,10 @@ def _terminate_like_interrupt() -> Callable[[], None]:
     return restore
 
 
+def _scrubbed_excepthook(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+    _print_traceback(exc)
+
+
 def console() -> NoReturn:
     """The ``deployer`` program (console script and ``python -m deployer``): ``main()``, then
     leave without tearing the interpreter down.
@@ -599,6 +612,7 @@ def console() -> NoReturn:
     they are flushed here, and if that fails (a closed pipe) the ordinary exit reports it.
     Tests and embedders call ``main()``, which exits the ordinary way.
     """
+    sys.excepthook = _scrubbed_excepthook  # a bug's traceback is scrubbed too
     try:
         main()
     except SystemExit as exc:
@@ -612,6 +626,17 @@ def console() -> NoReturn:
     except (OSError, ValueError):
         sys.exit(code)
     os._exit(code)
+
+
+def _print_traceback(exc: BaseException) -> None:
+    """What --debug shows: the whole traceback, causes included (a driver's error may quote a
+    URL with its password, a server's answer a secret), scrubbed like every other message."""
+    import traceback
+
+    from deployer.redact import scrub
+
+    sys.stderr.write(scrub("".join(traceback.format_exception(exc))))
+    sys.stderr.flush()
 
 
 def _print_error(exc: DeployerError) -> None:

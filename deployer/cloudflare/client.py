@@ -28,6 +28,7 @@ from deployer import __version__
 from deployer.errors import CloudflareApiError, CredentialsError, DeployerError
 from deployer.models import Secret
 from deployer.apply.upload import UploadPart
+from deployer.redact import scrub
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
 
@@ -181,7 +182,7 @@ class CloudflareClient:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise DeployerError(f"the Cloudflare API base URL (CLOUDFLARE_API_BASE_URL) must start with "
-                                f"https:// or http://, got {base_url!r}")
+                                f"https:// or http://, got {scrub(repr(base_url))}")
         self._base_url = base_url.rstrip("/")
         self._credentials = credentials
         self._auth = _CredentialsAuth(credentials)
@@ -230,10 +231,10 @@ class CloudflareClient:
         page = 1
         while True:
             body = self._request("GET", path, params={"page": page, "per_page": _KV_PAGE_SIZE})
-            items = body.get("result") or []
-            fresh = [item for item in items if item.get("id") not in seen]
+            items = _items(body, "GET", path, ("id", "title"))
+            fresh = [item for item in items if item["id"] not in seen]
             namespaces += fresh
-            seen.update(item.get("id") for item in fresh)
+            seen.update(item["id"] for item in fresh)
             total = (body.get("result_info") or {}).get("total_count")
             if len(items) < _KV_PAGE_SIZE or not fresh or (
                 isinstance(total, int) and page * _KV_PAGE_SIZE >= total
@@ -253,7 +254,7 @@ class CloudflareClient:
         while True:
             try:
                 body = self._request("POST", path, json={"title": title}, idempotent=False, attempts=attempts)
-                return body.get("result") or {}, False
+                return _object(body, "POST", path, ("id",)), False
             except CloudflareApiError as exc:
                 if _NAMESPACE_EXISTS in exc.codes:
                     existing = self._find_namespace(account_id, title)
@@ -301,9 +302,9 @@ class CloudflareClient:
             files.append(("script", ("script.js", content, "application/javascript")))
         else:
             files += [(part.name, (part.name, part.data, part.content_type)) for part in content]
-        body = self._request("PUT", self._script_path(name, account_id, zone_id), files=files)
-        result = body.get("result")
-        return result if isinstance(result, dict) else {}
+        path = self._script_path(name, account_id, zone_id)
+        body = self._request("PUT", path, files=files)
+        return _object(body, "PUT", path, (), optional=True)
 
     def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None:
         """Delete a script; a script that is already gone counts as deleted."""
@@ -324,9 +325,11 @@ class CloudflareClient:
 
     def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]:
         """A script's settings: ``bindings`` (secret_text without its text), compatibility, ..."""
-        body = self._request("GET", f"/accounts/{_seg(account_id)}/workers/scripts/{_seg(name)}/settings")
-        result = body.get("result")
-        return result if isinstance(result, dict) else {}
+        path = f"/accounts/{_seg(account_id)}/workers/scripts/{_seg(name)}/settings"
+        result = _object(self._request("GET", path), "GET", path, ())
+        if not isinstance(result.get("bindings", []), list):
+            raise _malformed("GET", path, "its result's bindings are not a list")
+        return result
 
     def download_script(self, account_id: str, name: str) -> tuple[str, bytes]:
         """A script's code as ``(content type, bytes)``: a service worker's bytes, or
@@ -337,8 +340,8 @@ class CloudflareClient:
 
     def list_scripts(self, account_id: str) -> list[dict[str, Any]]:
         """Every script of the account (``id``, ``etag``, ``modified_on``, ...); one page."""
-        body = self._request("GET", f"/accounts/{_seg(account_id)}/workers/scripts")
-        return list(body.get("result") or [])
+        path = f"/accounts/{_seg(account_id)}/workers/scripts"
+        return _items(self._request("GET", path), "GET", path, ("id",))
 
     def zone_script_exists(self, zone_id: str) -> bool:
         """Whether the zone already runs a script (legacy single-script API, which has no list):
@@ -383,24 +386,28 @@ class CloudflareClient:
                 return self._attempt(method, path, **kwargs)
             except _Retryable as failure:
                 error = failure.error
-                if failure.retry_after is not None:
+                retry_after = failure.retry_after
+                if retry_after is not None and retry_after > 0:
                     # Every thread of this client holds off until then (see _wait_for_turn).
                     with self._lock:
-                        self._not_before = max(self._not_before, self._clock() + failure.retry_after)
+                        self._not_before = max(self._not_before, self._clock() + retry_after)
                 if error.status != 429 and not idempotent:
                     raise error from None
-                if attempts.count >= attempts.max_attempts:
+                if error.status != 429 and attempts.count >= attempts.max_attempts:
                     raise attempts.give_up(error) from None
-                if failure.retry_after is None:
+                # A 429 was refused before anything was done, and Cloudflare may keep refusing for
+                # minutes: only the wait budget (--max-retry-wait) ends its retries. One without a
+                # positive Retry-After backs off, so that a storm of them spends the budget too.
+                if retry_after is None or retry_after <= 0:
                     self._pause(attempts, self._backoff(attempts.count), error)
-                elif failure.retry_after > attempts.remaining:
+                elif retry_after > attempts.remaining:
                     raise attempts.give_up(
-                        error, f"Cloudflare asked to wait {failure.retry_after:.0f} s, more than "
+                        error, f"Cloudflare asked to wait {retry_after:.0f} s, more than "
                         f"the {attempts.remaining:.0f} s left of the {self._max_retry_wait:.0f} s retry budget"
                     ) from None
                 else:
                     log.info("%s %s was rate limited (HTTP 429); waiting %.1f s as Retry-After asks", method, path,
-                             failure.retry_after)
+                             retry_after)
 
     def _attempt(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> dict[str, Any]:
         """One try; with ``raw`` a success is ``{"content_type", "content"}`` (code, not JSON)."""
@@ -448,13 +455,14 @@ class CloudflareClient:
         else:
             notes.append(_describe_non_json(response))
         if response.status_code in range(300, 400):
-            notes.append(f"unexpected redirect to {response.headers.get('Location', '?')}")
+            notes.append(f"unexpected redirect to {scrub(response.headers.get('Location', '?'))}")
         codes = {code for code, _ in errors}
         notes += [hint for hint_codes, hint in _HINTS if codes & hint_codes]
         return CloudflareApiError(method, path, response.status_code, tuple(errors), "; ".join(notes))
 
     def _describe_failure(self, exc: requests.RequestException) -> str:
-        host = urlsplit(self._base_url).netloc
+        parts = urlsplit(self._base_url)
+        host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)  # never user:password@
         if isinstance(exc, requests.ConnectTimeout):
             return f"could not connect to {host} within {self._timeout[0]:g} s"
         if isinstance(exc, requests.Timeout):
@@ -465,9 +473,7 @@ class CloudflareClient:
         return f"the connection to {host} closed without an answer"
 
     def _scrub(self, text: str) -> str:
-        for value in self._credentials.secret_values():
-            text = text.replace(value, "********")
-        return text
+        return scrub(text)  # the credentials are Secrets, registered as they were read
 
     def _backoff(self, attempt: int) -> float:
         base = min(_BACKOFF_CAP, 2.0 ** (attempt - 1))
@@ -546,6 +552,60 @@ def _already_gone(exc: CloudflareApiError) -> bool:
     return exc.status == 404 and not _ROUTING_CODES.intersection(exc.codes)
 
 
+def _malformed(method: str, path: str, what: str) -> CloudflareApiError:
+    return CloudflareApiError(method, path, 200, detail=(
+        f"Cloudflare answered with success, but {what}; nothing was recorded for this request "
+        "(check CLOUDFLARE_API_BASE_URL points at the Cloudflare API, then retry)"))
+
+
+def _kind(value: object) -> str:
+    match value:
+        case None:
+            return "null"
+        case dict():
+            return "an object"
+        case list():
+            return "a list"
+        case str():
+            return "a string"
+        case _:
+            return type(value).__name__
+
+
+def _has(item: dict[str, Any], keys: tuple[str, ...]) -> bool:
+    return all(isinstance(item.get(key), str) and item[key] for key in keys)
+
+
+def _items(body: dict[str, Any], method: str, path: str, keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The envelope's ``result`` as a list of objects that each carry ``keys`` as strings
+    (a missing or null result is an empty list); CloudflareApiError naming the request otherwise."""
+    result = body.get("result")
+    if result is None:
+        return []
+    if not isinstance(result, list):
+        raise _malformed(method, path, f"its result is {_kind(result)} where a list was expected")
+    for index, item in enumerate(result):
+        if not isinstance(item, dict) or not _has(item, keys):
+            wanted = " and ".join(repr(key) for key in keys)
+            raise _malformed(method, path, f"item {index} of its result is not an object with {wanted}")
+    return result
+
+
+def _object(body: dict[str, Any], method: str, path: str, keys: tuple[str, ...], *,
+            optional: bool = False) -> dict[str, Any]:
+    """The envelope's ``result`` as an object carrying ``keys`` as strings (with ``optional``,
+    a missing or null result is an empty object); CloudflareApiError naming the request otherwise."""
+    result = body.get("result")
+    if result is None and optional:
+        return {}
+    if not isinstance(result, dict):
+        raise _malformed(method, path, f"its result is {_kind(result)} where an object was expected")
+    if not _has(result, keys):
+        wanted = " and ".join(repr(key) for key in keys)
+        raise _malformed(method, path, f"its result has no {wanted}")
+    return result
+
+
 def _decode(response: requests.Response) -> dict[str, Any] | None:
     """The JSON envelope, or None when the body is not a JSON object."""
     try:
@@ -556,8 +616,9 @@ def _decode(response: requests.Response) -> dict[str, Any] | None:
 
 
 def _describe_non_json(response: requests.Response) -> str:
-    kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
-    text = response.content.decode("utf-8", "replace")
+    kind = scrub(response.headers.get("Content-Type", "").split(";")[0].strip()) or "no content type"
+    # Scrubbed before it is cut to size: a secret cut in half would no longer be recognised.
+    text = scrub(response.content.decode("utf-8", "replace"))
     title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE | re.DOTALL)
     if title:
         summary = f"\"{' '.join(title.group(1).split())[:120]}\""
@@ -567,9 +628,9 @@ def _describe_non_json(response: requests.Response) -> str:
         summary = "empty body" if not text.strip() else "an HTML page"
     parts = [f"Cloudflare answered with {kind} instead of JSON: {summary}"]
     if response.headers.get("cf-mitigated"):
-        parts.append(f"blocked by a Cloudflare challenge (cf-mitigated: {response.headers['cf-mitigated']})")
+        parts.append(f"blocked by a Cloudflare challenge (cf-mitigated: {scrub(response.headers['cf-mitigated'])[:80]})")
     if response.headers.get("cf-ray"):
-        parts.append(f"cf-ray {response.headers['cf-ray']}")
+        parts.append(f"cf-ray {scrub(response.headers['cf-ray'])[:80]}")
     return ", ".join(parts)
 
 

@@ -13,12 +13,13 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from deployer.manifest import environments, rules, validate
 from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, plain_value, read_text
-from deployer.manifest.script_files import script_digest, script_file, sha256_file
+from deployer.manifest.script_files import MAX_FILE_BYTES, script_digest, script_file, sha256_file
 from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
 from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
@@ -151,6 +152,12 @@ class _Document:
         self.root = root
         self.names = environments.environment_names(root)
         self._overlays: list[Overlay] = []
+        # Every environment shares the base's nodes for the scripts it leaves alone: each such
+        # script is schema-checked, drafted and hashed once, not once per environment, so 500
+        # scripts x 500 environments stay near-linear (their diagnostics would be the same).
+        self._schema_checked: set[tuple[str, int]] = set()
+        self._drafts: dict[tuple[int, int, str], ScriptDraft] = {}
+        self._files_done: dict[tuple[Field | None, str | None, tuple[ModuleDraft, ...]], _Files] = {}
         section = data.get(environments.ENVIRONMENTS)
         if section is not None:
             self.diagnostics += validate.check_schema(
@@ -171,19 +178,48 @@ class _Document:
         self.parser.fill(overlay.root, overlay.source_path)
         data = self.parser.convert_again(overlay.root)
         self.diagnostics += validate.check_schema(
-            data, lambda at, key: locate(overlay.root, at, key), self.file, source=overlay.source_path
+            self._not_yet_checked(data), lambda at, key: locate(overlay.root, at, key), self.file,
+            source=overlay.source_path,
         )
-        draft = _draft(overlay, self.parser.filled)
+        draft = _draft(overlay, self.parser.filled, self._drafts)
         self.diagnostics += validate.check_semantics(draft, self.file)
         files = {s.name.raw: self._files(s) for s in draft.scripts}
         return draft, files
 
+    def _not_yet_checked(self, data: Any) -> Any:
+        """``data`` without the scripts whose very value (shared with an environment checked
+        before) the schema has seen under the same name; one is kept so ``scripts`` stays as
+        the schema expects it."""
+        scripts = data.get("scripts") if isinstance(data, dict) else None
+        if not isinstance(scripts, dict) or not scripts:
+            return data
+        fresh = {}
+        for name, value in scripts.items():
+            key = (name, id(value))
+            if key not in self._schema_checked:
+                self._schema_checked.add(key)
+                fresh[name] = value
+        if len(fresh) == len(scripts):
+            return data
+        if not fresh:
+            first = next(iter(scripts))
+            fresh[first] = scripts[first]
+        return {**data, "scripts": fresh}
+
     def _files(self, script: ScriptDraft) -> _Files:
+        key = (script.path, script.format, script.modules)
+        done = self._files_done.get(key)
+        if done is None:
+            done = self._files_done[key] = self._find_files(script)
+        return done
+
+    def _find_files(self, script: ScriptDraft) -> _Files:
         entry = script_file(script.path, self.base, self.file, self.diagnostics)
         digest = script_digest(script.path, entry, self.file, self.diagnostics) if entry is not None else None
         if script.format != ScriptFormat.MODULES.value or entry is None or script.path is None:
             return _Files(entry, (), digest)
         modules = _modules(script, script.path, entry, self.base, self.file, self.diagnostics)
+        _check_upload_size(script.path, entry, modules, self.file, self.diagnostics)
         return _Files(entry, modules, digest)
 
     def raise_problems(self) -> None:
@@ -222,7 +258,10 @@ def _field(node: Node, path: JsonPath, filled: Mapping[int, str | None], render:
     return Field(render(path), line, col, node.value, value)
 
 
-def _draft(overlay: Overlay, filled: Mapping[int, str | None]) -> ManifestDraft:
+def _draft(overlay: Overlay, filled: Mapping[int, str | None],
+           drafts: dict[tuple[int, int, str], ScriptDraft]) -> ManifestDraft:
+    """The draft of one overlay; ``drafts`` keeps each script's draft by its nodes and where it
+    is written, for the next environment that shares them."""
     root = overlay.root
     top = _entries(root)
 
@@ -240,17 +279,21 @@ def _draft(overlay: Overlay, filled: Mapping[int, str | None]) -> ManifestDraft:
         if entry is not None:
             sections_at[kind.section] = mark(entry[0])
         for key, (key_node, value) in _entries(entry[1] if entry else None).items():
-            path = (kind.section, key)
-            name = _entries(value).get(kind.name_key)
-            name_field = _field(name[1], (*path, kind.name_key), filled, render) if name else None
-            resources.append(ResourceDraft(kind.type, _field(key_node, path, filled, render, key=True), name_field))
+            where = (kind.section, key)
+            given = _entries(value).get(kind.name_key)
+            name_field = _field(given[1], (*where, kind.name_key), filled, render) if given else None
+            resources.append(ResourceDraft(kind.type, _field(key_node, where, filled, render, key=True), name_field))
 
     scripts_entry = top.get("scripts")
-    scripts = [
-        _script_draft(value, ("scripts", name), _field(key_node, ("scripts", name), filled, render, key=True),
-                      filled, render)
-        for name, (key_node, value) in _entries(scripts_entry[1] if scripts_entry else None).items()
-    ]
+    scripts = []
+    for name, (key_node, value) in _entries(scripts_entry[1] if scripts_entry else None).items():
+        path = ("scripts", name)
+        cached = (id(key_node), id(value), render(path))
+        draft = drafts.get(cached)
+        if draft is None:
+            draft = drafts[cached] = _script_draft(value, path, _field(key_node, path, filled, render, key=True),
+                                                filled, render)
+        scripts.append(draft)
     suffix = overlay.name_suffix
     scripts_given = scripts_entry is not None and isinstance(scripts_entry[1], MappingNode)
     return ManifestDraft(
@@ -362,6 +405,21 @@ def _modules(
             continue
         modules.append(Module(name, resolved, module.type or module_type(name)))
     return tuple(modules)
+
+
+def _check_upload_size(field: Field, entry: Path, modules: tuple[Module, ...], file: str,
+                       diagnostics: list[Diagnostic]) -> None:
+    """Refuse a script whose parts together exceed what one upload carries: apply would hold
+    them all in memory only for Cloudflare to refuse them."""
+    try:
+        total = entry.stat().st_size + sum(module.path.stat().st_size for module in modules)
+    except OSError:
+        return  # a file that vanished is reported when it is hashed
+    if total > MAX_FILE_BYTES:
+        diagnostics.append(Diagnostic(
+            file, field.line, field.col, field.path,
+            f"script {field.raw!r} and its {len(modules)} module(s) are {total} bytes together; one upload "
+            f"to Cloudflare carries at most 100 MB (and a Worker at most 10 MB after gzip)"))
 
 
 def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:

@@ -23,6 +23,9 @@ LOADER: type[yaml.SafeLoader | yaml.CSafeLoader] = getattr(yaml, "CSafeLoader", 
 
 MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 MAX_NODES = 1_000_000  # counted with every alias expanded: refuses "billion laughs" documents
+# Text counted the same way: a few aliases of one long string must not become gigabytes in a
+# plan. Without aliases a manifest holds at most MAX_MANIFEST_BYTES of text.
+MAX_EXPANDED_CHARS = 3 * MAX_MANIFEST_BYTES
 MAX_DEPTH = 100  # a manifest needs about 6 levels
 
 TAG = "tag:yaml.org,2002:"
@@ -33,11 +36,8 @@ _SCALARS = {
     TAG + "bool": _CONSTRUCTOR.construct_yaml_bool,
     TAG + "null": _CONSTRUCTOR.construct_yaml_null,
 }
-_PLACEHOLDER = re.compile(
-    r"\$\$\{"  # $${ is a literal ${
-    r"|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}"
-    r"|\$\{[^}]*\}?"  # anything else that opens ${ is a mistake
-)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PLAIN = re.compile(r"[^${}]+")  # text that cannot start or end a placeholder
 
 
 def read_text(path: Path, file: str) -> str:
@@ -85,9 +85,11 @@ class Parser:
         self.allow_unset = allow_unset
         self.diagnostics: list[Diagnostic] = []
         self.filled: dict[int, str | None] = {}
-        self._converted: dict[int, tuple[Any, int]] = {}  # id(node) -> (data, expanded size)
+        self._converted: dict[int, tuple[Any, int, int]] = {}  # id(node) -> (data, expanded nodes, chars)
         self._open: set[int] = set()  # collections being converted, to catch recursive aliases
         self._count = 0
+        self._chars = 0
+        self._walked: set[int] = set()
 
     def parse(self, text: str) -> tuple[Node | None, Any]:
         try:
@@ -122,7 +124,7 @@ class Parser:
     def convert_again(self, node: Node) -> Any:
         """Plain data for a node tree made of nodes ``parse`` converted already (an overlay):
         their problems were reported then, so none is reported twice."""
-        reported, self._count = len(self.diagnostics), 0
+        reported, self._count, self._chars = len(self.diagnostics), 0, 0
         try:
             return self._convert(node, (), 0)
         finally:
@@ -131,7 +133,7 @@ class Parser:
     def fill(self, node: Node, source: Callable[[JsonPath], JsonPath]) -> None:
         """Fill every ``${VAR}`` under ``node`` (each node once); ``source`` maps a path to
         where it was written, for the messages."""
-        seen: set[int] = set()
+        seen = self._walked  # a node filled for one environment is filled for all (ids are kept alive)
 
         def walk(node: Node, path: JsonPath) -> None:
             if id(node) in seen:
@@ -174,10 +176,16 @@ class Parser:
         code = f"U+{ord(character):04X}" if character else "a character"
         self._report(line, col, (), f"invalid YAML: {code} is a control character, which YAML does not allow")
 
-    def _grow(self, size: int, node: Node, path: JsonPath) -> None:
+    def _grow(self, size: int, chars: int, node: Node, path: JsonPath) -> None:
         self._count += size
+        self._chars += chars
         if self._count > MAX_NODES:
             message = f"the manifest expands to more than {MAX_NODES} values (aliases repeated too often?)"
+            self._report(*mark(node), path, message)
+            raise _Stop
+        if self._chars > MAX_EXPANDED_CHARS:
+            message = (f"the manifest expands to more than {MAX_EXPANDED_CHARS // (1024 * 1024)} MiB of text "
+                       f"(an alias of a long value repeated too often?)")
             self._report(*mark(node), path, message)
             raise _Stop
 
@@ -185,7 +193,7 @@ class Parser:
         key = id(node)
         done = self._converted.get(key)
         if done is not None:
-            self._grow(done[1], node, path)
+            self._grow(done[1], done[2], node, path)
             return done[0]
         if key in self._open:
             self._report(*mark(node), path, "an alias here refers to a value that contains it")
@@ -193,8 +201,8 @@ class Parser:
         if depth > MAX_DEPTH:
             self._report(*mark(node), (), f"the manifest is nested too deeply (at most {MAX_DEPTH} levels)")
             raise _Stop
-        before = self._count
-        self._grow(1, node, path)
+        before, chars_before = self._count, self._chars
+        self._grow(1, len(node.value) if isinstance(node, ScalarNode) else 0, node, path)
         value: Any
         if isinstance(node, ScalarNode):
             value = self._scalar(node, path)
@@ -206,7 +214,7 @@ class Parser:
                 assert isinstance(node, SequenceNode)
                 value = self._sequence(node, path, depth)
             self._open.discard(key)
-        self._converted[key] = (value, self._count - before)
+        self._converted[key] = (value, self._count - before, self._chars - chars_before)
         return value
 
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
@@ -240,6 +248,7 @@ class Parser:
                 continue
             key = key_node.value
             key_path = (*path, key)
+            self._grow(0, len(key), key_node, key_path)
             if key in first_line:
                 self._report(*mark(key_node), key_path,
                              f"duplicate key {key!r} (first at line {first_line[key]})")
@@ -249,31 +258,10 @@ class Parser:
         return result
 
     def _fill(self, node: ScalarNode, path: JsonPath) -> None:
-        """Fill ``${VAR}`` / ``${VAR:-default}`` in one scalar; ``$${`` stays a literal ``${``."""
+        """Fill ``${VAR}`` / ``${VAR:-default}`` in one scalar (see ``fill_text``)."""
         if id(node) in self.filled:
             return
-        problems: list[str] = []
-
-        def replace(match: re.Match[str]) -> str:
-            name = match.group("name")
-            if match.group(0) == "$${":
-                return "${"
-            if name is None:
-                problems.append(
-                    f"{match.group(0)!r} is not a valid placeholder; write ${{NAME}} or ${{NAME:-default}}"
-                )
-                return ""
-            default = match.group("default")
-            value = self.environ.get(name)
-            if default is not None:
-                return value or default  # like the shell's :- an empty value takes the default
-            if value is None:
-                unset.append(name)
-                return ""
-            return value
-
-        unset: list[str] = []
-        filled = _PLACEHOLDER.sub(replace, node.value)
+        filled, unset, problems = fill_text(node.value, self.environ)
         if not self.allow_unset:
             problems += [f"environment variable {name} is not set (export it, or write ${{{name}:-default}})"
                          for name in unset]
@@ -293,6 +281,93 @@ def plain_value(node: Node, filled: Mapping[int, str | None]) -> Any:
         return filled.get(id(node), node.value)
     construct = _SCALARS.get(node.tag)
     return construct(node) if construct is not None and isinstance(node, ScalarNode) else node.value
+def fill_text(text: str, environ: Mapping[str, str]) -> tuple[str, list[str], list[str]]:
+    """``text`` with its placeholders filled: ``(filled, unset variables, problems)``.
+
+    ``${NAME}`` is NAME's value; ``${NAME:-default}`` the default when NAME is unset or empty,
+    and the default may itself hold placeholders (``${A:-${B:-x}}``), filled only when used.
+    Before a ``{``, ``$$`` stands for one ``$``: ``$${X}`` is the text ``${X}`` and ``$$${X}``
+    is ``$`` followed by X's value. A ``$`` anywhere else is itself. Anything else that opens
+    ``${`` (a bad name, no closing ``}``), or a ``{`` inside a default, is a problem, never a guess.
+    """
+    unset: list[str] = []
+    problems: list[str] = []
+    filled, _ = _template(text, 0, environ, unset, problems, inside=False)
+    return filled, unset, problems
+
+
+def _template(text: str, at: int, environ: Mapping[str, str], unset: list[str], problems: list[str], *,
+              inside: bool) -> tuple[str, int]:
+    """Fill from ``at`` to the end, or (``inside`` a default) to the ``}`` that closes it;
+    returns the text and where it stopped."""
+    out: list[str] = []
+    end = len(text)
+    while at < end:
+        char = text[at]
+        if char == "}":
+            if inside:
+                return "".join(out), at
+            out.append(char)
+            at += 1
+        elif char == "{":
+            if inside:
+                # The first '}' ends a default, so ${A:-{x}} would give A's value plus "}".
+                problems.append(f"{text!r}: a '{{' inside a ${{NAME:-default}} default is ambiguous (the first "
+                                "'}' ends the default); set the value in the environment instead")
+                return "".join(out), len(text)
+            out.append(char)
+            at += 1
+        elif char != "$":
+            plain = _PLAIN.match(text, at)
+            assert plain is not None
+            out.append(plain.group())
+            at = plain.end()
+        else:
+            run_end = at
+            while run_end < end and text[run_end] == "$":
+                run_end += 1
+            if run_end == end or text[run_end] != "{":
+                out.append(text[at:run_end])
+                at = run_end
+                continue
+            dollars = run_end - at
+            out.append("$" * (dollars // 2))
+            if dollars % 2 == 0:  # every $ escaped: a literal '{' follows
+                out.append("{")
+                at = run_end + 1
+                continue
+            value, at = _placeholder(text, run_end - 1, environ, unset, problems)
+            out.append(value)
+    return "".join(out), at
+
+
+def _placeholder(text: str, at: int, environ: Mapping[str, str], unset: list[str],
+                 problems: list[str]) -> tuple[str, int]:
+    """The value of the placeholder whose ``${`` is at ``at``, and where it ends."""
+    name = _NAME.match(text, at + 2)
+    if name is not None:
+        after = name.end()
+        value = environ.get(name.group())
+        if text.startswith("}", after):
+            if value is None:
+                unset.append(name.group())
+                return "", after + 1
+            return value, after + 1
+        if text.startswith(":-", after):
+            default_unset: list[str] = []
+            reported = len(problems)
+            default, close = _template(text, after + 2, environ, default_unset, problems, inside=True)
+            if len(problems) > reported:
+                return "", len(text)
+            if close < len(text):
+                if value:  # like the shell's :- an empty value takes the default
+                    return value, close + 1
+                unset += default_unset
+                return default, close + 1
+    close = text.find("}", at + 2)
+    written = text[at:close + 1] if close >= 0 and name is None else text[at:]
+    problems.append(f"{written!r} is not a valid placeholder; write ${{NAME}} or ${{NAME:-default}}")
+    return "", len(text)
 
 
 def mark(node: Node) -> tuple[int, int]:

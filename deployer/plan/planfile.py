@@ -7,11 +7,11 @@ fingerprints): enough to refuse a plan that no longer says what would be uploade
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+from typing import Any
 
 from deployer.errors import DeployerError, StalePlanError
+from deployer.files import parse_json, read_regular, write_atomically
 from deployer.fingerprint import fingerprint_secret, secret_matches
 from deployer.kinds.registry import binding_kind
 from deployer.models import Manifest, Plan, Script, State
@@ -19,10 +19,12 @@ from deployer.plan.render import plan_document
 
 PLANFILE_KIND = "deployer-plan"
 PLANFILE_VERSION = 1
+MAX_PLANFILE_BYTES = 64 * 1024 * 1024
 
 
 def write_planfile(path: Path, plan: Plan, manifest: Manifest, *, refreshed: bool = False) -> None:
-    """Write atomically (temp file + rename) so a half-written plan can never be applied.
+    """Write atomically (temp file + rename) so a half-written plan can never be applied; only
+    as a regular file (0600), never through a symlink or over a device in its place.
     ``refreshed``: the plan compared Cloudflare too (apply then reads it again to check)."""
     doc = {
         "kind": PLANFILE_KIND,
@@ -45,30 +47,76 @@ def write_planfile(path: Path, plan: Plan, manifest: Manifest, *, refreshed: boo
             for script in manifest.scripts
         },
     }
-    directory = path.resolve().parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle, indent=2, sort_keys=True)
-            handle.write("\n")
-        os.replace(temp, path)
-    except OSError as exc:
-        raise DeployerError(f"cannot write plan file {path}: {exc.strerror or exc}") from exc
+    text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+    write_atomically(path, text.encode("utf-8"), f"plan file {path}")
 
 
 def read_planfile(path: Path) -> dict[str, object]:
+    """The plan file's document with every field the apply reads type-checked; a
+    DeployerError naming the file and field otherwise (never a traceback, whatever it holds)."""
+    raw = read_regular(path, f"plan file {path}", max_bytes=MAX_PLANFILE_BYTES, follow=True)
+    if raw is None:
+        raise DeployerError(f"plan file not found: {path}")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DeployerError(f"plan file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DeployerError(f"{path} is not a deployer plan file ({exc})") from exc
+        doc = parse_json(raw)
+    except ValueError as exc:
+        raise DeployerError(f"{path} is not a deployer plan file ({exc})") from None
     if not isinstance(doc, dict) or doc.get("kind") != PLANFILE_KIND:
         raise DeployerError(f"{path} is not a deployer plan file (made with 'deployer plan --out')")
     if doc.get("format_version") != PLANFILE_VERSION:
         raise DeployerError(f"{path} has plan format {doc.get('format_version')!r}; this deployer reads {PLANFILE_VERSION}")
+    problem = _shape_problem(doc)
+    if problem:
+        raise DeployerError(f"{path} is damaged: {problem}; make it again with 'deployer plan --out'")
     return doc
+
+
+def _shape_problem(doc: dict[str, Any]) -> str:
+    """What is wrong with the fields of a plan file, or ""."""
+
+    def wrong(where: str, value: object, expected: str) -> str:
+        return f"{where} must be {expected}, got {_kind(value)}"
+
+    for key, types, expected in (
+        ("manifest", (str,), "a string"), ("environment", (str, type(None)), "a string or null"),
+        ("refresh", (bool,), "true or false"), ("lineage", (str,), "a string"),
+        ("plan", (dict,), "an object"), ("target", (dict,), "an object"), ("scripts", (dict,), "an object"),
+    ):
+        if key in doc and not isinstance(doc[key], types):  # a missing one reads as a stale plan
+            return wrong(repr(key), doc[key], expected)
+    serial = doc.get("serial", 0)
+    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
+        return wrong("'serial'", serial, "a whole number >= 0")
+    for key, value in doc.get("target", {}).items():
+        if value is not None and not isinstance(value, str):
+            return wrong(f"target.{key}", value, "a string or null")
+    for name, saved in doc.get("scripts", {}).items():
+        if not isinstance(saved, dict):
+            return wrong(f"scripts.{name}", saved, "an object")
+        if not isinstance(saved.get("content_sha256"), str):
+            return wrong(f"scripts.{name}.content_sha256", saved.get("content_sha256"), "a string")
+        if not isinstance(saved.get("bindings"), list):
+            return wrong(f"scripts.{name}.bindings", saved.get("bindings"), "a list")
+        fingerprints = saved.get("secret_fingerprints", {})
+        if not isinstance(fingerprints, dict) or not all(isinstance(v, str) for v in fingerprints.values()):
+            return wrong(f"scripts.{name}.secret_fingerprints", fingerprints, "an object of strings")
+    return ""
+
+
+def _kind(value: object) -> str:
+    match value:
+        case None:
+            return "null"
+        case bool():
+            return "a boolean"
+        case int() | float():
+            return f"the number {value!r}"
+        case str():
+            return "a string"
+        case list():
+            return "a list"
+        case _:
+            return "an object"
 
 
 def check_planfile(doc: dict[str, object], path: Path, manifest: Manifest, state: State, plan: Plan) -> None:

@@ -14,6 +14,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 from deployer.errors import DeployerError, StateError
 from deployer.state.document import Changes
 from deployer.models import ScriptState, State
+from deployer.redact import register as register_secret
 
 if TYPE_CHECKING:
     from deployer.state.postgres import PgStateStore
@@ -79,6 +80,13 @@ def parse_postgres_url(url: str) -> PgTarget:
     """Split off ``?schema=NAME`` (default ``deployer``); the rest goes to libpq unchanged, so
     a password may come from the URL, PGPASSWORD or ~/.pgpass as libpq users expect."""
     shown = mask_url(url)
+    user, written, after = _userinfo(url)  # the password as written, even with an unencoded '/', '?' or '@'
+    for secret in (written, unquote(written or "")):
+        register_secret(secret or "")
+    if written is not None and any(char in written for char in "/?#@"):
+        # libpq would split such a password into host, port and path, and quote the pieces in
+        # its errors; encoded, it reaches the server whole.
+        url = f"{url.partition('://')[0]}://{user}:{quote(written, safe='%:')}@{after}"
     try:
         parts = urlsplit(url)
     except ValueError as exc:
@@ -91,8 +99,24 @@ def parse_postgres_url(url: str) -> PgTarget:
     rest = [(key, value) for key, value in query if key != "schema"]
     conninfo = urlunsplit(parts._replace(query=urlencode(rest, quote_via=quote)))
     passwords = [value for key, value in query if key == "password"]
-    password = unquote(parts.password) if parts.password else (passwords[-1] if passwords else None)
+    for secret in passwords:
+        register_secret(secret)
+    password = unquote(written) if written else (passwords[-1] if passwords else None)
     return PgTarget(conninfo=conninfo, schema=schema, shown=shown, password=password)
+
+
+def _userinfo(url: str) -> tuple[str | None, str | None, str]:
+    """``(user, password, rest after the '@')`` of a URL, reading generously: the user part ends
+    at the last '@' before the first '?' (else at the last '@'), so a password with an
+    unencoded '/', '?' or '@' is still all password. A user part without ':' has no password."""
+    rest = url.partition("://")[2]
+    head = rest.partition("?")[0]
+    userinfo, at, _ = head.rpartition("@") if "@" in head else rest.rpartition("@")
+    if not at:
+        return None, None, rest
+    after = rest[len(userinfo) + 1:]
+    user, colon, password = userinfo.partition(":")
+    return user, (password if colon else None), after
 
 
 def mask_url(url: str) -> str:
@@ -100,13 +124,14 @@ def mask_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    netloc, slash, tail = rest.partition("/")
-    if not slash:
-        netloc, qmark, tail = rest.partition("?")
-        slash = qmark
-    userinfo, at, hosts = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{hosts}"
+    user, password, after = _userinfo(url)
+    if password is not None:
+        rest = f"{user}:{MASK}@{after}"
+    at = len(rest) - len(after) if user is not None else 0  # the query is looked at after the user part
+    netloc_end = min((i for i in (rest.find("/", at), rest.find("?", at)) if i >= 0), default=len(rest))
+    netloc, tail = rest[:netloc_end], rest[netloc_end:]
+    slash = tail[:1] if tail.startswith("/") else ""
+    tail = tail[len(slash):]
     path, qmark, query = tail.partition("?")
     if qmark:
         query = "&".join(

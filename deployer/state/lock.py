@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import LockHeldError, StateError
+from deployer.files import open_regular, parse_json
 
 LOCK_POLL_SECONDS = 0.1
 HOLDER_KEYS = ("pid", "host", "user", "started", "command")
+_MAX_HOLDER_BYTES = 65536
 
 Warn = Callable[[str], None]
 
@@ -84,19 +86,22 @@ class FileLock:
         lock_file = shown_path(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StateError(f"cannot open the lock file {lock_file}: {exc.strerror or exc}") from exc
+        # Never through a symlink (truncating the lock would empty its target), never a FIFO.
+        fd = open_regular(self.path, os.O_RDWR | os.O_CREAT, f"the lock file {lock_file}", StateError)
+        assert fd is not None  # O_CREAT: a missing file was created
         try:
             deadline = time.monotonic() + max(timeout, 0.0)
             while not _try_flock(fd):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise LockHeldError(held_message(self._state, _parse_holder(os.pread(fd, 65536, 0)), timeout))
+                    raise LockHeldError(held_message(self._state, _parse_holder(os.pread(fd, _MAX_HOLDER_BYTES, 0)),
+                                                     timeout))
                 time.sleep(min(LOCK_POLL_SECONDS, remaining))
             # We hold the flock. A holder record still in the file means its writer died before
             # releasing (release empties the file first); the kernel dropped its flock for us.
-            previous = os.pread(fd, 65536, 0)
+            previous = os.pread(fd, _MAX_HOLDER_BYTES, 0)
             if previous.strip():
                 warn(_stale_message(previous, lock_file))
             os.ftruncate(fd, 0)
@@ -133,13 +138,20 @@ def _try_flock(fd: int) -> bool:
 
 
 def _parse_holder(raw: bytes) -> dict[str, Any] | None:
+    """The holder record, or None for anything else (garbage, a cut-off write, a hostile file):
+    a lock file is never trusted beyond naming who holds it."""
     try:
-        holder = json.loads(raw.decode("utf-8"))
+        holder = parse_json(raw, limit=2)
     except ValueError:
         return None
     if not isinstance(holder, dict) or any(key not in holder for key in HOLDER_KEYS):
         return None
-    return holder
+    if not isinstance(holder["pid"], int) or isinstance(holder["pid"], bool):
+        return None
+    if not all(isinstance(holder[key], str) and len(holder[key]) <= 1024 and holder[key].isprintable()
+               for key in HOLDER_KEYS[1:]):
+        return None
+    return {key: holder[key] for key in HOLDER_KEYS}
 
 
 def _stale_message(raw: bytes, lock_file: str) -> str:

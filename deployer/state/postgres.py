@@ -35,6 +35,7 @@ from deployer.errors import LockHeldError, StateError
 from deployer.state.lock import LOCK_POLL_SECONDS, current_holder, current_user, held_message, warn_on_stderr
 from deployer.models import ScriptState, State
 from deployer.state.fields import Invalid
+from deployer.redact import scrub
 from deployer.state.document import (
     Changes,
     WorkingState,
@@ -100,6 +101,18 @@ _CONNECT_DEFAULTS = {
     "keepalives_interval": "10",
     "keepalives_count": "3",
 }
+
+
+# No statement waits for ever on a lock another session holds on our tables (a LOCK TABLE, a
+# long migration): it fails naming the cause. Settings given in the URL's options, PGOPTIONS
+# or the role's defaults win (only a 0 = "wait for ever" is replaced).
+LOCK_TIMEOUT = "15s"
+STATEMENT_TIMEOUT = "120s"
+_TIMEOUTS = """
+    SELECT set_config('lock_timeout', CASE current_setting('lock_timeout') WHEN '0' THEN %(lock)s
+                                           ELSE current_setting('lock_timeout') END, false),
+           set_config('statement_timeout', CASE current_setting('statement_timeout') WHEN '0' THEN %(statement)s
+                                                ELSE current_setting('statement_timeout') END, false)"""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,7 +187,13 @@ class PgStateStore:
             params = conninfo_to_dict(self.target.conninfo)
             for key, value in _CONNECT_DEFAULTS.items():
                 params.setdefault(key, value)
-            return psycopg.connect(make_conninfo("", **params), autocommit=True)
+            conn = psycopg.connect(make_conninfo("", **params), autocommit=True)
+            try:
+                conn.execute(_TIMEOUTS, {"lock": LOCK_TIMEOUT, "statement": STATEMENT_TIMEOUT})
+            except BaseException:
+                conn.close()
+                raise
+            return conn
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[psycopg.Connection[Any]]:
@@ -193,9 +212,13 @@ class PgStateStore:
         try:
             yield
         except psycopg.Error as exc:
-            detail = " ".join(str(exc).split()) or type(exc).__name__
-            error = StateError(f"PostgreSQL state {self.description}: cannot {what}: {self.target.scrub(detail)}")
-            if self.target.scrub(str(exc)) != str(exc):
+            detail = scrub(self.target.scrub(" ".join(str(exc).split()) or type(exc).__name__))
+            if isinstance(exc, (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled)):
+                detail += (" (another session holds a lock on deployer's tables, or the database is "
+                           "overloaded: look at pg_locks and pg_stat_activity; the waits are bounded by "
+                           "lock_timeout and statement_timeout, which the URL's options can set)")
+            error = StateError(f"PostgreSQL state {self.description}: cannot {what}: {detail}")
+            if scrub(self.target.scrub(str(exc))) != str(exc):
                 raise error from None  # the driver's own text holds the password: not even --debug shows it
             raise error from exc
 

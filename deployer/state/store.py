@@ -11,8 +11,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any, Unpack
 
 from deployer.errors import StateError
+from deployer.files import fsync_directory, open_regular, parse_json, read_regular, refuse_odd_file, write_atomically
 from deployer.state.lock import FileLock, shown_path, warn_on_stderr
 from deployer.models import ScriptState, State
 from deployer.state.fields import Invalid
@@ -41,6 +40,8 @@ __all__ = ["STATE_FORMAT_VERSION", "StateStore", "default_state_path", "state_fr
 
 _ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _CONFLICT_MARKER = re.compile(rb"^(<<<<<<<|>>>>>>>) ", re.MULTILINE)
+# 5,000 scripts make a state of about 5 MB: far above any real one, far below the memory limit.
+MAX_STATE_BYTES = 64 * 1024 * 1024
 
 
 def default_state_path(manifest_path: Path, environment: str | None) -> Path:
@@ -124,14 +125,11 @@ class StateStore:
 
     def _read_state_file(self) -> State:
         shown = _shown(self.path)
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        raw = read_regular(self.path, shown, StateError, max_bytes=MAX_STATE_BYTES)
+        if raw is None:
             return State()
-        except OSError as exc:
-            raise StateError(f"cannot read {shown}: {exc.strerror or exc}") from exc
         try:
-            doc = json.loads(raw.decode("utf-8"), object_pairs_hook=refuse_duplicate_keys)
+            doc = parse_json(raw, pairs_hook=refuse_duplicate_keys)
         except ValueError as exc:
             if _CONFLICT_MARKER.search(raw):
                 raise StateError(
@@ -154,18 +152,15 @@ class StateStore:
 
     def _read_journal(self) -> list[Record]:
         journal = _shown(self.journal_path)
-        try:
-            raw = self.journal_path.read_bytes()
-        except FileNotFoundError:
+        raw = read_regular(self.journal_path, journal, StateError, max_bytes=MAX_STATE_BYTES)
+        if raw is None:
             return []
-        except OSError as exc:
-            raise StateError(f"cannot read {journal}: {exc.strerror or exc}") from exc
         *lines, torn_tail = raw.split(b"\n")  # a last line without its newline never finished
         numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
         records = []
         for index, (number, line) in enumerate(numbered):
             try:
-                doc = json.loads(line.decode("utf-8"), object_pairs_hook=refuse_duplicate_keys)
+                doc = parse_json(line, pairs_hook=refuse_duplicate_keys)
             except ValueError as exc:
                 if index == len(numbered) - 1 and not torn_tail.strip():
                     break  # the last line was cut off by a crash: that record never completed
@@ -277,13 +272,11 @@ class StateStore:
     def _append_to_journal(self, line: bytes) -> None:
         journal = self.journal_path
         created = False
-        try:
-            if self._journal_fd is None:
-                created = not journal.exists()
-                self._journal_fd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-                                           0o644)
-        except OSError as exc:
-            raise StateError(f"cannot open {_shown(journal)}: {exc.strerror or exc}") from exc
+        if self._journal_fd is None:
+            created = not refuse_odd_file(journal, _shown(journal), StateError)
+            self._journal_fd = open_regular(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, _shown(journal),
+                                            StateError)
+        assert self._journal_fd is not None  # O_CREAT: a missing file was created
         fd = self._journal_fd
         start = os.lseek(fd, 0, os.SEEK_END)
         try:
@@ -292,7 +285,7 @@ class StateStore:
                 written += os.write(fd, line[written:])
             os.fsync(fd)
             if created:
-                _fsync_directory(journal.parent)  # so the new journal's name survives a crash
+                fsync_directory(journal.parent)  # so the new journal's name survives a crash
         except OSError as exc:
             try:
                 os.ftruncate(fd, start)  # take back a partial line so later lines stay readable
@@ -302,30 +295,9 @@ class StateStore:
 
     def _write_state_file(self, state: State) -> None:
         text = json.dumps(state_to_json(state), indent=2, sort_keys=True) + "\n"
-        directory = self.path.parent
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-            with _temporary_file(directory, self.path.name) as (temp, handle):
-                handle.write(text.encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-                handle.close()
-                if self.path.exists():
-                    self._copy_to_backup()
-                os.replace(temp, self.path)
-            _fsync_directory(directory)
-        except OSError as exc:
-            raise StateError(f"cannot write {_shown(self.path)}: {exc.strerror or exc}") from exc
+        write_atomically(self.path, text.encode("utf-8"), _shown(self.path), StateError,
+                         backup=self.backup_path, backup_shown=_shown(self.backup_path))
         self._disk_lineage, self._disk_serial = state.lineage, state.serial
-
-    def _copy_to_backup(self) -> None:
-        with _temporary_file(self.path.parent, self.backup_path.name) as (temp, handle):
-            with open(self.path, "rb") as source:
-                shutil.copyfileobj(source, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-            handle.close()
-            os.replace(temp, self.backup_path)
 
     def _close_journal(self) -> None:
         if self._journal_fd is not None:
@@ -351,6 +323,10 @@ class StateStore:
                 raise RuntimeError("this StateStore already holds its lock")
             self._lock.acquire(command, timeout, warn)
         try:
+            # Refuse a symlink or device in the place of any file this run may write, before
+            # the run changes anything in Cloudflare that it then could not record.
+            for path in (self.path, self.journal_path, self.backup_path):
+                refuse_odd_file(path, _shown(path), StateError)
             self.load()
             if self.journal_path.exists():
                 self.commit()
@@ -363,29 +339,6 @@ class StateStore:
     def _require_lock(self, what: str) -> None:
         if not self._lock.held:
             raise RuntimeError(f"StateStore.{what}() called without the lock: use 'with store.lock(...)'")
-
-
-@contextlib.contextmanager
-def _temporary_file(directory: Path, name: str) -> Iterator[tuple[str, Any]]:
-    """A temp file beside ``name`` (same directory, so os.replace is atomic); removed unless
-    the caller moved it into place."""
-    fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    handle = os.fdopen(fd, "wb")
-    try:
-        yield temp, handle
-    finally:
-        handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
 
 
 def _shown(path: Path) -> str:
