@@ -405,13 +405,72 @@ def import_script(
 
 
 @app.command()
-def init(file: Path = FileOption, debug: bool = DebugOption) -> int:
-    """Write a starter workers.yaml (with the $schema line), its schema, a script and a .gitignore entry."""
+def init(
+    configs: Optional[list[Path]] = typer.Argument(
+        None, metavar="[WRANGLER_CONFIG]...",
+        help="With --from-wrangler: the wrangler configs to convert, one Worker each (default: wrangler.json, "
+        "wrangler.jsonc or wrangler.toml in the current directory)."),
+    from_wrangler: bool = typer.Option(
+        False, "--from-wrangler", help="Convert wrangler configs into one workers.yaml; what cannot be carried "
+        "over is listed on stderr with its line."),
+    file: Path = FileOption,
+    debug: bool = DebugOption,
+) -> int:
+    """Write a starter workers.yaml (with the $schema line), its schema, a script and a .gitignore entry,
+    or (--from-wrangler) the workers.yaml equivalent to wrangler configs."""
     from deployer.cli.scaffold import init_project
 
+    if from_wrangler:
+        return _init_from_wrangler(configs or [], file)
+    if configs:
+        raise DeployerError("init takes config files only with --from-wrangler: deployer init --from-wrangler "
+                            + " ".join(str(c) for c in configs))
     for line in init_project(file):
         stderr(line)
     stderr(f"next: export CLOUDFLARE_ACCOUNT_ID, then run 'deployer plan -f {file}'")
+    return ExitStatus.OK
+
+
+# wrangler's own order when a directory holds more than one
+WRANGLER_CONFIGS = ("wrangler.json", "wrangler.jsonc", "wrangler.toml")
+
+
+def _init_from_wrangler(configs: list[Path], file: Path) -> int:
+    from deployer.cli.scaffold import init_converted, refuse_existing
+    from deployer.manifest.wrangler import WranglerConfig, convert_wrangler
+
+    refuse_existing(file)  # before reading anything: nothing is written over
+    if not configs:
+        found = [Path(name) for name in WRANGLER_CONFIGS if Path(name).is_file()]
+        if not found:
+            raise DeployerError(f"no {', '.join(WRANGLER_CONFIGS)} in {Path.cwd()}: pass the wrangler config(s) to "
+                                "convert, e.g. deployer init --from-wrangler workers/api/wrangler.toml")
+        if len(found) > 1:
+            warn(f"converting {found[0]} (wrangler's choice among {', '.join(map(str, found))})")
+        configs = found[:1]
+    base = file.parent.resolve()
+    read = []
+    for config in configs:
+        try:
+            text = config.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DeployerError(f"cannot read wrangler config {config}: {getattr(exc, 'strerror', None) or exc}") from exc
+        directory = Path(os.path.relpath(config.resolve().parent, base)).as_posix()
+        read.append(WranglerConfig(str(config), text, "" if directory == "." else directory))
+
+    def read_source(path: str) -> str | None:
+        try:
+            return (base / path).read_text(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):
+            return None
+
+    conversion = convert_wrangler(read, read_source)
+    for warning in conversion.warnings:
+        warn(warning)
+    for line in init_converted(file, conversion.text):
+        stderr(line)
+    stderr(f"next: set the secrets it names, then 'deployer validate -f {file}', 'deployer import --all "
+           f"--trust-secrets -f {file}' and 'deployer plan --refresh -f {file}'")
     return ExitStatus.OK
 
 

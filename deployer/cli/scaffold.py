@@ -1,6 +1,7 @@
 """``deployer init``: a starter project beside the manifest path: ``workers.yaml`` (with the
 editor's ``$schema`` line), the schema it points at, a first script, and the ``.gitignore``
-line for the state lock. Never overwrites a file that exists."""
+line for the state lock; or, with ``--from-wrangler``, the manifest converted from wrangler
+configs. Never overwrites a manifest that exists."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,20 +49,34 @@ def init_project(manifest: Path) -> list[str]:
 
     Raises DeployerError when ``manifest`` exists already (nothing is written then).
     """
-    if manifest.exists():
-        raise DeployerError(f"{manifest} already exists; init never overwrites it "
-                            "(pass -f/--file to create a manifest elsewhere)")
+    refuse_existing(manifest)
     directory = manifest.parent
-    done = [_create(manifest, STARTER_MANIFEST)]
-    schema = directory / SCHEMA_FILE
-    if schema.exists() and schema.read_text(encoding="utf-8") != schema_text():
-        done.append(f"left {schema} as it is (refresh it with: deployer schema > {schema})")
-    else:
-        done.append(_create(schema, schema_text(), replace=True))
+    done = [_create(manifest, STARTER_MANIFEST), _schema(directory / SCHEMA_FILE)]
     script = directory / "src" / "worker.js"
     done.append(f"left {script} as it is" if script.exists() else _create(script, STARTER_SCRIPT))
     done.append(_ignore_lock(directory / ".gitignore"))
     return done
+
+
+def refuse_existing(manifest: Path) -> None:
+    """Raise DeployerError when ``manifest`` exists: init never overwrites one."""
+    if manifest.exists():
+        raise DeployerError(f"{manifest} already exists; init never overwrites it "
+                            "(pass -f/--file to create a manifest elsewhere)")
+
+
+def init_converted(manifest: Path, text: str) -> list[str]:
+    """Write a converted manifest ``text`` and, beside it, the schema and the ``.gitignore``
+    line; one line per file. Raises DeployerError when ``manifest`` exists."""
+    refuse_existing(manifest)
+    directory = manifest.parent
+    return [_create(manifest, text), _schema(directory / SCHEMA_FILE), _ignore_lock(directory / ".gitignore")]
+
+
+def _schema(schema: Path) -> str:
+    if schema.exists() and schema.read_text(encoding="utf-8") != schema_text():
+        return f"left {schema} as it is (refresh it with: deployer schema > {schema})"
+    return _create(schema, schema_text(), replace=True)
 
 
 def _create(path: Path, text: str, *, replace: bool = False) -> str:
