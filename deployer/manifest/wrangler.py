@@ -120,11 +120,19 @@ def convert_wrangler(configs: Sequence[WranglerConfig], read_source: ReadSource)
     for worker in workers:
         for env_name, changes in worker.environments(scripts).items():
             environment = environments.setdefault(env_name, {"name_suffix": f"-{env_name}"})
-            if changes.pop("account_id", account) != environment.setdefault("account_id", account):
+            own_account = changes.pop("account_id", account)
+            if own_account != environment.setdefault("account_id", own_account):
                 worker.warn(("env", env_name, "account_id"), "differs from another Worker's account in this "
                                                              "environment; a manifest environment has one account")
             if changes:
                 environment.setdefault("scripts", {})[worker.name] = _styled(changes)
+    for worker in workers:
+        own = worker.data.get("env")
+        absent = [name for name in environments if not isinstance(own, dict) or name not in own]
+        if absent:
+            worker.warn(("name",), f"no [env.{absent[0]}] here, yet the environment(s) {', '.join(absent)} of "
+                                   f"other configs deploy this Worker too (as {worker.name}-{absent[0]}, ...) "
+                                   "with the top-level settings")
     for environment in environments.values():
         if environment["account_id"] == account:
             del environment["account_id"]
@@ -235,11 +243,11 @@ class _Worker:
             if key == "legacy_env" and body[key] is not False:
                 continue  # true is wrangler's default and what name_suffix does
             if key in _NOT_SUPPORTED_BINDINGS:
-                ctx.warn(ctx.at(key), f"{key} is not carried over: deployer does not support these bindings")
+                ctx.warn(ctx.at(key), "not carried over: deployer does not support these bindings")
             elif key in _NOT_CARRIED:
-                ctx.warn(ctx.at(key), f"{key} is not carried over: {_NOT_CARRIED[key]}")
+                ctx.warn(ctx.at(key), f"not carried over: {_NOT_CARRIED[key]}")
             else:
-                ctx.warn(ctx.at(key), f"{key} is not a wrangler setting deployer knows; not carried over")
+                ctx.warn(ctx.at(key), "not a wrangler setting deployer knows; not carried over")
         return script
 
     def _code(self, body: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
@@ -258,10 +266,12 @@ class _Worker:
         out: dict[str, Any] = {}
         command = custom
         if reason is not None:
-            path = _join(posixpath.dirname(main), f"dist/{PurePosixPath(main).stem}.js")
+            path = _join(self.config.directory, f"dist/{PurePosixPath(main).stem}.js")
             esbuild = (f"npx esbuild {shlex.quote(main)} --bundle --format={'esm' if is_modules else 'iife'} "
                        f"--outfile={shlex.quote(path)}")
-            command = esbuild if custom is None else f"({custom}) && {esbuild}"
+            if custom is not None and custom.startswith("cd "):
+                custom = f"({custom})"  # esbuild's paths are relative to the manifest
+            command = esbuild if custom is None else f"{custom} && {esbuild}"
             ctx.warn(ctx.at("main"), f"{main} {reason}, which wrangler bundles with esbuild: converted to a build "
                                      f"command that does the same ({esbuild}) and path {path}; check it")
             modules: list[str] = []
@@ -286,10 +296,10 @@ class _Worker:
             return None
         for key in build:
             if key == "watch_dir":
-                ctx.warn(ctx.at("build", key), "build.watch_dir is not carried over (wrangler dev rebuilds on "
-                                               "changes; deployer builds once per plan or apply)")
+                ctx.warn(ctx.at("build", key), "not carried over: wrangler dev rebuilds when these change; "
+                                               "deployer builds once per plan or apply")
             elif key not in ("command", "cwd"):
-                ctx.warn(ctx.at("build", key), f"build.{key} is not carried over")
+                ctx.warn(ctx.at("build", key), "not carried over")
         command = build.get("command")
         if not isinstance(command, str) or not command.strip():
             return None

@@ -94,7 +94,7 @@ def convert_bindings(body: Mapping[str, Any], ctx: Context) -> list[dict[str, An
     secrets = _mapping(body, "secrets", ctx)
     for key in secrets:
         if key != "required":
-            ctx.warn(ctx.at("secrets", key), f"secrets.{key} is not carried over")
+            ctx.warn(ctx.at("secrets", key), "not carried over")
     for index, name in enumerate(_items(secrets, "required", ctx, ("secrets",))):
         if isinstance(name, str):
             # Never a value: the manifest names the variable that will hold it.
@@ -154,9 +154,9 @@ def _binding(item: Mapping[str, Any], where: Path, kind: _Kind, ctx: Context,
         if field in kind.fields:
             binding[kind.fields[field]] = value
         elif field in _DEV_ONLY:
-            ctx.warn((*path, field), f"{field} is not carried over ({_DEV_ONLY[field]})")
+            ctx.warn((*path, field), f"not carried over: {_DEV_ONLY[field]}")
         else:
-            ctx.warn((*path, field), f"{field} of {kind.type} binding {name} is not carried over")
+            ctx.warn((*path, field), f"not carried over ({kind.type} binding {name})")
     binding.update(extra or {})
     return [binding]
 
@@ -206,7 +206,7 @@ def convert_settings(body: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     triggers = _mapping(body, "triggers", ctx)
     for key in triggers:
         if key != "crons":
-            ctx.warn(ctx.at("triggers", key), f"triggers.{key} is not carried over")
+            ctx.warn(ctx.at("triggers", key), "not carried over")
     if "crons" in triggers:
         out["crons"] = list(triggers["crons"] or [])
     if "workers_dev" in body:
@@ -219,7 +219,7 @@ def _migration(item: Mapping[str, Any], index: int, ctx: Context) -> dict[str, A
     keys = ("tag", "new_classes", "new_sqlite_classes", "renamed_classes", "deleted_classes", "transferred_classes")
     for key in item:
         if key not in keys:
-            ctx.warn(ctx.at("migrations", index, key), f"migrations[].{key} is not carried over")
+            ctx.warn(ctx.at("migrations", index, key), "not carried over")
     return {key: item[key] for key in keys if key in item}
 
 
@@ -231,7 +231,8 @@ def _consumer(item: Mapping[str, Any], index: int, ctx: Context) -> dict[str, An
     carried = ("queue", "max_batch_size", "max_retries", "dead_letter_queue")
     for key in item:
         if key not in carried and key != "type":
-            ctx.warn((*path, key), f"queue consumer setting {key} is not carried over")
+            ctx.warn((*path, key), "not carried over (a queue consumer takes max_batch_size, max_retries and "
+                                   "dead_letter_queue)")
     return {key: item[key] for key in carried if key in item}
 
 
@@ -253,7 +254,7 @@ def _routes(body: Mapping[str, Any], ctx: Context) -> tuple[list[dict[str, Any]]
             continue
         zone = {k: item[k] for k in ("zone_id", "zone_name") if k in item}
         for extra in sorted(set(item) - {"pattern", "zone_id", "zone_name", "custom_domain"}):
-            ctx.warn((*path, extra), f"route setting {extra} is not carried over")
+            ctx.warn((*path, extra), "not carried over")
         if item.get("custom_domain"):
             domains.append({"hostname": pattern, **zone})
             continue
@@ -277,8 +278,7 @@ def _settings(body: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         out["placement"] = {"mode": "smart"}
     for key in placement:
         if key != "mode" or placement[key] not in ("smart", "off"):
-            ctx.warn(ctx.at("placement", key), f"placement {key} {placement[key]!r} is not carried over "
-                                                "(only mode smart is)")
+            ctx.warn(ctx.at("placement", key), f"{placement[key]!r} is not carried over (only mode smart is)")
     limits = _mapping(body, "limits", ctx)
     out.update(_carry(limits, ("cpu_ms",), "limits", ctx))
     observability = _mapping(body, "observability", ctx)
@@ -290,7 +290,7 @@ def _settings(body: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
         if isinstance(item.get("service"), str):
             consumers.append({"service": item["service"]})
         for key in set(item) - {"service"}:
-            ctx.warn(ctx.at("tail_consumers", index, key), f"tail consumer {key} is not carried over")
+            ctx.warn(ctx.at("tail_consumers", index, key), "not carried over")
     if consumers or "tail_consumers" in body:
         out["tail_consumers"] = consumers
     return out
@@ -299,7 +299,7 @@ def _settings(body: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 def _carry(value: Mapping[str, Any], keys: tuple[str, ...], name: str, ctx: Context) -> dict[str, Any]:
     for key in value:
         if key not in keys:
-            ctx.warn(ctx.at(name, key), f"{name}.{key} is not carried over")
+            ctx.warn(ctx.at(name, key), "not carried over")
     carried = {key: value[key] for key in keys if key in value}
     return {name: carried} if carried else {}
 
