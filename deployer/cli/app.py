@@ -33,6 +33,9 @@ from deployer.cli.state import state_app
 from deployer.errors import ApprovalRefused, DeployerError, Diagnostic, ManifestError, StateError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from deployer.manifest.build import BuildStep
     from deployer.state.backend import StateBackend
     from deployer.cloudflare.client import CloudflareClient
     from deployer.models import Manifest, Plan, State
@@ -56,13 +59,29 @@ app = typer.Typer(
 )
 app.add_typer(state_app, name="state")
 
-def _load_manifest(file: Path, env: str | None) -> Manifest:
-    from deployer.manifest.load import load_manifest
+def _load_manifest(file: Path, env: str | None, *, build_timeout: float | None = None,
+                   warnings: bool = False) -> Manifest:
+    """The manifest; with ``build_timeout``, after running its build commands (output on stderr)."""
+    from deployer.manifest.load import Builder, load_manifest
 
-    manifest = load_manifest(file, os.environ, environment=env)
+    builder: Builder | None = None
+    if build_timeout is not None:
+        from deployer.manifest.build import run_builds
+
+        def builder(steps: Sequence[BuildStep]) -> None:
+            run_builds(steps, timeout=build_timeout, output=stderr)
+
+    manifest = load_manifest(file, os.environ, environment=env, build=builder, warn=warn if warnings else None)
     if manifest.zone_id is not None:
         _warn_zone_id()
     return manifest
+
+
+NoBuildOption = typer.Option(
+    False, "--no-build", help="Do not run the scripts' build commands (build: {command: ...}); the files they make "
+    "must exist (with a PLANFILE: the files built when the plan was made).")
+BuildTimeoutOption = typer.Option(
+    900.0, "--build-timeout", min=1.0, metavar="SECONDS", help="Stop a build command that runs longer (default 900).")
 
 
 def _warn_zone_id() -> None:
@@ -165,7 +184,7 @@ def validate(
     diagnostics: list[Diagnostic] = []
     for path in files or [file]:
         try:
-            summary = check_manifest(path, os.environ, environment=env, allow_unset=allow_unset)
+            summary = check_manifest(path, os.environ, environment=env, allow_unset=allow_unset, warn=warn)
         except ManifestError as exc:
             diagnostics += exc.diagnostics
             continue
@@ -193,12 +212,15 @@ def plan(
     out: Optional[Path] = typer.Option(None, "--out", help="Save the plan for 'deployer apply PLANFILE'."),
     refresh: bool = typer.Option(False, "--refresh", help="Compare the state with Cloudflare first (network)."),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
+    no_build: bool = NoBuildOption,
+    build_timeout: float = BuildTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
-    """Show what apply would change: create / update / delete / no-op per script and namespace."""
+    """Show what apply would change: create / update / delete / no-op per script and namespace.
+    Runs the scripts' build commands first (their output on stderr)."""
     from deployer.plan.render import render_json, render_markdown, render_text
 
-    manifest = _load_manifest(file, env)
+    manifest = _load_manifest(file, env, build_timeout=None if no_build else build_timeout, warnings=True)
     remote = None
     if refresh:
         client = _client()
@@ -252,9 +274,13 @@ def apply(
         "lower it when other jobs use the same token).",
     ),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
+    no_build: bool = NoBuildOption,
+    build_timeout: float = BuildTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
-    """Create namespaces, upload each created/changed script once, delete removed scripts."""
+    """Create namespaces, upload each created/changed script once, delete removed scripts.
+    Runs the scripts' build commands first (their output on stderr); a failed build stops it
+    before any request."""
     from deployer.apply.executor import apply_plan
     from deployer.remote import read_remote, require_account
     from deployer.plan.render import render_text
@@ -269,7 +295,7 @@ def apply(
         env = env or saved.get("environment")  # type: ignore[assignment]
         refresh = refresh or saved.get("refresh") is True  # re-read what the reviewed plan saw
     budget = _parse_rate_limit(rate_limit)
-    manifest = _load_manifest(file, env)
+    manifest = _load_manifest(file, env, build_timeout=None if no_build else build_timeout, warnings=True)
     if verify:
         require_account(manifest, "--verify")
     client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
