@@ -392,7 +392,16 @@ def refresh(
 
 @app.command("import")
 def import_script(
-    name: str = typer.Argument(..., help="The script's name in Cloudflare, as the plan shows it (with any name_suffix)."),
+    name: Optional[str] = typer.Argument(
+        None, help="The script's name in Cloudflare, as the plan shows it (with any name_suffix)."),
+    all_scripts: bool = typer.Option(
+        False, "--all", help="Import every script of the manifest that exists in Cloudflare (one list request) "
+        "and report those that do not."),
+    trust_secrets: bool = typer.Option(
+        False, "--trust-secrets", help="TRUST that the secrets deployed in Cloudflare hold exactly the values the "
+        "manifest's secret_text bindings have now (Cloudflare never returns a secret, so this cannot be checked): "
+        "record their fingerprints, so the next plan does not send them again. Without it, the next apply "
+        "re-sends every imported secret."),
     file: Path = FileOption,
     env: Optional[str] = EnvOption,
     state: Optional[str] = StateOption,
@@ -400,33 +409,57 @@ def import_script(
     lock_timeout: float = LockTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
-    """Adopt a script that already exists in Cloudflare into the state, so plan shows only real differences."""
-    from deployer.remote import import_script as read_deployed, require_account
+    """Adopt scripts that already exist in Cloudflare into the state, so plan shows only real differences."""
+    from deployer.remote import deployed_scripts, import_script as read_deployed, require_account
 
+    if (name is None) == (not all_scripts):
+        raise DeployerError("import takes a script NAME or --all (every script of the manifest), not both")
     manifest = _load_manifest(file, env)
-    script = next((s for s in manifest.scripts if s.name == name), None)
-    if script is None:
-        known = ", ".join(s.name for s in manifest.scripts) or "none"
-        raise DeployerError(f"script {name!r} is not in the manifest {file} (its scripts: {known}); "
-                            "add it to the manifest first, then import it")
+    if name is not None:
+        script = next((s for s in manifest.scripts if s.name == name), None)
+        if script is None:
+            known = ", ".join(s.name for s in manifest.scripts) or "none"
+            raise DeployerError(f"script {name!r} is not in the manifest {file} (its scripts: {known}); "
+                                "add it to the manifest first, then import it")
     account_id = require_account(manifest, "import")
     client = _client()
     store = open_state(file, env, state, state_name)
+    imported, absent, present, warnings = [], [], [], []
     try:
-        with store.lock(command=f"deployer import {name}", timeout=lock_timeout, warn=warn):
+        with store.lock(command=f"deployer import {name or '--all'}", timeout=lock_timeout, warn=warn):
             _check_target(manifest, store, store.state)
-            if store.state.script(name) is not None:
+            if name is not None and store.state.script(name) is not None:
                 raise DeployerError(f"script {name!r} is already in the state {store.description}; "
                                     "'deployer refresh' records its current etag")
-            recorded, warnings = read_deployed(script, account_id, client)
-            store.record(scripts=[recorded], account_id=manifest.account_id, zone_id=manifest.zone_id)
-            store.commit()
+            listed = deployed_scripts(account_id, client)
+            for script in manifest.scripts:
+                if name is not None and script.name != name:
+                    continue
+                if store.state.script(script.name) is not None:
+                    present.append(script.name)
+                    continue
+                if name is None and script.name not in listed:
+                    absent.append(script.name)
+                    continue
+                recorded, found = read_deployed(script, account_id, client, listed=listed,
+                                                trust_secrets=trust_secrets)
+                warnings += [f"script {script.name}: {w}" for w in found] if name is None else found
+                store.record(scripts=[recorded], account_id=manifest.account_id, zone_id=manifest.zone_id)
+                imported.append(recorded)
+            if imported:
+                store.commit()
     finally:
         client.close()
     for warning in warnings:
         warn(warning)
-    print(f"Imported script {name} ({len(recorded.bindings)} binding(s), etag {recorded.etag}); "
-          "'deployer plan' now shows only what differs from the manifest.")
+    for recorded in imported:
+        trusted = f", {len(recorded.secret_fingerprints)} secret(s) trusted" if trust_secrets else ""
+        print(f"Imported script {recorded.name} ({len(recorded.bindings)} binding(s){trusted}, etag {recorded.etag})")
+    if name is None:
+        print(f"Imported {len(imported)} script(s)"
+              + (f"; not in Cloudflare (plan shows a create): {', '.join(absent)}" if absent else "")
+              + (f"; already in the state: {', '.join(present)}" if present else "") + ".")
+    print("'deployer plan' now shows only what differs from the manifest.")
     return ExitStatus.OK
 
 
