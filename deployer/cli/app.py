@@ -490,40 +490,16 @@ def init(
     return ExitStatus.OK
 
 
-# wrangler's own order when a directory holds more than one
-WRANGLER_CONFIGS = ("wrangler.json", "wrangler.jsonc", "wrangler.toml")
-
-
 def _init_from_wrangler(configs: list[Path], file: Path) -> int:
-    from deployer.cli.scaffold import init_converted, refuse_existing
-    from deployer.manifest.wrangler import WranglerConfig, convert_wrangler
+    from deployer.cli.scaffold import convert_wrangler_files, find_wrangler_config, init_converted, refuse_existing
 
     refuse_existing(file)  # before reading anything: nothing is written over
     if not configs:
-        found = [Path(name) for name in WRANGLER_CONFIGS if Path(name).is_file()]
-        if not found:
-            raise DeployerError(f"no {', '.join(WRANGLER_CONFIGS)} in {Path.cwd()}: pass the wrangler config(s) to "
-                                "convert, e.g. deployer init --from-wrangler workers/api/wrangler.toml")
-        if len(found) > 1:
-            warn(f"converting {found[0]} (wrangler's choice among {', '.join(map(str, found))})")
-        configs = found[:1]
-    base = file.parent.resolve()
-    read = []
-    for config in configs:
-        try:
-            text = config.read_text(encoding="utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise DeployerError(f"cannot read wrangler config {config}: {getattr(exc, 'strerror', None) or exc}") from exc
-        directory = Path(os.path.relpath(config.resolve().parent, base)).as_posix()
-        read.append(WranglerConfig(str(config), text, "" if directory == "." else directory))
-
-    def read_source(path: str) -> str | None:
-        try:
-            return (base / path).read_text(encoding="utf-8", errors="replace")
-        except (OSError, ValueError):
-            return None
-
-    conversion = convert_wrangler(read, read_source)
+        found, others = find_wrangler_config(Path.cwd())
+        if others:
+            warn(f"converting {found.name} (wrangler's choice among {', '.join([found.name, *others])})")
+        configs = [Path(found.name)]
+    conversion = convert_wrangler_files(configs, file)
     for warning in conversion.warnings:
         warn(warning)
     for line in init_converted(file, conversion.text):

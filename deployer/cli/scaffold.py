@@ -4,10 +4,16 @@ line for the state lock; or, with ``--from-wrangler``, the manifest converted fr
 configs. Never overwrites a manifest that exists."""
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deployer.errors import DeployerError
 from deployer.manifest.validate import schema_text
+
+if TYPE_CHECKING:
+    from deployer.manifest.wrangler import Conversion
 
 SCHEMA_FILE = "workers.schema.json"
 LOCK_PATTERN = ".deployer/*.lock"
@@ -71,6 +77,44 @@ def init_converted(manifest: Path, text: str) -> list[str]:
     refuse_existing(manifest)
     directory = manifest.parent
     return [_create(manifest, text), _schema(directory / SCHEMA_FILE), _ignore_lock(directory / ".gitignore")]
+
+
+# wrangler's own order when a directory holds more than one
+WRANGLER_CONFIGS = ("wrangler.json", "wrangler.jsonc", "wrangler.toml")
+
+
+def find_wrangler_config(directory: Path) -> tuple[Path, list[str]]:
+    """The config wrangler would read in ``directory``, and the names of the others there.
+    Raises DeployerError when there is none."""
+    found = [directory / name for name in WRANGLER_CONFIGS if (directory / name).is_file()]
+    if not found:
+        raise DeployerError(f"no {', '.join(WRANGLER_CONFIGS)} in {directory}: pass the wrangler config(s) to "
+                            "convert, e.g. deployer init --from-wrangler workers/api/wrangler.toml")
+    return found[0], [path.name for path in found[1:]]
+
+
+def convert_wrangler_files(configs: Sequence[Path], manifest: Path) -> Conversion:
+    """Read ``configs`` and convert them for a manifest at ``manifest``: paths in it are made
+    relative to its directory, and the entry files are read from there to tell their format."""
+    from deployer.manifest.wrangler import WranglerConfig, convert_wrangler
+
+    base = manifest.parent.resolve()
+    read = []
+    for config in configs:
+        try:
+            text = config.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DeployerError(f"cannot read wrangler config {config}: {getattr(exc, 'strerror', None) or exc}") from exc
+        directory = Path(os.path.relpath(config.resolve().parent, base)).as_posix()
+        read.append(WranglerConfig(str(config), text, "" if directory == "." else directory))
+
+    def read_source(path: str) -> str | None:
+        try:
+            return (base / path).read_text(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):
+            return None
+
+    return convert_wrangler(read, read_source)
 
 
 def _schema(schema: Path) -> str:

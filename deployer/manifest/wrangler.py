@@ -3,21 +3,19 @@
 of everything that could not be carried over (nothing is dropped silently).
 
 Pure: config texts in (and a reader for the entry files, to tell the script format and find the
-modules they import), text out. Bindings and settings are ``wrangler_bindings``'s; the lines
-of keys ``wrangler_lines``'s.
+modules they import), text out. Bindings and settings are ``wrangler_bindings``'s; reading a
+config and the lines of its keys ``wrangler_lines``'s.
 """
 from __future__ import annotations
 
 import datetime
 import posixpath
 import shlex
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-import json5
 import yaml
 
 from deployer.errors import DeployerError
@@ -32,7 +30,7 @@ from deployer.manifest.wrangler_bindings import (
     convert_bindings,
     convert_settings,
 )
-from deployer.manifest.wrangler_lines import json_lines, toml_lines
+from deployer.manifest.wrangler_lines import line_of, read_config
 
 ReadSource = Callable[[str], "str | None"]
 """``read_source(path)``: the text of a file (a path relative to the manifest), or None."""
@@ -53,8 +51,8 @@ _NOT_CARRIED = {
     "assets": "static assets are not uploaded by deployer",
     "site": "Workers Sites are not uploaded by deployer",
     "unsafe": "unsafe bindings and metadata are not carried over",
-    "wasm_modules": "use format: modules and list the file under modules", "text_blobs": "use format: modules "
-    "and list the file under modules", "data_blobs": "use format: modules and list the file under modules",
+    **{key: "use format: modules and list the file under modules" for key in ("wasm_modules", "text_blobs",
+                                                                              "data_blobs")},
     **{key: _BUNDLING for key in ("tsconfig", "jsx_factory", "jsx_fragment", "minify", "keep_names", "define",
                                   "alias", "node_compat", "upload_source_maps")},
     **{key: _MODULE_RULES for key in ("rules", "find_additional_modules", "base_dir", "preserve_file_names")},
@@ -150,8 +148,9 @@ class _Worker:
     def __init__(self, config: WranglerConfig, read_source: ReadSource) -> None:
         self.config = config
         self.read_source = read_source
-        self.data, self.lines = _parse(config)
+        self.data, self.lines = read_config(config.file, config.text)
         self.warnings: set[tuple[str, int, str]] = set()
+        self.base: dict[str, Any] = {}  # the converted top level, once convert() ran
         name, main = self.data.get("name"), self.data.get("main")
         if not isinstance(name, str) or not name:
             raise DeployerError(f"{config.file}: no 'name': add the Worker's name (wrangler deploys it by name)")
@@ -161,7 +160,7 @@ class _Worker:
         self.name = name
 
     def warn(self, path: Path, message: str) -> None:
-        line = _line(self.lines, path)
+        line = line_of(self.lines, path)
         where = f"{self.config.file}:{line}" if line else self.config.file
         self.warnings.add((self.config.file, line, f"{where}: {json_path(path)}: {message}"))
 
@@ -175,7 +174,7 @@ class _Worker:
         envs = self.data.get("env")
         if envs is not None and not isinstance(envs, dict):
             self.warn(("env",), "env must be a table of environments; skipped")
-        for env_name, body in (envs or {}).items():
+        for env_name, body in (envs if isinstance(envs, dict) else {}).items():
             if not isinstance(body, dict):
                 self.warn(("env", env_name), "an environment must be a table; skipped")
                 continue
@@ -231,8 +230,10 @@ class _Worker:
         script = self._code(body, ctx)
         if "compatibility_date" in body:
             script["compatibility_date"] = _text(body["compatibility_date"])
-        if "compatibility_flags" in body:
-            script["compatibility_flags"] = list(body["compatibility_flags"] or [])
+        if isinstance(body.get("compatibility_flags"), list):
+            script["compatibility_flags"] = list(body["compatibility_flags"])
+        elif "compatibility_flags" in body:
+            ctx.warn(ctx.at("compatibility_flags"), "must be a list of flags; skipped")
         bindings = convert_bindings(body, ctx)
         if bindings:
             script["bindings"] = bindings
@@ -334,40 +335,6 @@ class _Worker:
                 if target.endswith((".js", ".mjs")):
                     pending.append((target, imported))
         return found
-
-
-# --- reading the configs ---------------------------------------------------------------------
-
-
-def _parse(config: WranglerConfig) -> tuple[dict[str, Any], dict[Path, int]]:
-    if config.file.endswith(".toml"):
-        try:
-            data: Any = tomllib.loads(config.text)
-        except tomllib.TOMLDecodeError as exc:
-            raise DeployerError(f"{config.file}: not valid TOML: {exc}") from exc
-        lines = toml_lines(config.text)
-    else:
-        try:
-            data = json5.loads(config.text)
-        except ValueError as exc:
-            raise DeployerError(f"{config.file}: not valid JSON (comments and trailing commas are allowed): "
-                                f"{str(exc).removeprefix('<string>:')}") from exc
-        lines = json_lines(config.text)
-    if not isinstance(data, dict):
-        raise DeployerError(f"{config.file}: a wrangler config must be a table (a JSON object)")
-    return data, lines
-
-
-def _line(lines: Mapping[Path, int], path: Path) -> int:
-    """The line of ``path``, else of the first thing written under it, else of its parent."""
-    while path:
-        if path in lines:
-            return lines[path]
-        below = [line for key, line in lines.items() if key[: len(path)] == path]
-        if below:
-            return min(below)
-        path = path[:-1]
-    return 0
 
 
 def _join(directory: str, path: str) -> str:

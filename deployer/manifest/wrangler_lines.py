@@ -1,15 +1,57 @@
-"""Where each key of a wrangler config was written: the line of every key, table and array
-element of a TOML or JSON/JSONC text, by path (``("env", "staging", "kv_namespaces", 0)``).
+"""Reading a wrangler config: its values (``tomllib`` for TOML, ``json5`` for JSON with comments
+and trailing commas) and where each key was written, by path (``("env", "staging",
+"kv_namespaces", 0)`` -> line).
 
-Neither ``tomllib`` nor ``json5`` report positions, so ``deployer init --from-wrangler`` reads
-the text once more with these small scanners to say which line a warning is about. They run
-only on text the real parser accepted, and a surprise ends the scan with what was found so far.
+Neither parser reports positions, so the text is read once more by small scanners to say which
+line a warning is about. They run only on text the real parser accepted, and a surprise ends
+the scan with what was found so far.
 """
 from __future__ import annotations
 
 import json
+import tomllib
+from collections.abc import Mapping
+from typing import Any
+
+import json5
+
+from deployer.errors import DeployerError
 
 Path = tuple[str | int, ...]
+
+
+def read_config(file: str, text: str) -> tuple[dict[str, Any], dict[Path, int]]:
+    """The config's values and the line of each key; ``file``'s suffix picks TOML or JSON(C).
+    Raises DeployerError, naming ``file``, when the text is not valid or not a table."""
+    if file.endswith(".toml"):
+        try:
+            data: Any = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise DeployerError(f"{file}: not valid TOML: {exc}") from exc
+        lines = toml_lines(text)
+    else:
+        try:
+            data = json5.loads(text)
+        except ValueError as exc:
+            raise DeployerError(f"{file}: not valid JSON (comments and trailing commas are allowed): "
+                                f"{str(exc).removeprefix('<string>:')}") from exc
+        lines = json_lines(text)
+    if not isinstance(data, dict):
+        raise DeployerError(f"{file}: a wrangler config must be a table (a JSON object)")
+    return data, lines
+
+
+def line_of(lines: Mapping[Path, int], path: Path) -> int:
+    """The line of ``path``, else of the first thing written under it, else of its parent (0:
+    none)."""
+    while path:
+        if path in lines:
+            return lines[path]
+        below = [line for key, line in lines.items() if key[: len(path)] == path]
+        if below:
+            return min(below)
+        path = path[:-1]
+    return 0
 
 
 class _Stop(Exception):
