@@ -81,7 +81,7 @@ NoBuildOption = typer.Option(
     False, "--no-build", help="Do not run the scripts' build commands (build: {command: ...}); the files they make "
     "must exist (with a PLANFILE: the files built when the plan was made).")
 BuildTimeoutOption = typer.Option(
-    900.0, "--build-timeout", min=1.0, metavar="SECONDS", help="Stop a build command that runs longer (default 900).")
+    900.0, "--build-timeout", min=1.0, metavar="SECONDS", help="Stop a build command that runs longer.")
 
 
 def _warn_zone_id() -> None:
