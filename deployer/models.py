@@ -85,6 +85,14 @@ class Module:
 
 
 @dataclass(frozen=True, slots=True)
+class Build:
+    """``build: {command: ...}``: the shell command that makes a script's files, as written
+    (no ``${VAR}`` filled in: the shell expands variables)."""
+
+    command: str
+
+
+@dataclass(frozen=True, slots=True)
 class Script:
     """One Worker script. ``path`` (the entry file) and every module path are absolute and
     inside the manifest's directory. ``content_sha256`` covers what the upload carries besides
@@ -99,6 +107,7 @@ class Script:
     modules: tuple[Module, ...] = ()
     compatibility_date: str | None = None
     compatibility_flags: tuple[str, ...] = ()
+    build: Build | None = None
 
 
 @dataclass(frozen=True, slots=True)

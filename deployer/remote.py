@@ -14,6 +14,7 @@ from email.message import Message
 from typing import Any, Protocol
 
 from deployer.errors import DeployerError
+from deployer.fingerprint import fingerprint_secret
 from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
 from deployer.models import DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
 from deployer.plan.planner import RemoteScript, RemoteSnapshot
@@ -80,15 +81,31 @@ def refresh_state(state: State, remote: RemoteSnapshot) -> Refresh:
 # --- deployer import ----------------------------------------------------------------------
 
 
-def import_script(script: Script, account_id: str, client: _Client) -> tuple[ScriptState, list[str]]:
+def deployed_scripts(account_id: str, client: _Client) -> dict[str, dict[str, Any]]:
+    """The account's scripts by name (one list request), for importing several at once."""
+    return {item["id"]: item for item in client.list_scripts(account_id) if isinstance(item.get("id"), str)}
+
+
+def import_script(
+    script: Script,
+    account_id: str,
+    client: _Client,
+    *,
+    listed: Mapping[str, Mapping[str, Any]] | None = None,
+    trust_secrets: bool = False,
+) -> tuple[ScriptState, list[str]]:
     """Read ``script``'s deployed code and bindings into a ScriptState, plus warnings.
 
     The content hash is computed from the downloaded parts the way the manifest computes its
     own, so an unchanged script plans as no-op. Secrets come back without values: they are
-    recorded without a fingerprint, so the next plan re-sends them (reason ``secret``).
+    recorded without a fingerprint, so the next plan re-sends them (reason ``secret``), unless
+    ``trust_secrets``: then the manifest's values of the secrets Cloudflare has are taken to be
+    the deployed ones and their fingerprints recorded (never the values). ``listed`` is the
+    account's script list when the caller read it already (``deployed_scripts``).
     Raises DeployerError when the script does not exist in the account.
     """
-    listed = {item.get("id"): item for item in client.list_scripts(account_id)}
+    if listed is None:
+        listed = deployed_scripts(account_id, client)
     if script.name not in listed:
         raise DeployerError(f"script {script.name!r} does not exist in account {account_id}: nothing to import "
                             "(deployer plan shows it as a create)")
@@ -99,15 +116,37 @@ def import_script(script: Script, account_id: str, client: _Client) -> tuple[Scr
     flags = tuple(settings.get("compatibility_flags") or ()) if script.compatibility_flags else ()
     digest = content_digest(script_format, parts, date, flags)
     bindings, warnings = _deployed_bindings(settings.get("bindings") or [])
+    fingerprints: tuple[tuple[str, str], ...] = ()
+    if trust_secrets:
+        fingerprints, untrusted = _trusted_secrets(script, bindings)
+        warnings += [f"secret {name} is in the manifest but not deployed in Cloudflare: the next apply sends it"
+                     for name in untrusted]
     item = listed[script.name]
     recorded = ScriptState(
         name=script.name,
         content_sha256=digest,
         bindings=bindings,
+        secret_fingerprints=fingerprints,
         etag=_text(item.get("etag")),
         modified_on=_text(item.get("modified_on")),
     )
     return recorded, warnings
+
+
+def _trusted_secrets(
+    script: Script, bindings: Sequence[DeployedBinding]
+) -> tuple[tuple[tuple[str, str], ...], list[str]]:
+    """Fingerprints of the manifest's values for the secrets Cloudflare has (trusted to be the
+    same: Cloudflare never returns a secret), and the names of those it does not have."""
+    deployed = {b.name for b in bindings if BINDING_KINDS[b.type].secret is not None}
+    trusted, missing = [], []
+    for binding in script.bindings:
+        if binding.secret is not None:
+            if binding.name in deployed:
+                trusted.append((binding.name, fingerprint_secret(binding.secret.value)))
+            else:
+                missing.append(binding.name)
+    return tuple(trusted), missing
 
 
 def _code_parts(content_type: str, body: bytes) -> tuple[ScriptFormat, list[tuple[str, str, str]]]:

@@ -33,6 +33,9 @@ from deployer.cli.state import state_app
 from deployer.errors import ApprovalRefused, DeployerError, Diagnostic, ManifestError, StateError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from deployer.manifest.build import BuildStep
     from deployer.state.backend import StateBackend
     from deployer.cloudflare.client import CloudflareClient
     from deployer.models import Manifest, Plan, State
@@ -80,13 +83,29 @@ def _options(
     """Deploy Cloudflare Workers scripts and their bindings from workers.yaml."""
 
 
-def _load_manifest(file: Path, env: str | None) -> Manifest:
-    from deployer.manifest.load import load_manifest
+def _load_manifest(file: Path, env: str | None, *, build_timeout: float | None = None,
+                   warnings: bool = False) -> Manifest:
+    """The manifest; with ``build_timeout``, after running its build commands (output on stderr)."""
+    from deployer.manifest.load import Builder, load_manifest
 
-    manifest = load_manifest(file, os.environ, environment=env)
+    builder: Builder | None = None
+    if build_timeout is not None:
+        from deployer.manifest.build import run_builds
+
+        def builder(steps: Sequence[BuildStep]) -> None:
+            run_builds(steps, timeout=build_timeout, output=stderr)
+
+    manifest = load_manifest(file, os.environ, environment=env, build=builder, warn=warn if warnings else None)
     if manifest.zone_id is not None:
         _warn_zone_id()
     return manifest
+
+
+NoBuildOption = typer.Option(
+    False, "--no-build", help="Do not run the scripts' build commands (build: {command: ...}); the files they make "
+    "must exist (with a PLANFILE: the files built when the plan was made).")
+BuildTimeoutOption = typer.Option(
+    900.0, "--build-timeout", min=1.0, metavar="SECONDS", help="Stop a build command that runs longer.")
 
 
 def _warn_zone_id() -> None:
@@ -232,7 +251,7 @@ def validate(
     diagnostics: list[Diagnostic] = []
     for path in files or [file]:
         try:
-            summary = check_manifest(path, os.environ, environment=env, allow_unset=allow_unset)
+            summary = check_manifest(path, os.environ, environment=env, allow_unset=allow_unset, warn=warn)
         except ManifestError as exc:
             diagnostics += exc.diagnostics
             continue
@@ -264,12 +283,15 @@ def plan(
     refresh: bool = typer.Option(False, "--refresh", help="Compare the state with Cloudflare first (network)."),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
     claim_state: bool = ClaimStateOption,
+    no_build: bool = NoBuildOption,
+    build_timeout: float = BuildTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
-    """Show what apply would change: create / update / delete / no-op per script and namespace."""
+    """Show what apply would change: create / update / delete / no-op per script and namespace.
+    Runs the scripts' build commands first (their output on stderr)."""
     from deployer.plan.render import render_json, render_markdown, render_text
 
-    manifest = _load_manifest(file, env)
+    manifest = _load_manifest(file, env, build_timeout=None if no_build else build_timeout, warnings=True)
     store = open_state(file, env, state, state_name, manifest.project)
     current = store.load()
     _check_target(manifest, store, current, _identity(file, manifest), claim=claim_state)
@@ -328,9 +350,13 @@ def apply(
     ),
     no_color: bool = typer.Option(False, "--no-color", help="Plain text even on a terminal."),
     claim_state: bool = ClaimStateOption,
+    no_build: bool = NoBuildOption,
+    build_timeout: float = BuildTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
-    """Create namespaces, upload each created/changed script once, delete removed scripts."""
+    """Create namespaces, upload each created/changed script once, delete removed scripts.
+    Runs the scripts' build commands first (their output on stderr); a failed build stops it
+    before any request."""
     from deployer.apply.executor import apply_plan
     from deployer.apply.guard import CachedReads, check_before_apply
     from deployer.cli.progress import ApplyReporter
@@ -347,7 +373,7 @@ def apply(
         env = env or saved.get("environment")  # type: ignore[assignment]
         refresh = refresh or saved.get("refresh") is True  # re-read what the reviewed plan saw
     budget = _parse_rate_limit(rate_limit)
-    manifest = _load_manifest(file, env)
+    manifest = _load_manifest(file, env, build_timeout=None if no_build else build_timeout, warnings=True)
     if verify:
         require_account(manifest, "--verify")
     client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
@@ -454,7 +480,16 @@ def _resources_gone(gone: tuple[tuple[str, str], ...]) -> str:
 
 @app.command("import")
 def import_script(
-    name: str = typer.Argument(..., help="The script's name in Cloudflare, as the plan shows it (with any name_suffix)."),
+    name: Optional[str] = typer.Argument(
+        None, help="The script's name in Cloudflare, as the plan shows it (with any name_suffix)."),
+    all_scripts: bool = typer.Option(
+        False, "--all", help="Import every script of the manifest that exists in Cloudflare (one list request) "
+        "and report those that do not."),
+    trust_secrets: bool = typer.Option(
+        False, "--trust-secrets", help="TRUST that the secrets deployed in Cloudflare hold exactly the values the "
+        "manifest's secret_text bindings have now (Cloudflare never returns a secret, so this cannot be checked): "
+        "record their fingerprints, so the next plan does not send them again. Without it, the next apply "
+        "re-sends every imported secret."),
     file: Path = FileOption,
     env: Optional[str] = EnvOption,
     state: Optional[str] = StateOption,
@@ -465,48 +500,88 @@ def import_script(
     lock_timeout: float = LockTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
-    """Adopt a script that already exists in Cloudflare into the state, so plan shows only real differences."""
+    """Adopt scripts that already exist in Cloudflare into the state, so plan shows only real differences."""
     from deployer.apply.guard import CachedReads, refuse_other_owner
-    from deployer.remote import import_script as read_deployed, require_account
+    from deployer.remote import deployed_scripts, import_script as read_deployed, require_account
 
+    if (name is None) == (not all_scripts):
+        raise DeployerError("import takes a script NAME or --all (every script of the manifest), not both")
     manifest = _load_manifest(file, env)
-    script = next((s for s in manifest.scripts if s.name == name), None)
-    if script is None:
-        known = ", ".join(s.name for s in manifest.scripts) or "none"
-        raise DeployerError(f"script {name!r} is not in the manifest {file} (its scripts: {known}); "
-                            "add it to the manifest first, then import it")
+    if name is not None:
+        script = next((s for s in manifest.scripts if s.name == name), None)
+        if script is None:
+            known = ", ".join(s.name for s in manifest.scripts) or "none"
+            raise DeployerError(f"script {name!r} is not in the manifest {file} (its scripts: {known}); "
+                                "add it to the manifest first, then import it")
     account_id = require_account(manifest, "import")
     client = _client()
     store = open_state(file, env, state, state_name, manifest.project)
     identity = _identity(file, manifest)
+    imported, absent, present, warnings = [], [], [], []
     try:
-        with store.lock(command=f"deployer import {name}", timeout=lock_timeout, warn=warn):
+        with store.lock(command=f"deployer import {name or '--all'}", timeout=lock_timeout, warn=warn):
             _check_target(manifest, store, store.state, identity)
-            if store.state.script(name) is not None:
+            if name is not None and store.state.script(name) is not None:
                 raise DeployerError(f"script {name!r} is already in the state {store.description}; "
                                     "'deployer refresh' records its current etag")
             reads = CachedReads(client)  # the ownership check reuses the settings import reads
-            recorded, warnings = read_deployed(script, account_id, reads)
-            if not allow_overwrite:
-                tags = reads.get_script_settings(account_id, name).get("tags")
-                refuse_other_owner(name, tags, manifest.project, "import")
-            store.record(scripts=[recorded], account_id=manifest.account_id, zone_id=manifest.zone_id,
-                         project=identity)
-            store.commit()
+            listed = deployed_scripts(account_id, reads)
+            for script in manifest.scripts:
+                if name is not None and script.name != name:
+                    continue
+                if store.state.script(script.name) is not None:
+                    present.append(script.name)
+                    continue
+                if name is None and script.name not in listed:
+                    absent.append(script.name)
+                    continue
+                recorded, found = read_deployed(script, account_id, reads, listed=listed,
+                                                trust_secrets=trust_secrets)
+                if not allow_overwrite:
+                    tags = reads.get_script_settings(account_id, script.name).get("tags")
+                    refuse_other_owner(script.name, tags, manifest.project, "import")
+                warnings += [f"script {script.name}: {w}" for w in found] if name is None else found
+                store.record(scripts=[recorded], account_id=manifest.account_id, zone_id=manifest.zone_id,
+                             project=identity)
+                imported.append(recorded)
+            if imported:
+                store.commit()
     finally:
         client.close()
     for warning in warnings:
         warn(warning)
-    print(f"Imported script {name} ({len(recorded.bindings)} binding(s), etag {recorded.etag}); "
-          "'deployer plan' now shows only what differs from the manifest.")
+    for recorded in imported:
+        trusted = f", {len(recorded.secret_fingerprints)} secret(s) trusted" if trust_secrets else ""
+        print(f"Imported script {recorded.name} ({len(recorded.bindings)} binding(s){trusted}, etag {recorded.etag})")
+    if name is None:
+        print(f"Imported {len(imported)} script(s)"
+              + (f"; not in Cloudflare (plan shows a create): {', '.join(absent)}" if absent else "")
+              + (f"; already in the state: {', '.join(present)}" if present else "") + ".")
+    print("'deployer plan' now shows only what differs from the manifest.")
     return ExitStatus.OK
 
 
 @app.command()
-def init(file: Path = FileOption, debug: bool = DebugOption) -> int:
-    """Write a starter workers.yaml (with the $schema line), its schema, an ES-module script and a .gitignore entry."""
+def init(
+    configs: Optional[list[Path]] = typer.Argument(
+        None, metavar="[WRANGLER_CONFIG]...",
+        help="With --from-wrangler: the wrangler configs to convert, one Worker each (default: wrangler.json, "
+        "wrangler.jsonc or wrangler.toml in the current directory)."),
+    from_wrangler: bool = typer.Option(
+        False, "--from-wrangler", help="Convert wrangler configs into one workers.yaml; what cannot be carried "
+        "over is listed on stderr with its line."),
+    file: Path = FileOption,
+    debug: bool = DebugOption,
+) -> int:
+    """Write a starter workers.yaml (with the $schema line), its schema, a script and a .gitignore entry,
+    or (--from-wrangler) the workers.yaml equivalent to wrangler configs."""
     from deployer.cli.scaffold import init_project
 
+    if from_wrangler:
+        return _init_from_wrangler(configs or [], file)
+    if configs:
+        raise DeployerError("init takes config files only with --from-wrangler: deployer init --from-wrangler "
+                            + " ".join(str(c) for c in configs))
     for line in init_project(file):
         stderr(line)
     stderr(f"next: export CLOUDFLARE_ACCOUNT_ID, then run 'deployer plan -f {file}'; 'deployer apply' also needs "
@@ -534,6 +609,25 @@ def graph(
             sys.stdout.write(render_mermaid(summarise(whole)))
         case GraphFormat.DOT:
             sys.stdout.write(render_dot(whole))
+    return ExitStatus.OK
+
+
+def _init_from_wrangler(configs: list[Path], file: Path) -> int:
+    from deployer.cli.scaffold import convert_wrangler_files, find_wrangler_config, init_converted, refuse_existing
+
+    refuse_existing(file)  # before reading anything: nothing is written over
+    if not configs:
+        found, others = find_wrangler_config(Path.cwd())
+        if others:
+            warn(f"converting {found.name} (wrangler's choice among {', '.join([found.name, *others])})")
+        configs = [Path(found.name)]
+    conversion = convert_wrangler_files(configs, file)
+    for warning in conversion.warnings:
+        warn(warning)
+    for line in init_converted(file, conversion.text):
+        stderr(line)
+    stderr(f"next: set the secrets it names, then 'deployer validate -f {file}', 'deployer import --all "
+           f"--trust-secrets -f {file}' and 'deployer plan --refresh -f {file}'")
     return ExitStatus.OK
 
 

@@ -1,14 +1,20 @@
 """``deployer init``: a starter project beside the manifest path: ``workers.yaml`` (with the
 editor's ``$schema`` line), the schema it points at, a first script, and the ``.gitignore``
-line for the state lock. Never overwrites a file that exists."""
+line for the state lock; or, with ``--from-wrangler``, the manifest converted from wrangler
+configs. Never overwrites a manifest that exists."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deployer.errors import DeployerError
 from deployer.files import create_new, open_regular, read_regular, refuse_odd_file
 from deployer.manifest.validate import schema_text
+
+if TYPE_CHECKING:
+    from deployer.manifest.wrangler import Conversion
 
 SCHEMA_FILE = "workers.schema.json"
 LOCK_PATTERN = ".deployer/*.lock"
@@ -59,22 +65,77 @@ def init_project(manifest: Path) -> list[str]:
     schema = directory / SCHEMA_FILE
     script = directory / "src" / "index.js"
     gitignore = directory / ".gitignore"
-    if manifest.exists() or manifest.is_symlink():
-        raise DeployerError(f"{manifest} already exists; init never overwrites it "
-                            "(pass -f/--file to create a manifest elsewhere)")
+    refuse_existing(manifest)
     for path in (schema, script, gitignore):
         refuse_odd_file(path, str(path))
-    done = [_create(manifest, STARTER_MANIFEST)]
-    current = read_regular(schema, str(schema), max_bytes=_MAX_READ_BYTES)
-    if current is None:
-        done.append(_create(schema, schema_text()))
-    elif current == schema_text().encode("utf-8"):
-        done.append(f"{schema} is up to date")
-    else:
-        done.append(f"left {schema} as it is (refresh it with: deployer schema > {schema})")
+    done = [_create(manifest, STARTER_MANIFEST), _schema(schema)]
     done.append(f"left {script} as it is" if script.exists() else _create(script, STARTER_SCRIPT))
     done.append(_ignore_lock(gitignore))
     return done
+
+
+def refuse_existing(manifest: Path) -> None:
+    """Raise DeployerError when ``manifest`` exists: init never overwrites one."""
+    if manifest.exists() or manifest.is_symlink():
+        raise DeployerError(f"{manifest} already exists; init never overwrites it "
+                            "(pass -f/--file to create a manifest elsewhere)")
+
+
+def init_converted(manifest: Path, text: str) -> list[str]:
+    """Write a converted manifest ``text`` and, beside it, the schema and the ``.gitignore``
+    line; one line per file. Raises DeployerError when ``manifest`` exists."""
+    refuse_existing(manifest)
+    directory = manifest.parent
+    for path in (directory / SCHEMA_FILE, directory / ".gitignore"):
+        refuse_odd_file(path, str(path))
+    return [_create(manifest, text), _schema(directory / SCHEMA_FILE), _ignore_lock(directory / ".gitignore")]
+
+
+# wrangler's own order when a directory holds more than one
+WRANGLER_CONFIGS = ("wrangler.json", "wrangler.jsonc", "wrangler.toml")
+
+
+def find_wrangler_config(directory: Path) -> tuple[Path, list[str]]:
+    """The config wrangler would read in ``directory``, and the names of the others there.
+    Raises DeployerError when there is none."""
+    found = [directory / name for name in WRANGLER_CONFIGS if (directory / name).is_file()]
+    if not found:
+        raise DeployerError(f"no {', '.join(WRANGLER_CONFIGS)} in {directory}: pass the wrangler config(s) to "
+                            "convert, e.g. deployer init --from-wrangler workers/api/wrangler.toml")
+    return found[0], [path.name for path in found[1:]]
+
+
+def convert_wrangler_files(configs: Sequence[Path], manifest: Path) -> Conversion:
+    """Read ``configs`` and convert them for a manifest at ``manifest``: paths in it are made
+    relative to its directory, and the entry files are read from there to tell their format."""
+    from deployer.manifest.wrangler import WranglerConfig, convert_wrangler
+
+    base = manifest.parent.resolve()
+    read = []
+    for config in configs:
+        try:
+            text = config.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DeployerError(f"cannot read wrangler config {config}: {getattr(exc, 'strerror', None) or exc}") from exc
+        directory = Path(os.path.relpath(config.resolve().parent, base)).as_posix()
+        read.append(WranglerConfig(str(config), text, "" if directory == "." else directory))
+
+    def read_source(path: str) -> str | None:
+        try:
+            return (base / path).read_text(encoding="utf-8", errors="replace")
+        except (OSError, ValueError):
+            return None
+
+    return convert_wrangler(read, read_source)
+
+
+def _schema(schema: Path) -> str:
+    current = read_regular(schema, str(schema), max_bytes=_MAX_READ_BYTES)
+    if current is None:
+        return _create(schema, schema_text())
+    if current == schema_text().encode("utf-8"):
+        return f"{schema} is up to date"
+    return f"left {schema} as it is (refresh it with: deployer schema > {schema})"
 
 
 _MAX_READ_BYTES = 16 * 1024 * 1024

@@ -8,9 +8,10 @@ nodes (``environments``), so every problem keeps the line and column where it wa
 from __future__ import annotations
 
 import contextlib
+import enum
 import gc
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -18,12 +19,14 @@ from typing import Any
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from deployer.manifest import environments, rules, validate
+from deployer.manifest.build import BuildStep, build_steps
+from deployer.manifest.entry_exports import has_default_export
 from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, plain_value, read_text
 from deployer.manifest.script_files import MAX_FILE_BYTES, script_digest, script_file, sha256_file
 from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
 from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
-from deployer.models import Binding, Manifest, Module, Resource, Script, ScriptFormat
+from deployer.models import Binding, Build, Manifest, Module, Resource, Script, ScriptFormat
 from deployer.apply.upload import content_digest, entry_part, module_type
 from deployer.manifest.validate import (
     BindingDraft,
@@ -35,16 +38,33 @@ from deployer.manifest.validate import (
     ScriptDraft,
 )
 
-def load_manifest(path: Path, environ: Mapping[str, str], *, environment: str | None = None) -> Manifest:
+Builder = Callable[[Sequence[BuildStep]], None]
+Warn = Callable[[str], None]
+
+
+def load_manifest(
+    path: Path,
+    environ: Mapping[str, str],
+    *,
+    environment: str | None = None,
+    build: Builder | None = None,
+    warn: Warn | None = None,
+) -> Manifest:
     """Read, check and build the manifest at ``path`` for ``environment`` (None: the base),
     filling ``${VAR}`` from ``environ``.
 
+    With ``build``, the scripts' build commands are handed to it once the manifest is found
+    valid and before any script file is read (``plan``, ``apply``); without it a file a build
+    command makes must exist already. ``warn`` receives what is suspicious but not wrong (an
+    entry whose exports do not match its format), one ``file:line:col: path: text`` each.
+
     Raises ``ManifestError`` with every problem found, sorted by position, or a plain
-    ``DeployerError`` when the file cannot be read at all or ``environment`` is not one the
-    manifest declares under ``environments:`` (without that map it only names a state file).
+    ``DeployerError`` when the file cannot be read at all, a build fails or ``environment`` is
+    not one the manifest declares under ``environments:`` (without that map it only names a
+    state file).
     """
     with _without_cycle_collection():
-        return _load(path, environ, environment)
+        return _load(path, environ, environment, build, warn)
 
 
 @contextlib.contextmanager
@@ -65,10 +85,12 @@ def _without_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def _load(path: Path, environ: Mapping[str, str], environment: str | None) -> Manifest:
-    document = _Document(path, environ)
+def _load(path: Path, environ: Mapping[str, str], environment: str | None, build: Builder | None,
+          warn: Warn | None) -> Manifest:
+    document = _Document(path, environ, stage=_Stage.RUN if build else _Stage.SKIP, builder=build)
     checked = document.check(environment)
     document.raise_problems()
+    document.show_warnings(warn)
     draft, files = checked
     suffix = _value(draft.name_suffix) or ""
     return Manifest(
@@ -117,16 +139,19 @@ class ManifestSummary:
 
 
 def check_manifest(
-    path: Path, environ: Mapping[str, str], *, environment: str | None = None, allow_unset: bool = False
+    path: Path, environ: Mapping[str, str], *, environment: str | None = None, allow_unset: bool = False,
+    warn: Warn | None = None,
 ) -> ManifestSummary:
     """Check the manifest without building it: the base and every environment, or only
     ``environment`` when given. With ``allow_unset``, an unset ``${VAR}`` is not a problem (the
-    values that depend on it are not checked). Raises like ``load_manifest``."""
-    document = _Document(path, environ, allow_unset=allow_unset)
+    values that depend on it are not checked). Build commands are not run: a file one of them
+    makes may be missing (``warn`` says so). Raises like ``load_manifest``."""
+    document = _Document(path, environ, allow_unset=allow_unset, stage=_Stage.CHECK)
     names = document.names or ()
     targets = [environment] if environment is not None else [None, *names]
     drafts = [document.check(target)[0] for target in targets]
     document.raise_problems()
+    document.show_warnings(warn)
     base = drafts[0]
     checked = names if environment is None else ((environment,) if environment in names else ())
     zone_mode = any(d.zone_id is not None and d.account_id is None for d in drafts)
@@ -134,14 +159,38 @@ def check_manifest(
     return ManifestSummary(len(base.scripts), resources, tuple(checked), zone_mode)
 
 
+class _Stage(enum.Enum):
+    """What has become of the scripts' build commands when their files are looked for."""
+
+    CHECK = "validate: not run; a file they make may be missing"
+    SKIP = "not run: the files must exist"
+    RUN = "run before the files are read"
+
+
+_UNBUILT = {
+    _Stage.SKIP: "; it is made by the script's build command, which only plan and apply run (not with --no-build)",
+    _Stage.RUN: "; the script's build command ran but did not make it",
+}
+_EXPORT_CHECK_LIMIT = 10 * 1024 * 1024  # a larger entry is not read again just for a warning
+
+
+def _is_build_command(path: JsonPath) -> bool:
+    # Passed to the shell as written: its $VARs are the shell's, never filled in (or shown) by us.
+    return len(path) == 4 and path[0] == "scripts" and path[2:] == ("build", "command")
+
+
 class _Document:
     """One manifest file, read once and checked for one or more environments; every problem
-    found along the way is collected in ``diagnostics`` (duplicates dropped at the end)."""
+    found along the way is collected in ``diagnostics`` (duplicates dropped at the end), every
+    warning in ``warnings``."""
 
-    def __init__(self, path: Path, environ: Mapping[str, str], *, allow_unset: bool = False) -> None:
+    def __init__(self, path: Path, environ: Mapping[str, str], *, allow_unset: bool = False,
+                 stage: _Stage = _Stage.SKIP, builder: Builder | None = None) -> None:
         self.file = str(path)
         self.base = path.parent.resolve()
-        self.parser = Parser(self.file, environ, allow_unset=allow_unset)
+        self.stage, self.builder = stage, builder
+        self.warnings: set[Diagnostic] = set()
+        self.parser = Parser(self.file, environ, allow_unset=allow_unset, verbatim=_is_build_command)
         root, data = self.parser.parse(read_text(path, self.file))
         self.diagnostics = self.parser.diagnostics
         if root is None:
@@ -157,7 +206,7 @@ class _Document:
         # scripts x 500 environments stay near-linear (their diagnostics would be the same).
         self._schema_checked: set[tuple[str, int]] = set()
         self._drafts: dict[tuple[int, int, str], ScriptDraft] = {}
-        self._files_done: dict[tuple[Field | None, str | None, tuple[ModuleDraft, ...]], _Files] = {}
+        self._files_done: dict[tuple[Field | None, str | None, tuple[ModuleDraft, ...], Field | None], _Files] = {}
         section = data.get(environments.ENVIRONMENTS)
         if section is not None:
             self.diagnostics += validate.check_schema(
@@ -183,6 +232,7 @@ class _Document:
         )
         draft = _draft(overlay, self.parser.filled, self._drafts)
         self.diagnostics += validate.check_semantics(draft, self.file)
+        self._build(draft)
         files = {s.name.raw: self._files(s) for s in draft.scripts}
         return draft, files
 
@@ -206,25 +256,73 @@ class _Document:
             fresh[first] = scripts[first]
         return {**data, "scripts": fresh}
 
+    def _build(self, draft: ManifestDraft) -> None:
+        """Hand the build commands to the builder, once the manifest is known to be valid."""
+        commands = [(s.name, s.build.raw) for s in draft.scripts if s.build is not None and s.build.value is not None]
+        if self.builder is None or not commands:
+            return
+        self.raise_problems()  # a manifest with problems builds nothing
+        suffix = _value(draft.name_suffix) or ""
+        self.builder(build_steps([(_text(name) + suffix, command) for name, command in commands], self.base))
+
     def _files(self, script: ScriptDraft) -> _Files:
-        key = (script.path, script.format, script.modules)
+        key = (script.path, script.format, script.modules, script.build)
         done = self._files_done.get(key)
         if done is None:
             done = self._files_done[key] = self._find_files(script)
         return done
 
     def _find_files(self, script: ScriptDraft) -> _Files:
-        entry = script_file(script.path, self.base, self.file, self.diagnostics)
+        built = script.build is not None
+
+        def resolve(field: Field | None) -> Path | None:
+            on_missing = self._unbuilt if built and self.stage is _Stage.CHECK else None
+            hint = _UNBUILT.get(self.stage, "") if built else ""
+            return script_file(field, self.base, self.file, self.diagnostics, missing_hint=hint, on_missing=on_missing)
+
+        entry = resolve(script.path)
         digest = script_digest(script.path, entry, self.file, self.diagnostics) if entry is not None else None
+        if entry is not None and digest is not None and script.path is not None:
+            self._check_exports(script, script.path, entry)
         if script.format != ScriptFormat.MODULES.value or entry is None or script.path is None:
             return _Files(entry, (), digest)
-        modules = _modules(script, script.path, entry, self.base, self.file, self.diagnostics)
+        modules = _modules(script, script.path, entry, resolve, self.file, self.diagnostics)
         _check_upload_size(script.path, entry, modules, self.file, self.diagnostics)
         return _Files(entry, modules, digest)
+
+    def _unbuilt(self, field: Field) -> None:
+        self.warnings.add(Diagnostic(self.file, field.line, field.col, field.path,
+                                     f"{field.raw!r} does not exist yet: the script's build command makes it, and "
+                                     "plan and apply run that command first (validate does not)"))
+
+    def _check_exports(self, script: ScriptDraft, field: Field, entry: Path) -> None:
+        """Warn when the entry's exports do not fit its format (CONTRACT.md, issue 15 part 4)."""
+        try:
+            if entry.stat().st_size > _EXPORT_CHECK_LIMIT:
+                return
+            source = entry.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return  # script_digest reported it
+        exports = has_default_export(source)
+        if script.format == ScriptFormat.MODULES.value and not exports:
+            message = (f"{field.raw!r} has no 'export default', but the script has 'format: modules': Cloudflare "
+                       "calls a module Worker's default export (fine if it only exports Durable Object classes; a "
+                       "service-worker script needs no format)")
+        elif script.format != ScriptFormat.MODULES.value and exports:
+            message = (f"{field.raw!r} exports a default handler, but the script has no 'format: modules', so it "
+                       "is uploaded as a service worker and that handler is never called: add 'format: modules'")
+        else:
+            return
+        self.warnings.add(Diagnostic(self.file, field.line, field.col, field.path, message))
 
     def raise_problems(self) -> None:
         if self.diagnostics:
             raise ManifestError(sorted(set(self.diagnostics)))
+
+    def show_warnings(self, warn: Warn | None) -> None:
+        for warning in sorted(self.warnings):
+            if warn is not None:
+                warn(str(warning))
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +421,8 @@ def _script_draft(node: Node, path: JsonPath, name: Field, filled: Mapping[int, 
 
     script_format = body.get("format")
     modules = body.get("modules")
+    build = body.get("build")
+    command = _entries(build[1]).get("command") if build else None
     return ScriptDraft(
         name,
         field("path"),
@@ -335,6 +435,7 @@ def _script_draft(node: Node, path: JsonPath, name: Field, filled: Mapping[int, 
         compatibility_date=field("compatibility_date"),
         compatibility_flags=tuple(_field(item, (*path, "compatibility_flags", index), filled, render)
                                   for index, item in items("compatibility_flags")),
+        build=_field(command[1], (*path, "build", "command"), filled, render) if command else None,
     )
 
 
@@ -375,7 +476,12 @@ def _text(field: Field | None) -> str:
 
 
 def _modules(
-    script: ScriptDraft, entry_field: Field, entry: Path, base: Path, file: str, diagnostics: list[Diagnostic]
+    script: ScriptDraft,
+    entry_field: Field,
+    entry: Path,
+    resolve: Callable[[Field | None], Path | None],
+    file: str,
+    diagnostics: list[Diagnostic],
 ) -> tuple[Module, ...]:
     """Resolve a modules script's extra files; each part is named by its path relative to the
     entry file's directory, where it must be (that is how the entry imports it)."""
@@ -387,7 +493,7 @@ def _modules(
     modules = []
     for module in script.modules:
         field = module.path
-        resolved = script_file(field, base, file, diagnostics)
+        resolved = resolve(field)
         if resolved is None or field is None or field.value is None:
             continue
         written = PurePosixPath(os.path.normpath(field.value))
@@ -438,6 +544,7 @@ def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:
         modules=files.modules,
         compatibility_date=date,
         compatibility_flags=flags,
+        build=Build(draft.build.raw) if draft.build is not None else None,
     )
 
 

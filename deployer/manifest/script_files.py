@@ -7,6 +7,7 @@ import codecs
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path, PurePath
 
 from deployer.errors import DeployerError, Diagnostic
@@ -16,8 +17,19 @@ HASH_CHUNK = 1024 * 1024
 MAX_FILE_BYTES = 100 * 1000 * 1000  # Cloudflare's request body limit (reference §1.6)
 
 
-def script_file(field: Field | None, base: Path, file: str, diagnostics: list[Diagnostic]) -> Path | None:
-    """Resolve a script's ``path`` (or a module's) inside ``base`` (the manifest's resolved directory)."""
+def script_file(
+    field: Field | None,
+    base: Path,
+    file: str,
+    diagnostics: list[Diagnostic],
+    *,
+    missing_hint: str = "",
+    on_missing: Callable[[Field], None] | None = None,
+) -> Path | None:
+    """Resolve a script's ``path`` (or a module's) inside ``base`` (the manifest's resolved directory).
+
+    A file that does not exist is reported with ``missing_hint`` appended, or passed to
+    ``on_missing`` instead (a build command will make it)."""
     if field is None or field.value is None:
         return None
 
@@ -43,7 +55,10 @@ def script_file(field: Field | None, base: Path, file: str, diagnostics: list[Di
             return None
         info = resolved.stat()
     except FileNotFoundError:
-        refuse(f"script file {field.raw!r} does not exist in {base}")
+        if on_missing is not None:
+            on_missing(field)
+        else:
+            refuse(f"script file {field.raw!r} does not exist in {base}{missing_hint}")
         return None
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop
         refuse(f"cannot read script file {field.raw!r}: {getattr(exc, 'strerror', None) or exc}")

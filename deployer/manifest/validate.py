@@ -290,6 +290,7 @@ class ScriptDraft:
     modules: tuple[ModuleDraft, ...] = ()
     compatibility_date: Field | None = None
     compatibility_flags: tuple[Field, ...] = ()
+    build: Field | None = None  # build.command, as written (never filled in)
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,16 +73,19 @@ class Parser:
     """YAML text -> (root node, plain data) plus diagnostics and the filled-in strings.
 
     ``filled`` maps ``id(node)`` of every string scalar (key or value) holding a ``$`` to its
-    text with variables filled in, or None when a variable is unset; ``fill`` fills the nodes
+    text with variables filled in, or None when a variable is unset (except at the paths
+    ``verbatim`` picks, which keep their text as written); ``fill`` fills the nodes
     of one environment's manifest (a variable used only by another environment need not be
     set). Aliased nodes are converted once and shared, while ``MAX_NODES`` counts them as if
     expanded.
     """
 
-    def __init__(self, file: str, environ: Mapping[str, str], *, allow_unset: bool = False) -> None:
+    def __init__(self, file: str, environ: Mapping[str, str], *, allow_unset: bool = False,
+                 verbatim: Callable[[JsonPath], bool] = lambda path: False) -> None:
         self.file = file
         self.environ = environ
         self.allow_unset = allow_unset
+        self.verbatim = verbatim  # paths whose strings keep their ${...} as written
         self.diagnostics: list[Diagnostic] = []
         self.filled: dict[int, str | None] = {}
         self._converted: dict[int, tuple[Any, int, int]] = {}  # id(node) -> (data, expanded nodes, chars)
@@ -140,7 +143,7 @@ class Parser:
                 return
             seen.add(id(node))
             if isinstance(node, ScalarNode):
-                if node.tag == TAG + "str" and "$" in node.value:
+                if node.tag == TAG + "str" and "$" in node.value and not self.verbatim(path):
                     self._fill(node, source(path))
             elif isinstance(node, MappingNode):
                 for key, value in node.value:

@@ -1,0 +1,3 @@
+export class Room {}
+const handler = { fetch: () => new Response("api") };
+export { handler as default };
