@@ -7,6 +7,75 @@ can inject latency, 429s, 5xx, HTML error pages and dropped connections, before 
 carrying a request out (a lost answer), at random or for the next N matching requests. ``hold``
 freezes a client at an exact request, to kill, interrupt or race it there.
 
+Second round (reference §7; the rules live in ``tests/fake_cloudflare_resources.py``). Helpers
+for tests, each taking ``account=FAKE_ACCOUNT`` (zones and routes: ``zone_id=FAKE_ZONE``):
+
+- plant: ``add_zone(name) -> zone_id`` (FAKE_ZONE is already ``FAKE_ZONE_NAME`` "example.com"),
+  ``add_route(pattern, script=None) -> id``, ``add_custom_domain(hostname, service) -> id``,
+  ``set_workers_subdomain("acme")`` (accounts start without one), ``add_r2_bucket(name,
+  jurisdiction="default")``, ``add_d1_database(name) -> uuid``, ``add_queue(name) -> queue_id``,
+  ``asset_hashes()[hash] = size`` (files the account already holds)
+- inspect: ``routes()``, ``custom_domains()``, ``r2_buckets()`` keyed (jurisdiction, name),
+  ``d1_databases()``, ``queues()`` (each with ``"consumers"``), ``queue_consumers(queue_name)``,
+  ``schedules(script)``, ``workers_dev(script)``, ``migration_tag(script)``,
+  ``durable_object_classes(script)``, ``versions(script)`` and ``deployments(script)`` (newest
+  first), ``live_version(script)``; ``scripts()[name]`` is always what the live version serves
+- counters: ``request_counts()`` per (method, path template such as
+  ``/accounts/{account_id}/workers/scripts/{script_name}``; faulted requests too),
+  ``mutating_request_count()``; ``clear_requests()`` resets both; ``max_recorded_requests``
+  bounds the ``requests`` log for long benchmarks (counters stay exact)
+- knobs: ``assets_per_bucket`` (5), ``assets_jwt_ttl`` (3600 s), ``expire_asset_tokens()``
+
+What it models, and its answers (400, 10021 unless said; "fake's choice" where Cloudflare's
+code is not documented):
+
+- bindings: every type of reference §7.1 with exactly its fields (missing or unknown field,
+  bad jurisdiction); the bucket (by name and jurisdiction), D1 id, queue name, service Worker
+  (or the uploading script itself) must exist; a durable_object_namespace class must come from
+  this upload's migrations or the script's earlier ones, or from ``script_name``'s script; an
+  ``assets`` binding needs assets in the upload; the rest are judged by shape
+- settings: ``placement``, ``limits``, ``observability``, ``logpush``, ``tail_consumers`` (an
+  existing Worker), ``usage_model``, ``annotations`` are checked on upload and returned by
+  ``GET .../settings`` with the bindings (secret_text without its text)
+- R2: ``POST/GET .../r2/buckets`` (``cf-r2-jurisdiction`` header; list ``result.buckets[]``,
+  20 a page, ``cursor``), ``GET .../r2/buckets/{name}`` 404, 10006; a duplicate is refused.
+  D1: ``POST/GET .../d1/database`` (``?name=`` is a search, as Cloudflare's), duplicate 7502,
+  unknown id 404, 7404. Queues: ``POST/GET .../queues`` (``?name=`` exact), duplicate refused;
+  consumers ``POST/GET/PUT/DELETE .../queues/{id}/consumers[/{id}]``: a Worker of the account,
+  once per script and queue, settings in Cloudflare's ranges with its defaults, an existing
+  dead letter queue. Unknown queue, consumer, route, domain or version: 404, 10005 (fake's choice)
+- migrations: ``{"old_tag","new_tag","steps"}`` or one step's keys at the top level; an
+  ``old_tag`` other than the script's current tag is refused naming both; steps create, rename,
+  delete and transfer classes or are refused. ``GET .../workers/services/{name}`` gives
+  ``default_environment.script.migration_tag``; unknown: 404, 10090
+- zones: ``GET /zones?name=`` (exact), ``GET /zones/{id}``. Routes ``GET/POST
+  /zones/{id}/workers/routes``, ``GET/PUT/DELETE .../routes/{id}``: duplicate pattern 409, 10020
+  (status fake's choice); ``*`` only leading the host or ending the path, no query string, host
+  inside the zone; the script is optional but must exist. Custom domains ``PUT/GET
+  .../workers/domains`` (upsert by hostname, filters), ``GET/DELETE .../domains/{id}``: the
+  Worker must exist and a zone of the account must hold the hostname. Schedules ``PUT/GET
+  .../scripts/{name}/schedules`` (5 fields, loosely). ``GET/POST .../scripts/{name}/subdomain``
+  (off until enabled; enabling without an account subdomain: 400, 10063), ``GET/PUT
+  .../workers/subdomain`` (none: 404, 10007)
+- deleting a script takes its schedules, workers.dev setting, versions, classes and queue
+  consumers; its routes and custom domains stay. A script another one binds (service or
+  durable object) is only deleted with ``?force=true``
+- versions: each ``PUT`` upload is a new version deployed at 100%; ``POST .../versions``
+  (existing script, ``main_module`` only, annotations checked, no migrations/logpush/
+  tail_consumers/tags) stores one without deploying; ``POST .../deployments``
+  (``strategy: percentage``, 1-2 versions of this script, integer percentages summing to 100);
+  ``GET .../versions`` (``result.items``), ``GET .../versions/{id}``, ``GET .../deployments``,
+  newest first. Download, content/v2, settings and the script list serve the live version with
+  the larger share. Secrets stay per script (a version's secret_text joins them); 10220 is not
+  modelled
+- assets: ``POST .../scripts/{name}/assets-upload-session`` answers ``jwt`` and ``buckets`` of
+  the hashes the account lacks; ``POST .../workers/assets/upload?base64=true`` takes
+  ``Authorization: Bearer <session jwt>`` (else 401, 10000) and parts named by hash holding
+  base64 of exactly the manifest's size; the answer that completes the session carries the
+  completion jwt. An upload's ``metadata.assets.jwt`` must be a completion token of this
+  script that has not expired; ``keep_assets`` reuses the previous version's; with assets an
+  upload needs no code part
+
 Codes it answers with (real where known, ``fake's choice`` where Cloudflare's is not
 documented; see shared/reference/cloudflare-api.md §4.2):
 

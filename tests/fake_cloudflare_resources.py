@@ -512,7 +512,7 @@ def _apply_step(account: Account, script: str, step: Any, index: int, migration:
             raise _bad(f"Cannot rename Durable Object class to '{rename['to']}' ({where}): it already exists")
         classes[rename["to"]] = classes.pop(rename["from"])
     for class_name in _class_list(step, "deleted_classes", where):
-        if class_name not in classes:
+        if not isinstance(class_name, str) or class_name not in classes:
             raise _bad(f"Cannot delete Durable Object class '{class_name}' ({where}): it does not exist")
         del classes[class_name]
     for transfer in _class_list(step, "transferred_classes", where):
@@ -938,7 +938,7 @@ def _deploy(account: Account, name: str, worker: WorkerState, headers: Message, 
         raise _bad("A deployment names one or two versions")
     known = {v["id"] for v in worker.versions}
     for item in split:
-        if not isinstance(item, dict) or set(item) != {"version_id", "percentage"}:
+        if not isinstance(item, dict) or set(item) != {"version_id", "percentage"} or not _text(item["version_id"]):
             raise _bad('Each deployed version is {"version_id": ..., "percentage": ...}')
         if not _is_int(item["percentage"]) or not 0 <= item["percentage"] <= 100:
             raise _bad(f"percentage must be a whole number from 0 to 100, not {item['percentage']!r}")
@@ -1247,6 +1247,8 @@ def attach_domain(fake: FakeCloudflare, account_id: str, hostname: Any, service:
         raise _bad(f"Custom domain service {service!r} is not a Worker of this account (upload it first)")
     if environment != "production":
         raise _bad("Custom domains attach to the production environment")
+    if not all(z is None or _text(z) for z in (zone_id, zone_name)):
+        raise _bad("zone_id and zone_name must be strings")
     zones = {z: n for z, n in fake.zone_names.items() if fake.zones.get(z) == account_id}
     if zone_id is not None and zone_id not in zones:
         raise _bad(f"Zone '{zone_id}' is not a zone of this account")

@@ -1129,3 +1129,35 @@ def test_requests_are_counted_per_method_and_path_template(fake_cloudflare):
     assert len(fake.requests) == 2 and fake.request_counts()[("GET", "/accounts/{account_id}/workers/scripts")] == 2
     fake.clear_requests()
     assert (fake.request_counts(), fake.mutating_request_count()) == ({}, 0)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("POST", f"/accounts/{FAKE_ACCOUNT}/r2/buckets", {"name": ["x"]}),
+    ("POST", f"/accounts/{FAKE_ACCOUNT}/d1/database", {"name": {"x": 1}}),
+    ("POST", f"/accounts/{FAKE_ACCOUNT}/queues", {"queue_name": 5}),
+    ("PUT", f"/accounts/{FAKE_ACCOUNT}/workers/domains", {"hostname": "a.example.com", "service": "w",
+                                                          "zone_id": ["x"]}),
+    ("POST", f"/zones/{FAKE_ZONE}/workers/routes", {"pattern": ["x"], "script": {"a": 1}}),
+    ("PUT", f"{SCRIPTS}/w/schedules", [{"cron": ["*"]}]),
+    ("POST", f"{SCRIPTS}/w/subdomain", {"enabled": None}),
+    ("POST", f"{SCRIPTS}/w/deployments", {"strategy": "percentage", "versions": [{"version_id": [1],
+                                                                                   "percentage": 100}]}),
+    ("POST", f"{SCRIPTS}/w/assets-upload-session", {"manifest": {"/a": {"hash": 5, "size": "1"}}}),
+    ("POST", f"{SCRIPTS}/w/assets-upload-session", {"manifest": []}),
+])
+def test_odd_json_shapes_are_refused_with_a_400_not_a_crash(fake_cloudflare, method, path, body):
+    ok(put_script(fake_cloudflare, "w"))
+    assert error_of(call(fake_cloudflare, method, path, json=body))[:2] == (400, 10021)
+
+
+def test_odd_migration_and_binding_shapes_are_refused_with_a_400_not_a_crash(fake_cloudflare):
+    for metadata in ({"migrations": {"new_tag": "v1", "deleted_classes": [["A"]]}},
+                     {"migrations": {"new_tag": "v1", "renamed_classes": [{"from": 1, "to": 2}]}},
+                     {"migrations": {"new_tag": "v1", "steps": "all"}},
+                     {"migrations": "v1"},
+                     {"bindings": [{"type": "d1", "name": "DB", "id": ["x"]}]},
+                     {"bindings": [{"type": "durable_object_namespace", "name": "D", "class_name": "C",
+                                    "script_name": ["x"]}]},
+                     {"assets": {"jwt": ["x"]}}, {"assets": "jwt"}, {"keep_assets": True},
+                     {"tail_consumers": "all"}, {"observability": []}):
+        assert error_of(put_script(fake_cloudflare, "w", metadata))[:2] == (400, 10021), metadata
