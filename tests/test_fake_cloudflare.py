@@ -537,8 +537,8 @@ def test_binding_fields_are_checked_like_cloudflare(fake_cloudflare, binding, me
     ({"type": "service", "name": "S", "service": "nope"},
      "Binding 'S': service 'nope' is not a Worker of this account (upload it first)"),
     ({"type": "durable_object_namespace", "name": "DO", "class_name": "Counter"},
-     "Binding 'DO': Durable Object class 'Counter' is not declared by a migration of script 'w' (add it with "
-     "new_classes or new_sqlite_classes)"),
+     ("Binding 'DO': Durable Object class 'Counter' is not declared by a migration of script 'w' (add it with "
+      "new_classes or new_sqlite_classes)")),
     ({"type": "durable_object_namespace", "name": "DO", "class_name": "Counter", "script_name": "other"},
      "Binding 'DO': script 'other' has no Durable Object class 'Counter'"),
     ({"type": "durable_object_namespace", "name": "DO", "class_name": "Counter", "script_name": "ghost"},
@@ -770,8 +770,8 @@ def test_routes_are_created_repointed_and_deleted(fake_cloudflare):
 @pytest.mark.parametrize(("pattern", "message"), [
     ("shop.example.org/*", "Route pattern 'shop.example.org/*': host 'shop.example.org' is not in zone 'example.com'"),
     ("notexample.com/*", "Route pattern 'notexample.com/*': host 'notexample.com' is not in zone 'example.com'"),
-    ("example.com/search?q=*", "Route pattern 'example.com/search?q=*' has a query string: routes match host and "
-                               "path only"),
+    ("example.com/search?q=*", ("Route pattern 'example.com/search?q=*' has a query string: routes match host "
+                                "and path only")),
     ("shop.*.example.com/*", "Route pattern 'shop.*.example.com/*': '*' may only lead the host"),
     ("example.com/*/api", "Route pattern 'example.com/*/api': '*' may only end the path"),
 ])
@@ -1001,7 +1001,7 @@ def test_an_assets_session_asks_only_for_missing_files_in_small_buckets(fake_clo
         "bindings": [{"type": "assets", "name": "ASSETS"}]}, code=MODULE))
     assert fake.scripts()["site"]["assets"]["manifest"]["/page0.html"]["size"] == len(FILES["/page0.html"])
     changed = {**FILES, "/page3.html": b"<p>changed</p>"}
-    again, buckets = upload_assets(fake, "site", changed)
+    _, buckets = upload_assets(fake, "site", changed)
     assert buckets == [[asset(b"<p>changed</p>")[0]]]
     _, buckets = upload_assets(fake, "site", changed)
     assert buckets == []  # nothing missing: the session's jwt is already the completion token
