@@ -7,6 +7,75 @@ can inject latency, 429s, 5xx, HTML error pages and dropped connections, before 
 carrying a request out (a lost answer), at random or for the next N matching requests. ``hold``
 freezes a client at an exact request, to kill, interrupt or race it there.
 
+Second round (reference §7; the rules live in ``tests/fake_cloudflare_resources.py``). Helpers
+for tests, each taking ``account=FAKE_ACCOUNT`` (zones and routes: ``zone_id=FAKE_ZONE``):
+
+- plant: ``add_zone(name) -> zone_id`` (FAKE_ZONE is already ``FAKE_ZONE_NAME`` "example.com"),
+  ``add_route(pattern, script=None) -> id``, ``add_custom_domain(hostname, service) -> id``,
+  ``set_workers_subdomain("acme")`` (accounts start without one), ``add_r2_bucket(name,
+  jurisdiction="default")``, ``add_d1_database(name) -> uuid``, ``add_queue(name) -> queue_id``,
+  ``asset_hashes()[hash] = size`` (files the account already holds)
+- inspect: ``routes()``, ``custom_domains()``, ``r2_buckets()`` keyed (jurisdiction, name),
+  ``d1_databases()``, ``queues()`` (each with ``"consumers"``), ``queue_consumers(queue_name)``,
+  ``schedules(script)``, ``workers_dev(script)``, ``migration_tag(script)``,
+  ``durable_object_classes(script)``, ``versions(script)`` and ``deployments(script)`` (newest
+  first), ``live_version(script)``; ``scripts()[name]`` is always what the live version serves
+- counters: ``request_counts()`` per (method, path template such as
+  ``/accounts/{account_id}/workers/scripts/{script_name}``; faulted requests too),
+  ``mutating_request_count()``; ``clear_requests()`` resets both; ``max_recorded_requests``
+  bounds the ``requests`` log for long benchmarks (counters stay exact)
+- knobs: ``assets_per_bucket`` (5), ``assets_jwt_ttl`` (3600 s), ``expire_asset_tokens()``
+
+What it models, and its answers (400, 10021 unless said; "fake's choice" where Cloudflare's
+code is not documented):
+
+- bindings: every type of reference §7.1 with exactly its fields (missing or unknown field,
+  bad jurisdiction); the bucket (by name and jurisdiction), D1 id, queue name, service Worker
+  (or the uploading script itself) must exist; a durable_object_namespace class must come from
+  this upload's migrations or the script's earlier ones, or from ``script_name``'s script; an
+  ``assets`` binding needs assets in the upload; the rest are judged by shape
+- settings: ``placement``, ``limits``, ``observability``, ``logpush``, ``tail_consumers`` (an
+  existing Worker), ``usage_model``, ``annotations`` are checked on upload and returned by
+  ``GET .../settings`` with the bindings (secret_text without its text)
+- R2: ``POST/GET .../r2/buckets`` (``cf-r2-jurisdiction`` header; list ``result.buckets[]``,
+  20 a page, ``cursor``), ``GET .../r2/buckets/{name}`` 404, 10006; a duplicate is refused.
+  D1: ``POST/GET .../d1/database`` (``?name=`` is a search, as Cloudflare's), duplicate 7502,
+  unknown id 404, 7404. Queues: ``POST/GET .../queues`` (``?name=`` exact), duplicate refused;
+  consumers ``POST/GET/PUT/DELETE .../queues/{id}/consumers[/{id}]``: a Worker of the account,
+  once per script and queue, settings in Cloudflare's ranges with its defaults, an existing
+  dead letter queue. Unknown queue, consumer, route, domain or version: 404, 10005 (fake's choice)
+- migrations: ``{"old_tag","new_tag","steps"}`` or one step's keys at the top level; an
+  ``old_tag`` other than the script's current tag is refused naming both; steps create, rename,
+  delete and transfer classes or are refused. ``GET .../workers/services/{name}`` gives
+  ``default_environment.script.migration_tag``; unknown: 404, 10090
+- zones: ``GET /zones?name=`` (exact), ``GET /zones/{id}``. Routes ``GET/POST
+  /zones/{id}/workers/routes``, ``GET/PUT/DELETE .../routes/{id}``: duplicate pattern 409, 10020
+  (status fake's choice); ``*`` only leading the host or ending the path, no query string, host
+  inside the zone; the script is optional but must exist. Custom domains ``PUT/GET
+  .../workers/domains`` (upsert by hostname, filters), ``GET/DELETE .../domains/{id}``: the
+  Worker must exist and a zone of the account must hold the hostname. Schedules ``PUT/GET
+  .../scripts/{name}/schedules`` (5 fields, loosely). ``GET/POST .../scripts/{name}/subdomain``
+  (off until enabled; enabling without an account subdomain: 400, 10063), ``GET/PUT
+  .../workers/subdomain`` (none: 404, 10007)
+- deleting a script takes its schedules, workers.dev setting, versions, classes and queue
+  consumers; its routes and custom domains stay. A script another one binds (service or
+  durable object) is only deleted with ``?force=true``
+- versions: each ``PUT`` upload is a new version deployed at 100%; ``POST .../versions``
+  (existing script, ``main_module`` only, annotations checked, no migrations/logpush/
+  tail_consumers/tags) stores one without deploying; ``POST .../deployments``
+  (``strategy: percentage``, 1-2 versions of this script, integer percentages summing to 100);
+  ``GET .../versions`` (``result.items``), ``GET .../versions/{id}``, ``GET .../deployments``,
+  newest first. Download, content/v2, settings and the script list serve the live version with
+  the larger share. Secrets stay per script (a version's secret_text joins them); 10220 is not
+  modelled
+- assets: ``POST .../scripts/{name}/assets-upload-session`` answers ``jwt`` and ``buckets`` of
+  the hashes the account lacks; ``POST .../workers/assets/upload?base64=true`` takes
+  ``Authorization: Bearer <session jwt>`` (else 401, 10000) and parts named by hash holding
+  base64 of exactly the manifest's size; the answer that completes the session carries the
+  completion jwt. An upload's ``metadata.assets.jwt`` must be a completion token of this
+  script that has not expired; ``keep_assets`` reuses the previous version's; with assets an
+  upload needs no code part
+
 Codes it answers with (real where known, ``fake's choice`` where Cloudflare's is not
 documented; see shared/reference/cloudflare-api.md §4.2):
 
@@ -53,6 +122,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -68,11 +138,13 @@ FAKE_EMAIL = "dev@example.com"
 FAKE_API_KEY = "test-global-key-0123"
 FAKE_ACCOUNT = "0123456789abcdef0123456789abcdef"
 FAKE_ZONE = "fedcba9876543210fedcba9876543210"
+FAKE_ZONE_NAME = "example.com"  # FAKE_ZONE's name, for routes and custom domains
 PREFIX = "/client/v4"
 
 METADATA_KEYS = frozenset({
     "body_part", "main_module", "bindings", "compatibility_date", "compatibility_flags",
     "keep_bindings", "usage_model", "logpush", "tags", "placement", "tail_consumers", "migrations",
+    "limits", "observability", "assets", "keep_assets", "annotations",
 })
 BINDING_FIELDS = {
     "kv_namespace": frozenset({"type", "name", "namespace_id"}),
@@ -147,6 +219,16 @@ class RecordedRequest:
 class Account:
     scripts: dict[str, dict] = field(default_factory=dict)
     kv_namespaces: dict[str, str] = field(default_factory=dict)  # id -> title
+    # Second round (rules in tests/fake_cloudflare_resources.py):
+    r2_buckets: dict[tuple[str, str], dict] = field(default_factory=dict)  # (jurisdiction, name) -> bucket
+    d1_databases: dict[str, dict] = field(default_factory=dict)  # uuid -> database
+    queues: dict[str, dict] = field(default_factory=dict)  # queue_id -> queue, with "consumers": {id: consumer}
+    custom_domains: dict[str, dict] = field(default_factory=dict)  # id -> domain
+    workers: dict[str, Any] = field(default_factory=dict)  # script name -> WorkerState (tag, versions, crons...)
+    workers_subdomain: str | None = None  # <subdomain>.workers.dev; None: workers.dev cannot be enabled
+    asset_hashes: dict[str, int] = field(default_factory=dict)  # asset files the account holds: hash -> size
+    asset_sessions: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # session jwt -> AssetSession
+    asset_completions: OrderedDict[str, Any] = field(default_factory=OrderedDict)  # completion jwt -> AssetSession
 
 
 @dataclass
@@ -212,6 +294,13 @@ class FakeCloudflare:
         zones = {FAKE_ZONE: accounts[0]} if zones is None else zones
         self.zones: dict[str, str] = dict(zones)  # zone id -> account id
         self.zone_scripts: dict[str, dict | None] = {zone: None for zone in zones}
+        self.zone_names: dict[str, str] = {FAKE_ZONE: FAKE_ZONE_NAME} if FAKE_ZONE in zones else {}
+        self.zone_routes: dict[str, dict[str, dict]] = {}  # zone id -> route id -> {"id", "pattern", "script"?}
+        self.assets_per_bucket = 5  # hashes per bucket in an assets upload session's answer
+        self.assets_jwt_ttl = 3600.0  # seconds an assets session or completion token stays valid
+        self.max_recorded_requests: int | None = None  # keep only the newest N in ``requests``
+        self._request_counts: Counter[tuple[str, str]] = Counter()
+        self._mutating_requests = 0
         self.requests: list[RecordedRequest] = []
         self.latency = 0.0
         self.ignore_bindings: set[str] = set()  # binding names an upload silently drops (for verify)
@@ -324,6 +413,146 @@ class FakeCloudflare:
     def clear_requests(self) -> None:
         with self._lock:
             self.requests.clear()
+            self._request_counts.clear()
+            self._mutating_requests = 0
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Requests that arrived (faulted ones too) per (method, path template), e.g.
+        ``("PUT", "/accounts/{account_id}/workers/scripts/{script_name}")``; kept even when
+        ``max_recorded_requests`` trims the log. Paths the fake does not serve: "(unknown)"."""
+        with self._lock:
+            return dict(self._request_counts)
+
+    def mutating_request_count(self) -> int:
+        """How many POST, PUT, PATCH and DELETE requests arrived (since ``clear_requests``)."""
+        with self._lock:
+            return self._mutating_requests
+
+    def _record(self, record: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(record)
+            if self.max_recorded_requests is not None and len(self.requests) > self.max_recorded_requests:
+                del self.requests[: len(self.requests) - self.max_recorded_requests]
+            self._request_counts[(record.method, more.path_template(record.path))] += 1
+            self._mutating_requests += record.method in more.MUTATING
+
+    # --- second-round state: plant and inspect (rules in fake_cloudflare_resources.py) ------
+
+    def add_zone(self, name: str, zone_id: str | None = None, *, account: str = FAKE_ACCOUNT) -> str:
+        """A zone of ``account`` named ``name`` (``GET /zones?name=`` finds it); returns its id."""
+        with self._lock:
+            zone_id = zone_id or uuid.uuid4().hex
+            self.zones[zone_id] = account
+            self.zone_names[zone_id] = name
+            self.zone_scripts.setdefault(zone_id, None)
+            return zone_id
+
+    def add_route(self, pattern: str, script: str | None = None, *, zone_id: str = FAKE_ZONE) -> str:
+        """A route as if made by hand (same pattern rules as the API); returns its id."""
+        with self._lock:
+            return str(more.save_route(self, zone_id, None, pattern, script)["id"])
+
+    def routes(self, zone_id: str = FAKE_ZONE) -> dict[str, dict]:
+        """The zone's routes: id -> ``{"id", "pattern", "script"?}``."""
+        return self.zone_routes.setdefault(zone_id, {})
+
+    def add_custom_domain(self, hostname: str, service: str, *, account: str = FAKE_ACCOUNT) -> str:
+        """Attach ``hostname`` to script ``service`` as if by hand; returns the domain id."""
+        with self._lock:
+            return str(more.attach_domain(self, account, hostname, service)["id"])
+
+    def custom_domains(self, account: str = FAKE_ACCOUNT) -> dict[str, dict]:
+        """id -> ``{"id", "hostname", "service", "environment", "zone_id", "zone_name", "cert_id"}``."""
+        return self.accounts[account].custom_domains
+
+    def set_workers_subdomain(self, subdomain: str | None, account: str = FAKE_ACCOUNT) -> None:
+        """Give the account its ``<subdomain>.workers.dev`` (None: none, the default), without
+        which enabling workers.dev for a script is refused with 10063."""
+        with self._lock:
+            self.accounts[account].workers_subdomain = subdomain
+
+    def add_r2_bucket(self, name: str, *, jurisdiction: str = "default", account: str = FAKE_ACCOUNT) -> dict:
+        with self._lock:
+            return more.new_bucket(self.accounts[account], name, jurisdiction)
+
+    def r2_buckets(self, account: str = FAKE_ACCOUNT) -> dict[tuple[str, str], dict]:
+        """(jurisdiction, name) -> bucket; the jurisdiction is "default", "eu", "fedramp" or "fedramp-high"."""
+        return self.accounts[account].r2_buckets
+
+    def add_d1_database(self, name: str, account: str = FAKE_ACCOUNT) -> str:
+        """Returns the database's ``uuid`` (the ``id`` a d1 binding names)."""
+        with self._lock:
+            return str(more.new_database(self.accounts[account], name)["uuid"])
+
+    def d1_databases(self, account: str = FAKE_ACCOUNT) -> dict[str, dict]:
+        return self.accounts[account].d1_databases
+
+    def add_queue(self, name: str, account: str = FAKE_ACCOUNT) -> str:
+        """Returns the queue's ``queue_id``."""
+        with self._lock:
+            return str(more.new_queue(self.accounts[account], name)["queue_id"])
+
+    def queues(self, account: str = FAKE_ACCOUNT) -> dict[str, dict]:
+        """queue_id -> queue; each queue's ``"consumers"`` maps consumer_id -> consumer."""
+        return self.accounts[account].queues
+
+    def queue_consumers(self, queue_name: str, account: str = FAKE_ACCOUNT) -> list[dict]:
+        with self._lock:
+            return [dict(c) for q in self.accounts[account].queues.values() if q["queue_name"] == queue_name
+                    for c in q["consumers"].values()]
+
+    def schedules(self, script: str, account: str = FAKE_ACCOUNT) -> list[str]:
+        """The script's crons, in the order last sent."""
+        with self._lock:
+            return [s["cron"] for s in self._worker(script, account).schedules]
+
+    def workers_dev(self, script: str, account: str = FAKE_ACCOUNT) -> dict[str, bool]:
+        """``{"enabled", "previews_enabled"}`` (both False until a POST turns them on)."""
+        with self._lock:
+            return dict(self._worker(script, account).subdomain)
+
+    def migration_tag(self, script: str, account: str = FAKE_ACCOUNT) -> str | None:
+        with self._lock:
+            return self._worker(script, account).migration_tag  # type: ignore[no-any-return]
+
+    def durable_object_classes(self, script: str, account: str = FAKE_ACCOUNT) -> dict[str, str]:
+        """class name -> storage ("sqlite" or "kv"), after every migration applied so far."""
+        with self._lock:
+            return dict(self._worker(script, account).classes)
+
+    def versions(self, script: str, account: str = FAKE_ACCOUNT) -> list[dict]:
+        """Newest first: ``{"id", "number", "created_on", "source", "annotations", "snapshot"}``;
+        ``snapshot`` holds what the version serves (content, parts, metadata, bindings, etag, assets)."""
+        with self._lock:
+            return list(reversed(self._worker(script, account).versions))
+
+    def deployments(self, script: str, account: str = FAKE_ACCOUNT) -> list[dict]:
+        """Newest (live) first: ``{"id", "versions": [{"version_id", "percentage"}], ...}``."""
+        with self._lock:
+            return list(reversed(self._worker(script, account).deployments))
+
+    def live_version(self, script: str, account: str = FAKE_ACCOUNT) -> dict:
+        """The version served: the larger share of the newest deployment."""
+        with self._lock:
+            return more.live_version(self._worker(script, account))  # type: ignore[no-any-return]
+
+    def asset_hashes(self, account: str = FAKE_ACCOUNT) -> dict[str, int]:
+        """Asset files the account holds, hash -> size; add to it to plant files a session
+        will then not ask for."""
+        return self.accounts[account].asset_hashes
+
+    def expire_asset_tokens(self, account: str = FAKE_ACCOUNT) -> None:
+        """Make every assets session and completion token issued so far stale."""
+        with self._lock:
+            for tokens in (self.accounts[account].asset_sessions, self.accounts[account].asset_completions):
+                for session in tokens.values():
+                    session.created = float("-inf")
+
+    def _worker(self, script: str, account: str) -> Any:
+        worker = more.worker_of(self.accounts[account], script)
+        if worker is None:
+            raise KeyError(f"no script {script!r} in account {account}")
+        return worker
 
     # --- fault injection ---------------------------------------------------------------
 
@@ -408,7 +637,8 @@ class FakeCloudflare:
                body: bytes, record: RecordedRequest) -> tuple[int, Any]:
         """Judge one request and return (status, result envelope or RawAnswer)."""
         try:
-            self._check_auth(headers)
+            if not more.is_assets_upload(path):  # authorised by its upload session's token instead
+                self._check_auth(headers)
             with self._lock:
                 result, info = self._route(method, path, query, headers, body, record)
             if isinstance(result, RawAnswer):
@@ -450,10 +680,12 @@ class FakeCloudflare:
             if not HEX_ID.match(zone):
                 raise ApiError(404, 7003, f"Could not route to {path}, perhaps your object identifier is invalid?")
             if segments[2:] != ["workers", "script"]:
-                raise ApiError(404, 7000, "No route for that URI")
+                return more.route_zone(self, method, zone, segments[2:], headers, body, record)
             if zone not in self.zones:
                 raise ApiError(403, 10000, "Authentication error")
             return self._zone_script(method, zone, headers, body, record), None
+        if segments == ["zones"]:
+            return more.list_zones(self, method, query)
         if len(segments) < 3 or segments[0] != "accounts":
             raise ApiError(404, 7000, "No route for that URI")
         account = self._account(segments[1], path)
@@ -463,16 +695,19 @@ class FakeCloudflare:
                 _allow(method, "GET")
                 return [_summary(name, s) for name, s in account.scripts.items()], None
             case ["workers", "scripts", name]:
-                _allow(method, "PUT", "DELETE")
+                _allow(method, "GET", "PUT", "DELETE")
                 if method == "PUT":
                     return self._upload(account, account.scripts, name, headers, body, record), None
                 if name not in account.scripts:
                     raise ApiError(404, 10007, "workers.api.error.script_not_found")
+                if method == "GET":  # the download: the live version's code
+                    return _content(account.scripts[name]), None
+                more.forget_script(account, name, query)
                 del account.scripts[name]
                 return {"id": name}, None
             case ["workers", "scripts", name, "settings"]:
                 _allow(method, "GET")
-                return _settings(_script(account, name)), None
+                return more.settings(_script(account, name)), None
             case ["workers", "scripts", name, "content", "v2"]:
                 _allow(method, "GET")
                 return _content(_script(account, name)), None
@@ -517,7 +752,7 @@ class FakeCloudflare:
                     del account.kv_namespaces[namespace_id]
                     return None, None
                 return {"id": namespace_id, "title": account.kv_namespaces[namespace_id]}, None
-        raise ApiError(404, 7000, "No route for that URI")
+        return more.route_account(self, segments[1], method, rest, query, headers, body, record)
 
     def _zone_script(self, method: str, zone: str, headers: Message, body: bytes,
                      record: RecordedRequest) -> Any:
@@ -555,10 +790,15 @@ class FakeCloudflare:
                 raise ApiError(400, 10021, f"Unknown field '{key}' in metadata")
         entry = _entry_part(metadata, parts)
         _check_compatibility(metadata)
+        more.check_settings(metadata, account, name)
         bindings = metadata.get("bindings", [])
         if not isinstance(bindings, list):
             raise ApiError(400, 10021, "bindings must be an array")
-        _check_bindings(bindings, account)
+        zone_mode = scripts is not account.scripts
+        migration = more.plan_migrations(account, None if zone_mode else name, metadata.get("migrations"))
+        assets = more.take_assets(self, account, name, metadata, scripts.get(name))
+        _check_bindings(bindings, account, more.UploadContext(name, None if zone_mode else migration.classes,
+                                                              assets is not None))
         keep = metadata.get("keep_bindings", [])
         if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
             raise ApiError(400, 10021, "keep_bindings must be an array of binding types")
@@ -572,12 +812,14 @@ class FakeCloudflare:
         kept = [b for b in (previous or {}).get("bindings", []) if b["type"] in keep and b["name"] not in sent_names]
         secrets = {n: t for n, t in (previous or {}).get("secrets", {}).items() if n not in sent_names}
         secrets.update({b["name"]: b["text"] for b in bindings if b["type"] == "secret_text"})
-        content = parts[entry].data
-        code = [parts[entry]] + [p for n, p in parts.items() if n not in ("metadata", entry)]
+        content = parts[entry].data if entry is not None else b""  # an assets-only Worker has no code
+        code = [parts[entry]] + [p for n, p in parts.items() if n not in ("metadata", entry)] if entry else []
         etag = hashlib.sha256(content) if len(code) == 1 else hashlib.sha256(
             b"".join(p.name.encode() + b"\0" + p.content_type.encode() + b"\0" + p.data for p in code))
         stored = [dict(b) for b in bindings if b["type"] != "secret_text" and b["name"] not in self.ignore_bindings]
+        new = previous is None
         scripts[name] = {
+            "assets": assets,
             "content": content,
             "parts": code,
             "main_module": metadata.get("main_module"),
@@ -588,8 +830,10 @@ class FakeCloudflare:
             "created_on": (previous or {}).get("created_on", now),
             "modified_on": now,
         }
+        extra = {} if zone_mode else more.upload_answer(
+            account, name, more.commit_upload(account, name, metadata, migration, new=new))
         return {**_summary(name, scripts[name]), "logpush": False, "usage_model": "standard",
-                "startup_time_ms": 0}
+                "startup_time_ms": 0, **extra}
 
 
 def failure(code: int, message: str) -> dict:
@@ -612,12 +856,15 @@ def _summary(name: str, script: dict) -> dict:
             "modified_on": script["modified_on"], "tags": list(script["metadata"].get("tags", []))}
 
 
-def _entry_part(metadata: dict, parts: dict[str, Part]) -> str:
-    """The entry part's name: ``main_module`` (ES modules) or ``body_part`` (service worker)."""
+def _entry_part(metadata: dict, parts: dict[str, Part]) -> str | None:
+    """The entry part's name: ``main_module`` (ES modules) or ``body_part`` (service worker);
+    None for an assets-only upload."""
     body_part, main_module = metadata.get("body_part"), metadata.get("main_module")
     if body_part is not None and main_module is not None:
         raise ApiError(400, 10021, "metadata names both body_part and main_module: send one")
     code = {n: p for n, p in parts.items() if n != "metadata"}
+    if body_part is None and main_module is None and metadata.get("assets") is not None and not code:
+        return None  # an assets-only Worker (reference §7.6)
     if main_module is not None:
         if not isinstance(main_module, str) or main_module not in code:
             raise ApiError(400, 10021, f"main_module '{main_module}' names no part of the upload")
@@ -676,7 +923,9 @@ def _settings(script: dict) -> dict:
             "usage_model": "standard"}
 
 
-def _check_bindings(bindings: list, account: Account) -> None:
+def _check_bindings(bindings: list, account: Account, context: Any = None) -> None:
+    """``context``: the upload's ``UploadContext`` (fake_cloudflare_resources), for the
+    binding types that name a class, a script or the upload's assets."""
     names: set[str] = set()
     for index, binding in enumerate(bindings):
         if not isinstance(binding, dict):
@@ -686,9 +935,14 @@ def _check_bindings(bindings: list, account: Account) -> None:
         if not isinstance(binding.get("name"), str) or not binding["name"]:
             raise ApiError(400, 10052, f"Binding at index {index} must have a name")
         kind, name = binding["type"], binding["name"]
-        if kind not in BINDING_FIELDS:
+        if kind not in BINDING_FIELDS and kind not in more.BINDING_RULES:
             raise ApiError(400, 10021, f"Unknown binding type '{kind}' for binding '{name}'")
-        extra = sorted(set(binding) - BINDING_FIELDS[kind])
+        if kind in more.BINDING_RULES:
+            required, optional = more.BINDING_RULES[kind]
+            allowed = required | optional | {"type", "name"}
+        else:
+            allowed = BINDING_FIELDS[kind]
+        extra = sorted(set(binding) - allowed)
         if extra:
             raise ApiError(400, 10021, f"Binding '{name}' has unknown field '{extra[0]}'")
         if name in names:
@@ -698,6 +952,8 @@ def _check_bindings(bindings: list, account: Account) -> None:
             namespace_id = binding.get("namespace_id")
             if not isinstance(namespace_id, str) or namespace_id not in account.kv_namespaces:
                 raise ApiError(400, 10042, f"KV namespace '{namespace_id}' is not valid")
+        elif kind in more.BINDING_RULES:
+            more.check_binding(binding, account, context)
         elif not isinstance(binding.get("text"), str):
             raise ApiError(400, 10021, f"Binding '{name}' of type {kind} needs a string text")
 
@@ -841,8 +1097,7 @@ class _Handler(BaseHTTPRequestHandler):
                 record.json = json.loads(body)
             except ValueError:
                 pass
-        with fake._lock:
-            fake.requests.append(record)
+        fake._record(record)
         hold = fake._hold_for(method, path)
         if hold is not None:
             if not hold.reached.is_set():
@@ -975,6 +1230,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):  # the client died (a killed apply)
             self.close_connection = True
+
+
+# The second round's rules build on the classes above, so they are imported last.
+from tests import fake_cloudflare_resources as more
 
 
 @pytest.fixture
