@@ -159,7 +159,7 @@ def _import_fake():  # type: ignore[no-untyped-def]
 
 # --- P3 ----------------------------------------------------------------------------------
 
-_REQUEST_MODULES = ("requests", "urllib3", "deployer.cloudflare.client")
+_REQUEST_MODULES = ("requests", "urllib3", "deployer.cloudflare.transport")
 _IMPORT_PROBE = (
     "import sys\n"
     "from deployer.cli.app import main\n"

@@ -623,7 +623,7 @@ def test_connection_pool_is_sized_for_the_worker_threads(fake_time):
 def test_a_long_budget_wait_is_announced_once_with_its_length(fake_time, requests_mock, caplog):
     requests_mock.get(SCRIPTS, json=ok([]))
     cf = make_client(fake_time, rate_limit=(2, 10.0))
-    with caplog.at_level("INFO", logger="deployer.cloudflare.client"):
+    with caplog.at_level("INFO", logger="deployer.cloudflare"):
         for _ in range(3):
             cf.list_scripts(ACCOUNT)
     assert fake_time.sleeps == [10.0]

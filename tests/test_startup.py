@@ -37,7 +37,7 @@ def _imported_by(*args: str) -> set[str]:
 @pytest.mark.parametrize("command", [["validate"], ["plan"], ["plan", "--format", "json"], ["schema"]])
 def test_commands_without_requests_import_no_http_client(command: list[str]) -> None:
     modules = _imported_by(*command, *(["-f", str(SAMPLE)] if command[0] != "schema" else []))
-    assert not {"requests", "urllib3", "deployer.cloudflare.client"} & modules
+    assert not {"requests", "urllib3", "deployer.cloudflare.transport"} & modules
 
 
 def test_no_command_imports_pydantic() -> None:

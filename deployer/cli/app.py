@@ -140,7 +140,7 @@ def _show_retries() -> None:
         def emit(self, record: logging.LogRecord) -> None:
             stderr(scrub(self.format(record)))  # whatever sys.stderr is now (tests swap it)
 
-    logger = logging.getLogger("deployer.cloudflare.client")
+    logger = logging.getLogger("deployer.cloudflare")
     if not any(type(h).__name__ == "StderrHandler" for h in logger.handlers):
         handler = StderrHandler()
         handler.setFormatter(logging.Formatter("note: %(message)s"))

@@ -1,0 +1,317 @@
+"""The retrying transport every Cloudflare product module uses: one ``requests`` session per
+client, auth, the shared request budget and 429 pause, retries with backoff for 429 (by the
+wait budget), 5xx and dropped connections, and every failure as a ``CloudflareApiError`` whose
+text is scrubbed of secrets (reference §4.3, §4.4).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any, Self
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from deployer import __version__
+from deployer.cloudflare.credentials import (
+    Credentials,
+    CredentialsAuth,
+    credentials_from_env,
+)
+from deployer.cloudflare.envelope import (
+    HINTS,
+    already_gone,
+    decode,
+    describe_non_json,
+    malformed,
+    result_items,
+    result_object,
+    retry_after_seconds,
+    segment,
+)
+from deployer.errors import CloudflareApiError, DeployerError
+from deployer.redact import scrub
+
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+
+log = logging.getLogger("deployer.cloudflare")
+
+_BACKOFF_CAP = 30.0
+_ANNOUNCE_WAIT = 1.0  # budget waits at least this long are announced (shorter ones are pacing)
+
+__all__ = ["DEFAULT_BASE_URL", "Attempts", "Transport", "already_gone", "malformed", "result_items", "result_object", "segment"]
+
+
+class Attempts:
+    """One logical request's retry budget: attempts made and seconds spent waiting."""
+
+    def __init__(self, method: str, path: str, max_attempts: int, max_wait: float) -> None:
+        self.method, self.path = method, path
+        self.max_attempts, self.max_wait = max_attempts, max_wait
+        self.count = 0
+        self.waited = 0.0
+
+    @property
+    def remaining(self) -> float:
+        return self.max_wait - self.waited
+
+    def give_up(self, failure: CloudflareApiError, why: str = "") -> CloudflareApiError:
+        tries = f"{self.count} attempt{'s' if self.count != 1 else ''}"
+        summary = f"gave up after {tries}, {self.waited:.1f} s of waiting in total"
+        detail = "; ".join(part for part in (failure.detail, why, summary) if part)
+        return CloudflareApiError(failure.method, failure.path, failure.status, failure.errors, detail)
+
+
+class _Retryable(Exception):
+    """Internal: the attempt failed in a way worth retrying (429, 5xx, no answer)."""
+
+    def __init__(self, error: CloudflareApiError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+class Transport:
+    """A thread-safe client shared by up to ``pool_size`` worker threads.
+
+    Requests made through one client share a request budget (``rate_limit`` requests per
+    window, Cloudflare's 1200 per 300 s by default) and a pause: a 429 with ``Retry-After``
+    seen by any thread holds every thread until then.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        pool_size: int = 4,
+        timeout: tuple[float, float] = (10.0, 120.0),
+        max_retry_wait: float = 300.0,
+        max_attempts: int = 6,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rate_limit: tuple[int, float] | None = (1200, 300.0),
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise DeployerError(f"the Cloudflare API base URL (CLOUDFLARE_API_BASE_URL) must start with "
+                                f"https:// or http://, got {scrub(repr(base_url))}")
+        self._base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self._auth = CredentialsAuth(credentials)
+        self._timeout = timeout
+        self._max_retry_wait = max_retry_wait
+        self._max_attempts = max(1, max_attempts)
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random.Random()
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self._session.mount("https://", adapter)
+        self._session.mount("http://", adapter)
+        self._session.headers["User-Agent"] = f"deployer/{__version__}"
+        self._session.headers["Accept"] = "application/json"
+        # Shared between threads, guarded by _lock: the 429 pause and the recent start times.
+        self._lock = threading.Lock()
+        self._not_before = float("-inf")
+        self._rate_limit = rate_limit
+        self._starts: deque[float] = deque()
+        self._announced_until = float("-inf")  # budget waits already announced, up to this time
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str], **kwargs: Any) -> tuple[Self, list[str]]:
+        """Build a client from CLOUDFLARE_API_BASE_URL and the credential variables."""
+        credentials, warnings = credentials_from_env(environ)
+        base_url = (environ.get("CLOUDFLARE_API_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        return cls(credentials, base_url=base_url, **kwargs), warnings
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool = True,
+        attempts: Attempts | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Send one API request with retries; returns the decoded envelope (maybe empty).
+
+        429 is always retried (Cloudflare refused before doing anything); 5xx and lost
+        answers only when ``idempotent``. Other statuses raise at once.
+        """
+        attempts = attempts or Attempts(method, path, self._max_attempts, self._max_retry_wait)
+        while True:
+            self._wait_for_turn(attempts)
+            attempts.count += 1
+            try:
+                return self._attempt(method, path, **kwargs)
+            except _Retryable as failure:
+                error = failure.error
+                retry_after = failure.retry_after
+                if retry_after is not None and retry_after > 0:
+                    # Every thread of this client holds off until then (see _wait_for_turn).
+                    with self._lock:
+                        self._not_before = max(self._not_before, self._clock() + retry_after)
+                if error.status != 429 and not idempotent:
+                    raise error from None
+                if error.status != 429 and attempts.count >= attempts.max_attempts:
+                    raise attempts.give_up(error) from None
+                # A 429 was refused before anything was done, and Cloudflare may keep refusing for
+                # minutes: only the wait budget (--max-retry-wait) ends its retries. One without a
+                # positive Retry-After backs off, so that a storm of them spends the budget too.
+                if retry_after is None or retry_after <= 0:
+                    self._pause(attempts, self._backoff(attempts.count), error)
+                elif retry_after > attempts.remaining:
+                    raise attempts.give_up(
+                        error, f"Cloudflare asked to wait {retry_after:.0f} s, more than "
+                        f"the {attempts.remaining:.0f} s left of the {self._max_retry_wait:.0f} s retry budget"
+                    ) from None
+                else:
+                    log.info("%s %s was rate limited (HTTP 429); waiting %.1f s as Retry-After asks", method, path,
+                             retry_after)
+
+    def _attempt(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> dict[str, Any]:
+        """One try; with ``raw`` a success is ``{"content_type", "content"}`` (code, not JSON)."""
+        try:
+            response = self._session.request(
+                method, self._base_url + path, auth=self._auth, timeout=self._timeout,
+                allow_redirects=False, **kwargs,
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            error = CloudflareApiError(method, path, None, detail=self._scrub(self._describe_failure(exc)))
+            raise _Retryable(error, None) from None
+        except requests.RequestException as exc:
+            raise CloudflareApiError(method, path, None, detail=self._scrub(type(exc).__name__)) from None
+        status = response.status_code
+        if raw and 200 <= status < 300:
+            return {"content_type": response.headers.get("Content-Type", ""), "content": response.content}
+        envelope = decode(response)
+        if 200 <= status < 300 and envelope is not None and envelope.get("success", True) is not False:
+            return envelope
+        if 200 <= status < 300 and envelope is None and not response.content.strip():
+            return {}
+        error = self._error(method, path, response, envelope)
+        if status == 429 or status >= 500:
+            raise _Retryable(error, retry_after_seconds(response) if status == 429 else None)
+        raise error
+
+    def _error(
+        self, method: str, path: str, response: requests.Response, envelope: dict[str, Any] | None,
+    ) -> CloudflareApiError:
+        errors: list[tuple[int, str]] = []
+        notes: list[str] = []
+        if envelope is not None:
+            items = envelope.get("errors")
+            if not isinstance(items, list) and "error" in envelope:  # the {code, error} shape
+                items = [{"code": envelope.get("code"), "message": envelope.get("error")}]
+            for item in items if isinstance(items, list) else []:
+                item = item if isinstance(item, dict) else {"message": item}
+                message = str(item.get("message") or "").strip() or "(no message)"
+                try:
+                    errors.append((int(item["code"]), self._scrub(message)))
+                except (KeyError, TypeError, ValueError):
+                    notes.append(self._scrub(message))
+            if not errors and not notes:
+                notes.append("no error details in the answer")
+        else:
+            notes.append(describe_non_json(response))
+        if response.status_code in range(300, 400):
+            notes.append(f"unexpected redirect to {scrub(response.headers.get('Location', '?'))}")
+        codes = {code for code, _ in errors}
+        notes += [hint for hint_codes, hint in HINTS if codes & hint_codes]
+        return CloudflareApiError(method, path, response.status_code, tuple(errors), "; ".join(notes))
+
+    def _describe_failure(self, exc: requests.RequestException) -> str:
+        parts = urlsplit(self._base_url)
+        host = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)  # never user:password@
+        if isinstance(exc, requests.ConnectTimeout):
+            return f"could not connect to {host} within {self._timeout[0]:g} s"
+        if isinstance(exc, requests.Timeout):
+            return f"no answer from {host} within {self._timeout[1]:g} s"
+        text = str(exc)
+        if "NewConnectionError" in text or "Failed to establish" in text or "Name or service" in text:
+            return f"could not connect to {host}"
+        return f"the connection to {host} closed without an answer"
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text)  # the credentials are Secrets, registered as they were read
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(_BACKOFF_CAP, 2.0 ** (attempt - 1))
+        return base + self._random.uniform(0.0, 1.0)
+
+    def _pause(self, attempts: Attempts, delay: float, error: CloudflareApiError) -> None:
+        """Sleep before a retry, or give up when the wait budget would be exceeded."""
+        if delay > attempts.remaining:
+            raise attempts.give_up(error)
+        log.info("%s %s failed (%s); retrying in %.1f s", error.method, error.path,
+                 f"HTTP {error.status}" if error.status else "no answer", delay)
+        self._sleep(delay)
+        attempts.waited += delay
+
+    def _wait_for_turn(self, attempts: Attempts) -> None:
+        """Hold this thread until the shared pause is over and the request budget has room.
+
+        The budget is a sliding window: at most ``limit`` requests start within any
+        ``window`` seconds (a bucket that starts full and refills at limit/window would let
+        twice the limit through in the first window, and Cloudflare blocks for five minutes).
+        Each request reserves its start time under the lock, then sleeps outside it. Time
+        spent in the pause counts against the retry budget; time spent throttled does not.
+        """
+        with self._lock:
+            now = self._clock()
+            pause = max(0.0, self._not_before - now)
+            _check_shared_pause(attempts, pause)
+            start = now + pause
+            throttled = False
+            if self._rate_limit is not None:
+                limit, window = self._rate_limit
+                if len(self._starts) >= limit and self._starts[0] + window > start:
+                    start, throttled = self._starts[0] + window, True
+                self._starts.append(start)
+                while len(self._starts) > limit:
+                    self._starts.popleft()
+            target = self._not_before
+            if throttled and start - now >= _ANNOUNCE_WAIT and start > self._announced_until:
+                # Once per stretch of waiting, not once per waiting thread.
+                self._announced_until = start + _ANNOUNCE_WAIT
+                log.info("request budget used up (%d requests per %.0f s, --rate-limit): waiting %.1f s",
+                         limit, window, start - now)
+        if start > now:
+            self._sleep(start - now)
+            attempts.waited += min(pause, start - now)
+        # Another thread may have seen a 429 while this one slept: honour the newer pause too.
+        while True:
+            with self._lock:
+                extra = self._not_before - max(target, start)
+                target = self._not_before
+            if extra <= 0:
+                return
+            _check_shared_pause(attempts, extra)
+            self._sleep(extra)
+            attempts.waited += extra
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def _check_shared_pause(attempts: Attempts, pause: float) -> None:
+    if pause > attempts.remaining:
+        error = CloudflareApiError(attempts.method, attempts.path, None,
+                                   detail="another request was rate limited (HTTP 429)")
+        raise attempts.give_up(error, f"Cloudflare asked every request to wait {pause:.0f} s, more "
+                                      f"than the {attempts.remaining:.0f} s left of the retry budget")

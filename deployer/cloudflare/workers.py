@@ -1,0 +1,101 @@
+"""Workers scripts: the multipart upload, delete, secrets, settings, code download and the
+account's script list (reference §1, §2)."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from deployer.apply.upload import UploadPart
+from deployer.cloudflare.transport import (
+    Transport,
+    already_gone,
+    malformed,
+    result_items,
+    result_object,
+    segment,
+)
+from deployer.errors import CloudflareApiError
+
+
+class WorkersApi(Transport):
+    def upload_script(
+        self,
+        name: str,
+        metadata: dict[str, Any],
+        content: bytes | Sequence[UploadPart],
+        *,
+        account_id: str | None = None,
+        zone_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Upload one script as multipart/form-data; returns the envelope result.
+
+        ``content`` as bytes is a service-worker script, sent byte for byte as the part
+        ``script``; otherwise every part is sent under its name (as name and filename).
+        """
+        files: list[tuple[str, tuple[str | None, str | bytes, str]]] = [
+            ("metadata", (None, json.dumps(metadata), "application/json"))
+        ]
+        if isinstance(content, bytes):
+            files.append(("script", ("script.js", content, "application/javascript")))
+        else:
+            files += [(part.name, (part.name, part.data, part.content_type)) for part in content]
+        path = self._script_path(name, account_id, zone_id)
+        body = self._request("PUT", path, files=files)
+        return result_object(body, "PUT", path, (), optional=True)
+
+    def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None:
+        """Delete a script; a script that is already gone counts as deleted."""
+        try:
+            self._request("DELETE", self._script_path(name, account_id, zone_id))
+        except CloudflareApiError as exc:
+            if not already_gone(exc):
+                raise
+
+    def delete_secret(self, account_id: str, script_name: str, secret_name: str) -> None:
+        """Delete one secret of a script; a missing secret (or script) counts as deleted."""
+        path = f"/accounts/{segment(account_id)}/workers/scripts/{segment(script_name)}/secrets/{segment(secret_name)}"
+        try:
+            self._request("DELETE", path)
+        except CloudflareApiError as exc:
+            if not already_gone(exc):
+                raise
+
+    def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]:
+        """A script's settings: ``bindings`` (secret_text without its text), compatibility, ..."""
+        path = f"/accounts/{segment(account_id)}/workers/scripts/{segment(name)}/settings"
+        result = result_object(self._request("GET", path), "GET", path, ())
+        if not isinstance(result.get("bindings", []), list):
+            raise malformed("GET", path, "its result's bindings are not a list")
+        return result
+
+    def download_script(self, account_id: str, name: str) -> tuple[str, bytes]:
+        """A script's code as ``(content type, bytes)``: a service worker's bytes, or
+        ``multipart/form-data`` holding every module (reference §2.3)."""
+        path = f"/accounts/{segment(account_id)}/workers/scripts/{segment(name)}/content/v2"
+        body = self._request("GET", path, raw=True, headers={"Accept": "*/*"})
+        return str(body.get("content_type", "")), bytes(body.get("content", b""))
+
+    def list_scripts(self, account_id: str) -> list[dict[str, Any]]:
+        """Every script of the account (``id``, ``etag``, ``modified_on``, ...); one page."""
+        path = f"/accounts/{segment(account_id)}/workers/scripts"
+        return result_items(self._request("GET", path), "GET", path, ("id",))
+
+    def zone_script_exists(self, zone_id: str) -> bool:
+        """Whether the zone already runs a script (legacy single-script API, which has no list):
+        ``GET /zones/{zone_id}/workers/script`` answers with its code, or 404 when there is none."""
+        try:
+            self._request("GET", f"/zones/{segment(zone_id)}/workers/script", raw=True, headers={"Accept": "*/*"})
+        except CloudflareApiError as exc:
+            if already_gone(exc):
+                return False
+            raise
+        return True
+
+    @staticmethod
+    def _script_path(name: str, account_id: str | None, zone_id: str | None) -> str:
+        if (account_id is None) == (zone_id is None):
+            raise ValueError("pass exactly one of account_id and zone_id")
+        if account_id is not None:
+            return f"/accounts/{segment(account_id)}/workers/scripts/{segment(name)}"
+        return f"/zones/{segment(zone_id or '')}/workers/script"
