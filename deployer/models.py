@@ -108,6 +108,11 @@ class Script:
     compatibility_date: str | None = None
     compatibility_flags: tuple[str, ...] = ()
     build: Build | None = None
+    key: str = ""  # its key under scripts: (the name without an environment's name_suffix); "" = name
+
+    @property
+    def manifest_key(self) -> str:
+        return self.key or self.name
 
 
 @dataclass(frozen=True, slots=True)

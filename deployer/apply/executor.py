@@ -4,12 +4,12 @@ cut off at any point can be re-run and finishes without redoing what already suc
 from __future__ import annotations
 
 import enum
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from deployer.apply.scheduler import Job, run_jobs
+from deployer.apply.upload import UploadPart, read_parts, upload_metadata
 from deployer.errors import DeployerError
 from deployer.fingerprint import fingerprint_secret, secret_matches
 from deployer.kinds.binding import Resolve
@@ -19,6 +19,7 @@ from deployer.models import (
     Action,
     Binding,
     Change,
+    DeployedBinding,
     Manifest,
     Plan,
     ResourceState,
@@ -28,7 +29,6 @@ from deployer.models import (
 )
 from deployer.plan.planner import deployed_binding, resolver
 from deployer.remote import binding_mismatches
-from deployer.apply.upload import UploadPart, read_parts, upload_metadata
 
 if TYPE_CHECKING:
     from deployer.cloudflare.client import CloudflareClient
@@ -118,19 +118,35 @@ def apply_plan(
         store.record(account_id=manifest.account_id, zone_id=manifest.zone_id, project=project)
     _apply_resources(plan, manifest, client, store, progress, result)
 
-    resolve = resolver(store.state.resources)
-    jobs: list[Callable[[], _Outcome]] = []
-    for change in plan.changes:
-        if change.type != SCRIPT:
-            continue
-        if change.action in (Action.CREATE, Action.UPDATE):
+    resolve = resolver(store.state.resources, manifest.scripts)
+    changes = [c for c in plan.changes if c.type == SCRIPT and c.action is not Action.NO_OP]
+    uploads = {c.name for c in changes if c.action is not Action.DELETE}
+    deletes = {c.name for c in changes if c.action is Action.DELETE}
+    jobs: list[Job[_Outcome]] = []
+    for change in changes:
+        if change.action is Action.DELETE:
+            # After every upload that stops binding it and every delete of a script binding it.
+            binders = {c.name for c in changes if change.name in _names_in(c.previous_bindings)}
+            jobs.append(Job(f"delete {change.name}", _delete_job(change, manifest, client, progress),
+                            frozenset(f"upload {n}" for n in binders & uploads)
+                            | frozenset(f"delete {n}" for n in binders & deletes)))
+        else:
+            # After the scripts of this plan it binds (Cloudflare refuses a binding to a missing service).
+            bound = _names_in(change.bindings) & uploads - {change.name}
             previous = store.state.script(change.name)
-            jobs.append(_upload_job(change, scripts[change.name], previous, resolve, manifest, client, progress,
-                                    verify))
-        elif change.action is Action.DELETE:
-            jobs.append(_delete_job(change, manifest, client, progress))
-    _run_jobs(jobs, store, parallelism, result)
+            jobs.append(Job(f"upload {change.name}",
+                            _upload_job(change, scripts[change.name], previous, resolve, manifest, client, progress,
+                                        verify),
+                            frozenset(f"upload {n}" for n in bound)))
+    errors = run_jobs(jobs, parallelism, lambda outcomes: _record(store, outcomes, result))
+    if errors:
+        _raise_failures(errors, result)
     return result
+
+
+def _names_in(bindings: tuple[DeployedBinding, ...]) -> set[str]:
+    """Every string a binding sends: a script this one depends on is named by one of them."""
+    return {value for binding in bindings for _, value in binding.values if isinstance(value, str)}
 
 
 def _apply_resources(
@@ -200,11 +216,21 @@ def _upload_job(
                                    project=manifest.project)
         # A service-worker script goes as the seed's single "script" part, bytes unchanged.
         content = parts[0].data if script.format is ScriptFormat.SERVICE_WORKER else parts
-        for secret in delete_before:
-            client.delete_secret(_account(manifest), script.name, secret)
-        answer = client.upload_script(
-            script.name, metadata, content, account_id=manifest.account_id, zone_id=manifest.zone_id
-        )
+        deleted: list[str] = []
+        try:
+            for secret in delete_before:
+                client.delete_secret(_account(manifest), script.name, secret)
+                deleted.append(secret)
+            answer = client.upload_script(
+                script.name, metadata, content, account_id=manifest.account_id, zone_id=manifest.zone_id
+            )
+        except DeployerError as exc:
+            if not deleted:
+                raise
+            # Say exactly what was done: the live script has lost these secrets already.
+            raise DeployerError(f"{exc}\nscript {script.name}: secret(s) {', '.join(deleted)} were deleted (their "
+                                "names are reused by other bindings) but the upload failed, so the live script has "
+                                "neither; run apply again to upload it") from exc
         for secret in delete_after:
             if manifest.account_id is None:
                 # The secrets endpoint is per account; the legacy zone API has none.
@@ -273,77 +299,18 @@ def _delete_job(change: Change, manifest: Manifest, client: _Client, progress: P
     return _reported(change, progress, job)
 
 
-def _run_jobs(
-    jobs: list[Callable[[], _Outcome]], store: StateBackend, parallelism: int, result: ApplyResult
-) -> None:
-    """Run jobs ``parallelism`` at a time; record the outcomes that finish together in one save."""
-    if not jobs:
-        return
-    queue = iter(jobs)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-    pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="deployer-apply")
-    running: set[Future[_Outcome]] = set()
-    abandon = False
-    try:
-        _top_up(pool, queue, running, parallelism, stop)
-        while running:
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            outcomes = []
-            for future in done:
-                try:
-                    outcomes.append(future.result())
-                except Exception as exc:  # noqa: BLE001 - collected, re-raised below as one error
-                    errors.append(exc)
-                    stop.set()
-            _record(store, outcomes, result)
-            _top_up(pool, queue, running, parallelism, stop)
-    except KeyboardInterrupt:
-        # Ctrl-C: start nothing new, let in-flight requests finish, record them, then stop.
-        stop.set()
-        try:
-            done, _ = wait(running)
-        except KeyboardInterrupt:
-            # A second Ctrl-C stops waiting, as Terraform's does: what finished is recorded; the
-            # abandoned requests may or may not have happened, and the next apply repeats them
-            # (uploads and deletes are idempotent).
-            abandon = True
-            finished = [f for f in running if f.done() and not f.cancelled() and f.exception() is None]
-            _record(store, [f.result() for f in finished], result)
-            raise DeployerError(
-                f"interrupted twice: {len(running) - len(finished)} request(s) in flight were abandoned and "
-                "may or may not have taken effect; finished requests were recorded; run apply again to finish"
-            ) from None
-        _record(store, [f.result() for f in done if not f.exception()], result)
-        raise DeployerError(
-            "interrupted: finished requests were recorded in the state; run apply again to finish"
-        ) from None
-    finally:
-        pool.shutdown(wait=not abandon, cancel_futures=True)
-    if errors:
-        _raise_failures(errors, result)
-
-
-def _top_up(
-    pool: ThreadPoolExecutor,
-    queue: Iterator[Callable[[], _Outcome]],
-    running: set[Future[_Outcome]],
-    parallelism: int,
-    stop: threading.Event,
-) -> None:
-    while not stop.is_set() and len(running) < parallelism:
-        job = next(queue, None)
-        if job is None:
-            return
-        running.add(pool.submit(job))
-
-
 def _record(store: StateBackend, outcomes: list[_Outcome], result: ApplyResult) -> None:
     if not outcomes:
         return
     uploaded = [o.uploaded for o in outcomes if o.uploaded is not None]
     deleted = [o.deleted for o in outcomes if o.deleted is not None]
-    store.record(scripts=uploaded, removed_scripts=deleted)
+    try:
+        store.record(scripts=uploaded, removed_scripts=deleted)
+    except DeployerError as exc:
+        done = [f"uploaded {s.name}" for s in uploaded] + [f"deleted {name}" for name in deleted]
+        raise DeployerError(f"{exc}\nthese succeeded in Cloudflare but are not recorded in the state: "
+                            f"{', '.join(done)}; once the state can be written, 'deployer plan --refresh' shows "
+                            "them and apply repeats them") from exc
     for outcome in outcomes:
         match outcome.action:
             case Action.CREATE:
@@ -354,7 +321,7 @@ def _record(store: StateBackend, outcomes: list[_Outcome], result: ApplyResult) 
                 result.deleted += 1
 
 
-def _raise_failures(errors: list[BaseException], result: ApplyResult) -> None:
+def _raise_failures(errors: list[Exception], result: ApplyResult) -> None:
     deployer_errors = [e for e in errors if isinstance(e, DeployerError)]
     if len(deployer_errors) < len(errors):
         raise next(e for e in errors if not isinstance(e, DeployerError))  # a bug: keep its traceback

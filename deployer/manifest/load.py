@@ -537,6 +537,7 @@ def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:
     parts += [(m.name, m.content_type, sha256_file(m.path)) for m in files.modules]
     return Script(
         name=_text(draft.name) + suffix,
+        key=_text(draft.name) if suffix else "",
         path=files.entry,
         content_sha256=content_digest(script_format, parts, date, flags),
         bindings=tuple(_build_binding(b) for b in draft.bindings),

@@ -363,6 +363,7 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
         ))
 
     names: dict[str, Field] = {}
+    sections["scripts"] = {s.name.value: s.name for s in draft.scripts if s.name.value is not None}
     for script in draft.scripts:
         recheck(script.name, SCRIPT_NAME)
         _check_unique(script.name, "script name", names, report)

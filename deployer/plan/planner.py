@@ -61,9 +61,9 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
     check_same_target(manifest, state)
     resource_changes = _plan_resources(manifest, state, remote)
     resolve = resolver(
-        ResourceState(c.type, c.name, c.resource_name or "", c.resource_id or "")
-        for c in resource_changes
-        if c.action is not Action.CREATE and c.resource_id
+        (ResourceState(c.type, c.name, c.resource_name or "", c.resource_id or "")
+         for c in resource_changes if c.action is not Action.CREATE and c.resource_id),
+        manifest.scripts,
     )
     wanted = {script.name: script for script in manifest.scripts}
     names = sorted(wanted.keys() | {s.name for s in state.scripts})
@@ -96,10 +96,11 @@ def _target(account_id: str | None, zone_id: str | None) -> str:
     return " and ".join(parts) or "no account_id or zone_id"
 
 
-def resolver(resources: Iterable[ResourceState]) -> Resolve:
+def resolver(resources: Iterable[ResourceState], scripts: Iterable[Script] = ()) -> Resolve:
     """What a binding's reference to ``section.key`` sends: the resource's id (or its name, for
-    kinds addressed by name), or None while it is known only after apply."""
-    sent: dict[tuple[str, str], str] = {}
+    kinds addressed by name), a script's name (with the environment's suffix) for ``scripts``,
+    or None while it is known only after apply."""
+    sent: dict[tuple[str, str], str] = {("scripts", script.manifest_key): script.name for script in scripts}
     for resource in resources:
         kind = RESOURCE_KINDS[resource.type]
         sent[kind.section, resource.key] = resource.name if kind.reference == "name" else resource.id
