@@ -1233,7 +1233,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 # The second round's rules build on the classes above, so they are imported last.
-from tests import fake_cloudflare_resources as more
+from tests import fake_cloudflare_resources as more  # noqa: E402
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ database password out of every message."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsp
 
 from deployer.errors import DeployerError, StateError
 from deployer.state.document import Changes
-from deployer.models import ScriptState, State
+from deployer.models import State
 from deployer.redact import register as register_secret
 
 if TYPE_CHECKING:

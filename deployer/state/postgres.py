@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any, Unpack
 
@@ -33,7 +33,7 @@ from psycopg.types.json import Jsonb
 from deployer.state.backend import PgTarget
 from deployer.errors import LockHeldError, StateError
 from deployer.state.lock import LOCK_POLL_SECONDS, current_holder, current_user, held_message, warn_on_stderr
-from deployer.models import ScriptState, State
+from deployer.models import State
 from deployer.state.fields import Invalid
 from deployer.redact import scrub
 from deployer.state.document import (

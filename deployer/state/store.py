@@ -13,14 +13,14 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Unpack
 
 from deployer.errors import StateError
 from deployer.files import fsync_directory, open_regular, parse_json, read_regular, refuse_odd_file, write_atomically
 from deployer.state.lock import FileLock, shown_path, warn_on_stderr
-from deployer.models import ScriptState, State
+from deployer.models import State
 from deployer.state.fields import Invalid
 from deployer.state.document import (
     Changes,
