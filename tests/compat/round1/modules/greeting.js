@@ -1,0 +1,3 @@
+export function greet(greeting, path) {
+  return `${greeting}: you asked for ${path}\n`;
+}
