@@ -131,6 +131,16 @@ class Manifest:
     def resources_of(self, resource_type: str) -> tuple[Resource, ...]:
         return tuple(r for r in self.resources if r.type == resource_type)
 
+    def require_account(self, what: str) -> str:
+        """The account_id, or a DeployerError saying that ``what`` needs one: the legacy zone
+        API (zone_id) has no account-level endpoints (lists, secrets, settings, resources)."""
+        if self.account_id is None:
+            from deployer.errors import DeployerError
+
+            raise DeployerError(f"{what} needs account_id: the legacy zone API (zone_id) has no account-level "
+                                "endpoints (script lists, secrets, settings, owned resources)")
+        return self.account_id
+
 
 # --- the recorded state -------------------------------------------------------------------
 

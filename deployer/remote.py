@@ -30,16 +30,9 @@ class _Client(Protocol):
     def download_script(self, account_id: str, name: str) -> tuple[str, bytes]: ...
 
 
-def require_account(manifest: Manifest, what: str) -> str:
-    """The manifest's account_id; the legacy zone API has no list, content or settings here."""
-    if manifest.account_id is None:
-        raise DeployerError(f"{what} needs account_id: the legacy zone API (zone_id) cannot read scripts back")
-    return manifest.account_id
-
-
 def read_remote(manifest: Manifest, client: _Client) -> RemoteSnapshot:
     """One list of scripts and one of namespaces: what ``--refresh`` compares with the state."""
-    account_id = require_account(manifest, "--refresh")
+    account_id = manifest.require_account("--refresh")
     scripts = {
         item["id"]: RemoteScript(item["id"], item.get("etag"), item.get("modified_on"))
         for item in client.list_scripts(account_id)

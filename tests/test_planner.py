@@ -11,7 +11,7 @@ from deployer.models import (
     Plan,
     Reason,
 )
-from deployer.plan.planner import RemoteScript, RemoteSnapshot, make_plan
+from deployer.plan.planner import RemoteScript, RemoteSnapshot, check_same_target, make_plan
 from tests.factories import (
     namespace_state,
     resource_ids,
@@ -187,7 +187,7 @@ def test_planning_twice_gives_equal_plans() -> None:
 def test_state_of_another_account_is_refused() -> None:
     state = make_state(recorded(make_script()), account_id="ffffffffffffffffffffffffffffffff")
     with pytest.raises(StateError, match="the state records account_id ffff"):
-        make_plan(make_manifest(make_script()), state)
+        check_same_target(make_manifest(make_script()), state)
 
 
 def test_refresh_marks_a_script_changed_outside_as_drift() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from deployer.apply.scheduler import Job, run_jobs
@@ -83,7 +83,6 @@ class ApplyResult:
     updated: int = 0
     deleted: int = 0
     forgotten: int = 0
-    failures: list[str] = field(default_factory=list)
 
 
 def apply_plan(
@@ -161,7 +160,7 @@ def _apply_resources(
         match change.action:
             case Action.CREATE:
                 progress(ProgressEvent(Step.START, what, change))
-                resource_id, adopted = kind.ensure_in(client, _account(manifest), name)
+                resource_id, adopted = kind.ensure_in(client, manifest.require_account(what), name)
                 store.record(resources=[ResourceState(change.type, change.name, name, resource_id)])
                 how = "adopted existing" if adopted else "created"
                 progress(ProgressEvent(Step.DONE, f"{how} {what} ({kind.name_key} {name!r}, id {resource_id})", change))
@@ -169,7 +168,7 @@ def _apply_resources(
             case Action.UPDATE:
                 assert change.resource_id is not None
                 progress(ProgressEvent(Step.START, what, change))
-                kind.rename_in(client, _account(manifest), change.resource_id, name)
+                kind.rename_in(client, manifest.require_account(what), change.resource_id, name)
                 store.record(resources=[ResourceState(change.type, change.name, name, change.resource_id)])
                 progress(ProgressEvent(Step.DONE, f"renamed {what} to {name!r}", change))
                 result.updated += 1
@@ -178,12 +177,6 @@ def _apply_resources(
                 progress(ProgressEvent(Step.DONE, f"forgot {what} (still in Cloudflare, id {change.resource_id})",
                                        change))
                 result.forgotten += 1
-
-
-def _account(manifest: Manifest) -> str:
-    if manifest.account_id is None:  # validation already requires it for namespaces
-        raise DeployerError("account_id is required to manage owned resources (kv_namespaces, ...)")
-    return manifest.account_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +212,7 @@ def _upload_job(
         deleted: list[str] = []
         try:
             for secret in delete_before:
-                client.delete_secret(_account(manifest), script.name, secret)
+                client.delete_secret(manifest.require_account("deleting a secret"), script.name, secret)
                 deleted.append(secret)
             answer = client.upload_script(
                 script.name, metadata, content, account_id=manifest.account_id, zone_id=manifest.zone_id
@@ -239,7 +232,7 @@ def _upload_job(
                 continue
             client.delete_secret(manifest.account_id, script.name, secret)
         if verify:
-            settings = client.get_script_settings(_account(manifest), script.name)
+            settings = client.get_script_settings(manifest.require_account("--verify"), script.name)
             problems = binding_mismatches(metadata["bindings"], settings.get("bindings") or [])
             if problems:
                 raise DeployerError(f"verify failed for script {script.name}: " + "; ".join(problems))

@@ -20,17 +20,6 @@ SERVICE_WORKER_PART = "script"  # the seed's part name, named by body_part
 SERVICE_WORKER_TYPE = "application/javascript"
 OWNER_TAG_PREFIX = "deployer:project="  # the ownership tag: shared/CONTRACT.md, "Safe by default"
 
-# The part content types Cloudflare's upload lists (reference §1.2).
-PART_TYPES = (
-    JS_MODULE,
-    "text/javascript+module",
-    "application/javascript",
-    "text/javascript",
-    "application/wasm",
-    "text/plain",
-    "application/octet-stream",
-    "application/source-map",
-)
 _TYPE_BY_SUFFIX = {
     ".js": JS_MODULE,
     ".mjs": JS_MODULE,

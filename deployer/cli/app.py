@@ -360,7 +360,7 @@ def apply(
     from deployer.apply.executor import apply_plan
     from deployer.apply.guard import CachedReads, check_before_apply
     from deployer.cli.progress import ApplyReporter
-    from deployer.remote import read_remote, require_account
+    from deployer.remote import read_remote
     from deployer.plan.render import render_text
 
     saved = None
@@ -375,7 +375,7 @@ def apply(
     budget = _parse_rate_limit(rate_limit)
     manifest = _load_manifest(file, env, build_timeout=None if no_build else build_timeout, warnings=True)
     if verify:
-        require_account(manifest, "--verify")
+        manifest.require_account("--verify")
     client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
     store = open_state(file, env, state, state_name, manifest.project)
     identity = _identity(file, manifest)
@@ -502,7 +502,7 @@ def import_script(
 ) -> int:
     """Adopt scripts that already exist in Cloudflare into the state, so plan shows only real differences."""
     from deployer.apply.guard import CachedReads, refuse_other_owner
-    from deployer.remote import deployed_scripts, import_script as read_deployed, require_account
+    from deployer.remote import deployed_scripts, import_script as read_deployed
 
     if (name is None) == (not all_scripts):
         raise DeployerError("import takes a script NAME or --all (every script of the manifest), not both")
@@ -513,7 +513,7 @@ def import_script(
             known = ", ".join(s.name for s in manifest.scripts) or "none"
             raise DeployerError(f"script {name!r} is not in the manifest {file} (its scripts: {known}); "
                                 "add it to the manifest first, then import it")
-    account_id = require_account(manifest, "import")
+    account_id = manifest.require_account("import")
     client = _client()
     store = open_state(file, env, state, state_name, manifest.project)
     identity = _identity(file, manifest)

@@ -55,10 +55,9 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
     state.
 
     Changes are ordered resources first (by kind, then key), then scripts by name, so the same
-    inputs always give the same plan. No-ops are included. Raises StateError when the state
-    was recorded for another account or zone.
+    inputs always give the same plan. No-ops are included. The caller has checked that the
+    state describes the manifest's account or zone (``check_same_target``), before any request.
     """
-    check_same_target(manifest, state)
     resource_changes = _plan_resources(manifest, state, remote)
     resolve = resolver(
         (ResourceState(c.type, c.name, c.resource_name or "", c.resource_id or "")
