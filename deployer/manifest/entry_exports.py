@@ -63,7 +63,7 @@ def _tokens(source: str) -> Iterator[tuple[str, str]]:
 def has_default_export(source: str) -> bool:
     """Whether the module exports a default (``export default ...``, ``export { x as default }``,
     ``export { default } from ...``): what Cloudflare calls for a modules Worker."""
-    if _QUICK_DEFAULT.search(source) is None:
+    if "default" not in source or _QUICK_DEFAULT.search(source) is None:  # the plain test is ~50x faster
         return False
     if len(source) > _LEX_LIMIT:
         return True

@@ -57,11 +57,50 @@ def schema_text() -> str:
 
 @functools.cache
 def _validator(definition: str | None = None) -> Draft202012Validator:
-    """The schema's validator, or one for ``#/$defs/<definition>`` alone."""
+    """The schema's validator, or one for ``#/$defs/<definition>`` alone. Bindings are left to
+    ``_binding_validator``: the schema's one branch per binding type made every binding pay
+    for every type (jsonschema evaluates each ``if``), which grew with the registry."""
     schema = json.loads(schema_text())
+    binding = schema["$defs"]["binding"]
+    # An empty allOf keeps the mark _explain looks for: a known type's branch reports its keys.
+    schema["$defs"]["binding"] = {**binding, "allOf": []}
     if definition is None:
         return Draft202012Validator(schema)
     return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+
+
+@functools.cache
+def _binding_validator(binding_type: str) -> Draft202012Validator:
+    """``$defs/binding`` with only ``binding_type``'s branch (errors keep the schema's shape)."""
+    schema = json.loads(schema_text())
+    binding = schema["$defs"]["binding"]
+    branches = [b for b in binding.get("allOf", []) if b["if"]["properties"]["type"].get("const") == binding_type]
+    return Draft202012Validator({**binding, "allOf": branches, "$defs": schema["$defs"]})
+
+
+def _bindings(data: object, definition: str | None) -> Iterator[tuple[JsonPath, dict[str, Any]]]:
+    """``(path, binding)`` of every binding with a known type in ``data`` (a whole manifest, or
+    its ``environments`` section)."""
+    def in_scripts(scripts: object, at: JsonPath) -> Iterator[tuple[JsonPath, dict[str, Any]]]:
+        for name, script in scripts.items() if isinstance(scripts, dict) else ():
+            bindings = script.get("bindings") if isinstance(script, dict) else None
+            for index, binding in enumerate(bindings if isinstance(bindings, list) else ()):
+                if isinstance(binding, dict) and binding.get("type") in BINDING_KINDS:
+                    yield (*at, name, "bindings", index), binding
+
+    if not isinstance(data, dict):
+        return
+    if definition is None:
+        yield from in_scripts(data.get("scripts"), ("scripts",))
+        environments = data.get("environments")
+    elif definition == "environments":
+        environments = data
+    else:
+        return
+    for env, body in environments.items() if isinstance(environments, dict) else ():
+        if isinstance(body, dict):
+            yield from in_scripts(body.get("scripts"), (env, "scripts") if definition else ("environments", env,
+                                                                                            "scripts"))
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -96,11 +135,18 @@ def check_schema(
     (an environment overlay moves values around).
     """
     found: set[Diagnostic] = set()  # one 'required' error per missing key would repeat them
-    for error in _validator(definition).iter_errors(data):
-        for path, at_key, message in _explain(error, data, top=definition is None):
-            full = (*at, *path)
+
+    def report(error: ValidationError, checked: object, prefix: JsonPath, top: bool) -> None:
+        for path, at_key, message in _explain(error, checked, top=top):
+            full = (*at, *prefix, *path)
             line, col = locate(full, at_key)
             found.add(Diagnostic(file, line, col, json_path(source(full)), message))
+
+    for error in _validator(definition).iter_errors(data):
+        report(error, data, (), definition is None)
+    for prefix, binding in _bindings(data, definition):
+        for error in _binding_validator(binding["type"]).iter_errors(binding):
+            report(error, binding, prefix, False)
     return sorted(found)
 
 
