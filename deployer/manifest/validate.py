@@ -23,7 +23,8 @@ from jsonschema.exceptions import ValidationError
 
 from deployer.errors import Diagnostic
 from deployer.kinds.binding import Reference
-from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
+from deployer.kinds import migrations
+from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS, SETTING_KINDS
 from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are part of validation's interface)
     COMPATIBILITY_DATE,
     HEX_ID,
@@ -273,6 +274,18 @@ class BindingDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class ValueDraft:
+    """A script key holding structured data (an upload setting, ``durable_objects``): the key
+    as written, its filled-in value, and each string inside it as a Field by its path below the
+    key (``(0, "service")``); each mapping or list item inside is there too, as a Field without
+    a value, so a problem with the item as a whole has a position."""
+
+    key: Field
+    value: object
+    fields: Mapping[JsonPath, Field] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ModuleDraft:
     path: Field | None
     type: str | None = None
@@ -291,6 +304,8 @@ class ScriptDraft:
     compatibility_date: Field | None = None
     compatibility_flags: tuple[Field, ...] = ()
     build: Field | None = None  # build.command, as written (never filled in)
+    settings: Mapping[str, ValueDraft] = field(default_factory=dict)  # by setting key (kinds/settings.py)
+    durable_objects: ValueDraft | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +387,15 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
                 report(script.name, f"{script.name.raw!r} with name_suffix {draft.name_suffix.raw!r} is not "
                                     f"{SCRIPT_NAME.words}")
         _check_script_settings(script, recheck, report)
+        for setting_key, setting in script.settings.items():
+            for problem in SETTING_KINDS[setting_key].check(setting, sections["scripts"]):
+                report(*problem)
+        if script.durable_objects is not None:
+            for problem in migrations.check(script.durable_objects):
+                report(*problem)
+            if zone_mode:
+                report(script.durable_objects.key, "Durable Object migrations need account_id: the legacy "
+                                                   "single-script API (zone_id) cannot carry them")
         binding_names: dict[str, Field] = {}
         for binding in script.bindings:
             name = binding.name
