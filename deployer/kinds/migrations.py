@@ -178,8 +178,7 @@ def check(draft: ValueDraft) -> list[tuple[Field, str]]:
             source = at("transferred_classes", i, "from_script")
             if source is not None and source.value is not None and not SCRIPT_NAME.accepts(source.value):
                 problems.append((source, f"{source.subject()} is not {SCRIPT_NAME.words}"))
-        if not bad:
-            problems += _replay(tag, at, step, classes)
+        problems += _replay(tag, at, step, classes)
     return problems
 
 

@@ -119,7 +119,7 @@ def _check_tags(draft: ValueDraft, scripts: Mapping[str, Field] | None) -> list[
             problems.append((tag, "must not be empty"))
         first = seen.setdefault(tag.value, tag)
         if first is not tag:
-            problems.append((tag, f"{tag.subject()} is the same tag as line {first.line}"))
+            problems.append((tag, f"duplicate tag {tag.raw!r} (first at line {first.line})"))
     return problems
 
 

@@ -116,6 +116,10 @@ def _parse_script(name: str, doc: object, where: str) -> ScriptState:
     fingerprints = object_fields(fields["secret_fingerprints"], join(where, "secret_fingerprints"))
     settings = object_fields(fields.get("settings_sha256", {}), join(where, "settings_sha256"))
     steps = array(fields.get("migrations", []), join(where, "migrations"))
+    tag = optional_string(fields.get("migration_tag"), join(where, "migration_tag"))
+    applied = tuple(migrations.step_from_state(step, f"{where}.migrations[{index}]") for index, step in enumerate(steps))
+    if applied and applied[-1].tag != tag:
+        raise Invalid(join(where, "migration_tag"), f"expected {applied[-1].tag!r}, the last applied step's tag")
     return ScriptState(
         name=string(name, where),
         content_sha256=string(fields["content_sha256"], join(where, "content_sha256")),
@@ -131,10 +135,8 @@ def _parse_script(name: str, doc: object, where: str) -> ScriptState:
         settings_sha256=tuple(
             (key, string(settings[key], join(where, f"settings_sha256.{key}"))) for key in sorted(settings)
         ),
-        migration_tag=optional_string(fields.get("migration_tag"), join(where, "migration_tag")),
-        migrations=tuple(
-            migrations.step_from_state(step, f"{where}.migrations[{index}]") for index, step in enumerate(steps)
-        ),
+        migration_tag=tag,
+        migrations=applied,
     )
 
 
