@@ -286,7 +286,9 @@ class PendingMigrations:
 class Change:
     """One planned step. For scripts, ``bindings``/``previous_bindings`` are what will be and
     what was deployed (no secret values), and ``removed_secrets`` the secret bindings to
-    delete remotely. For an owned resource, its ``resource_name`` and ``resource_id`` if known.
+    delete remotely, ``settings`` each upload setting sent or dropped, ``migrations`` the
+    Durable Object migration steps the upload will send (None: none). For an owned resource,
+    its ``resource_name`` and ``resource_id`` if known.
 
     ``overwrites_remote``: a script created by this plan already exists in Cloudflare without
     being in the state (seen with ``--refresh``); apply refuses it without ``--allow-overwrite``."""
