@@ -261,3 +261,18 @@ def test_an_import_records_the_settings_cloudflare_has(settings_project: Path, a
     (settings_project / ".deployer" / "state.json").unlink()
     run("import", "--all", cwd=settings_project, env=api.environ())
     assert "No changes" in run("plan", "--detailed-exitcode", cwd=settings_project).stdout
+
+
+def test_a_saved_plan_is_refused_once_a_setting_changed(settings_project: Path, api: FakeCloudflare) -> None:
+    run("apply", "--auto-approve", cwd=settings_project, env=api.environ())
+    manifest = settings_project / "workers.yaml"
+    manifest.write_text(manifest.read_text().replace("cpu_ms: 50", "cpu_ms: 100"))
+    run("plan", "--out", "plan.bin", cwd=settings_project, expect=None)
+    manifest.write_text(manifest.read_text().replace("cpu_ms: 100", "cpu_ms: 200"))
+    api.clear_requests()
+    result = run("apply", "plan.bin", cwd=settings_project, env=api.environ(), expect=1)
+    assert "changed since plan" in result.stderr
+    assert not any(r.method == "PUT" for r in api.requests)
+    manifest.write_text(manifest.read_text().replace("cpu_ms: 200", "cpu_ms: 100"))
+    run("apply", "plan.bin", cwd=settings_project, env=api.environ())
+    assert _settings(api, "api")["limits"] == {"cpu_ms": 100}

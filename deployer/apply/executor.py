@@ -143,8 +143,8 @@ def apply_plan(
             # After the scripts of this plan it binds (Cloudflare refuses a binding to a missing service).
             bound = _names_in(change.bindings) & uploads - {change.name}
             # And after the scripts its settings name (a tail consumer must exist too).
-            bound |= referenced_scripts(deployed_settings(scripts[change.name].settings, resolve)) & uploads - {
-                change.name}
+            named = referenced_scripts(deployed_settings(scripts[change.name].settings, resolve))
+            bound |= named & uploads - {change.name}
             previous = store.state.script(change.name)
             jobs.append(Job(f"upload {change.name}",
                             _upload_job(change, scripts[change.name], previous, resolve, manifest, client, progress,
