@@ -93,11 +93,27 @@ class Build:
 
 
 @dataclass(frozen=True, slots=True)
+class MigrationStep:
+    """One Durable Object migration step of a script (``durable_objects.migrations``): its tag
+    and what it does to the script's classes, in Cloudflare's words. ``renamed_classes`` are
+    ``(from, to)``, ``transferred_classes`` ``(from, from_script, to)``."""
+
+    tag: str
+    new_classes: tuple[str, ...] = ()
+    new_sqlite_classes: tuple[str, ...] = ()
+    renamed_classes: tuple[tuple[str, str], ...] = ()
+    deleted_classes: tuple[str, ...] = ()
+    transferred_classes: tuple[tuple[str, str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Script:
     """One Worker script. ``path`` (the entry file) and every module path are absolute and
     inside the manifest's directory. ``content_sha256`` covers what the upload carries besides
     bindings: for a plain service-worker script the sha256 of its file, otherwise a digest of
-    every part (name, content type, bytes) and the compatibility settings (``upload.py``)."""
+    every part (name, content type, bytes) and the compatibility settings (``upload.py``).
+    ``settings`` are the upload settings it sets (``deployer/kinds/settings.py``) as written,
+    ``migrations`` its Durable Object migration steps in order."""
 
     name: str
     path: Path
@@ -109,6 +125,8 @@ class Script:
     compatibility_flags: tuple[str, ...] = ()
     build: Build | None = None
     key: str = ""  # its key under scripts: (the name without an environment's name_suffix); "" = name
+    settings: tuple[tuple[str, JsonValue], ...] = ()
+    migrations: tuple[MigrationStep, ...] = ()
 
     @property
     def manifest_key(self) -> str:
@@ -167,7 +185,10 @@ class DeployedBinding:
 @dataclass(frozen=True, slots=True)
 class ScriptState:
     """What was deployed for one script. ``secret_fingerprints`` pairs each secret binding name
-    with a salted scrypt fingerprint of its value (never the value)."""
+    with a salted scrypt fingerprint of its value (never the value). ``settings_sha256`` pairs
+    each upload setting sent with a digest of its value. ``migration_tag`` is the script's
+    Durable Object migration tag when deployer knows it (None: unknown, read at apply), and
+    ``migrations`` the steps applied up to it, when known."""
 
     name: str
     content_sha256: str
@@ -175,6 +196,9 @@ class ScriptState:
     secret_fingerprints: tuple[tuple[str, str], ...] = ()
     etag: str | None = None
     modified_on: str | None = None
+    settings_sha256: tuple[tuple[str, str], ...] = ()
+    migration_tag: str | None = None
+    migrations: tuple[MigrationStep, ...] = ()
 
     def fingerprint_of(self, secret_name: str) -> str | None:
         return dict(self.secret_fingerprints).get(secret_name)
@@ -242,13 +266,39 @@ class Reason(enum.Enum):
     BINDINGS = "bindings"
     SECRET = "secret"
     DRIFT = "drift"
+    SETTINGS = "settings"  # an upload setting (placement, limits, ...) was added, changed or removed
+    MIGRATIONS = "migrations"  # Durable Object migration steps are pending
+
+
+@dataclass(frozen=True, slots=True)
+class SettingChange:
+    """One upload setting of a script in a plan: ``value`` is what will be sent (None when it
+    is removed); the state keeps only a digest, so the previous value is not known."""
+
+    name: str
+    action: Action
+    value: JsonValue | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingMigrations:
+    """The migration steps an upload will send: after ``old_tag`` when the state knows the
+    script's tag (``old_tag_known``), else every step, less those Cloudflare already has
+    (its tag is read at apply)."""
+
+    old_tag: str | None
+    new_tag: str
+    steps: tuple[MigrationStep, ...]
+    old_tag_known: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """One planned step. For scripts, ``bindings``/``previous_bindings`` are what will be and
     what was deployed (no secret values), and ``removed_secrets`` the secret bindings to
-    delete remotely. For an owned resource, its ``resource_name`` and ``resource_id`` if known.
+    delete remotely, ``settings`` each upload setting sent or dropped, ``migrations`` the
+    Durable Object migration steps the upload will send (None: none). For an owned resource,
+    its ``resource_name`` and ``resource_id`` if known.
 
     ``overwrites_remote``: a script created by this plan already exists in Cloudflare without
     being in the state (seen with ``--refresh``); apply refuses it without ``--allow-overwrite``."""
@@ -263,6 +313,8 @@ class Change:
     resource_name: str | None = None
     resource_id: str | None = None
     overwrites_remote: bool = False
+    settings: tuple[SettingChange, ...] = ()
+    migrations: PendingMigrations | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from deployer.errors import DeployerError
 from deployer.fingerprint import fingerprint_secret
 from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
+from deployer.kinds.settings import remote_settings, setting_digests
 from deployer.models import DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
 from deployer.plan.planner import RemoteScript, RemoteSnapshot
 from deployer.apply.upload import SERVICE_WORKER_PART, SERVICE_WORKER_TYPE, content_digest
@@ -122,6 +123,8 @@ def import_script(
         secret_fingerprints=fingerprints,
         etag=_text(item.get("etag")),
         modified_on=_text(item.get("modified_on")),
+        # The upload settings Cloudflare has (its defaults left out), so the next plan compares them.
+        settings_sha256=setting_digests(remote_settings(settings)),
     )
     return recorded, warnings
 

@@ -13,7 +13,15 @@ from deployer.apply.upload import UploadPart, read_parts, upload_metadata
 from deployer.errors import DeployerError
 from deployer.fingerprint import fingerprint_secret, secret_matches
 from deployer.kinds.binding import Resolve
+from deployer.kinds.migrations import migrations_metadata, steps_after
 from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
+from deployer.kinds.settings import (
+    deployed_settings,
+    referenced_scripts,
+    setting_digests,
+    settings_metadata,
+    settings_mismatches,
+)
 from deployer.models import (
     SCRIPT,
     Action,
@@ -73,6 +81,7 @@ class _Client(Protocol):
     def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None: ...
     def delete_secret(self, account_id: str, script_name: str, secret_name: str) -> None: ...
     def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]: ...
+    def get_migration_tag(self, account_id: str, name: str) -> str | None: ...
 
 
 @dataclass(slots=True)
@@ -132,6 +141,9 @@ def apply_plan(
         else:
             # After the scripts of this plan it binds (Cloudflare refuses a binding to a missing service).
             bound = _names_in(change.bindings) & uploads - {change.name}
+            # And after the scripts its settings name (a tail consumer must exist too).
+            named = referenced_scripts(deployed_settings(scripts[change.name].settings, resolve))
+            bound |= named & uploads - {change.name}
             previous = store.state.script(change.name)
             jobs.append(Job(f"upload {change.name}",
                             _upload_job(change, scripts[change.name], previous, resolve, manifest, client, progress,
@@ -197,6 +209,7 @@ def _upload_job(
     verify: bool,
 ) -> Callable[[], _Outcome]:
     bindings = tuple(deployed_binding(b, resolve) for b in script.bindings)
+    settings = deployed_settings(script.settings, resolve)
     new_names = {b.name for b in script.bindings}
     # A removed secret whose name a new binding reuses must go first, or its deletion would
     # take the new binding with it; the others go after the upload succeeds.
@@ -206,7 +219,8 @@ def _upload_job(
     def job() -> _Outcome:
         parts = read_parts(script)
         metadata = upload_metadata(script, [binding_kind(b.type).metadata(b, resolve) for b in script.bindings],
-                                   project=manifest.project)
+                                   project=manifest.project, settings=settings_metadata(settings),
+                                   migrations=_migrations(change, script, previous, manifest, client))
         # A service-worker script goes as the seed's single "script" part, bytes unchanged.
         content = parts[0].data if script.format is ScriptFormat.SERVICE_WORKER else parts
         deleted: list[str] = []
@@ -232,8 +246,9 @@ def _upload_job(
                 continue
             client.delete_secret(manifest.account_id, script.name, secret)
         if verify:
-            settings = client.get_script_settings(manifest.require_account("--verify"), script.name)
-            problems = binding_mismatches(metadata["bindings"], settings.get("bindings") or [])
+            found = client.get_script_settings(manifest.require_account("--verify"), script.name)
+            problems = binding_mismatches(metadata["bindings"], found.get("bindings") or [])
+            problems += settings_mismatches(settings, found)
             if problems:
                 raise DeployerError(f"verify failed for script {script.name}: " + "; ".join(problems))
             progress(ProgressEvent(
@@ -249,10 +264,30 @@ def _upload_job(
                 secret_fingerprints=_fingerprints(script.bindings, previous),
                 etag=_optional_str(answer.get("etag")),
                 modified_on=_optional_str(answer.get("modified_on")),
+                settings_sha256=setting_digests(settings),
+                # Every step is applied once the upload succeeds (those before old_tag already were).
+                migration_tag=script.migrations[-1].tag if script.migrations else None,
+                migrations=script.migrations,
             ),
         )
 
     return _reported(change, progress, job)
+
+
+def _migrations(change: Change, script: Script, previous: ScriptState | None, manifest: Manifest,
+                client: _Client) -> dict[str, Any] | None:
+    """``metadata.migrations`` for this upload: the steps after the script's current tag, or
+    None when it is current. The tag is the state's for an update of a script it records one
+    for (the plan checked the applied steps); otherwise Cloudflare's, read now (a new script, an
+    older state, an import, a script re-created after it was deleted outside deployer)."""
+    if not script.migrations:
+        return None
+    if change.action is Action.UPDATE and previous is not None and previous.migration_tag is not None:
+        current: str | None = previous.migration_tag
+    else:
+        current = client.get_migration_tag(manifest.require_account("Durable Object migrations"), script.name)
+    pending = steps_after(script.name, script.migrations, current)
+    return migrations_metadata(current, pending) if pending else None
 
 
 def _reported(change: Change, progress: Progress, body: Callable[[], _Outcome]) -> Callable[[], _Outcome]:

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from deployer.errors import DeployerError, StalePlanError
+from deployer.kinds.settings import OWNER_TAG_PREFIX as OWNER_TAG_PREFIX  # declared with the tags setting; guard.py reads it here
 from deployer.models import Script, ScriptFormat
 
 JS_MODULE = "application/javascript+module"
 SERVICE_WORKER_PART = "script"  # the seed's part name, named by body_part
 SERVICE_WORKER_TYPE = "application/javascript"
-OWNER_TAG_PREFIX = "deployer:project="  # the ownership tag: shared/CONTRACT.md, "Safe by default"
 
 _TYPE_BY_SUFFIX = {
     ".js": JS_MODULE,
@@ -95,12 +95,15 @@ def read_parts(script: Script) -> tuple[UploadPart, ...]:
     return parts
 
 
-def upload_metadata(script: Script, bindings: list[dict[str, object]], *, project: str | None = None
+def upload_metadata(script: Script, bindings: list[dict[str, object]], *, project: str | None = None,
+                    settings: Mapping[str, object] | None = None, migrations: Mapping[str, object] | None = None,
                     ) -> dict[str, Any]:
     """The metadata part: the seed's ``{"body_part": "script", "bindings": [...]}`` for a
-    service-worker script, ``main_module`` for modules, plus compatibility settings if set, and
-    the ownership tag ``deployer:project=NAME`` when the manifest sets ``project:`` (without
-    it the metadata is exactly the seed's)."""
+    service-worker script, ``main_module`` for modules, plus compatibility settings if set, the
+    script's upload ``settings`` (``kinds/settings.py``), the ownership tag
+    ``deployer:project=NAME`` first among the tags when the manifest sets ``project:``, and
+    ``migrations`` when steps are pending (without any of these the metadata is exactly the
+    seed's)."""
     metadata: dict[str, Any]
     if script.format is ScriptFormat.SERVICE_WORKER:
         metadata = {"body_part": SERVICE_WORKER_PART, "bindings": bindings}
@@ -110,8 +113,15 @@ def upload_metadata(script: Script, bindings: list[dict[str, object]], *, projec
         metadata["compatibility_date"] = script.compatibility_date
     if script.compatibility_flags:
         metadata["compatibility_flags"] = list(script.compatibility_flags)
-    if project is not None:
-        metadata["tags"] = [OWNER_TAG_PREFIX + project]
+    extra = dict(settings or {})
+    tags = [OWNER_TAG_PREFIX + project] if project is not None else []
+    own = extra.pop("tags", None)
+    tags += [str(tag) for tag in own] if isinstance(own, list) else []
+    metadata.update(extra)
+    if tags:
+        metadata["tags"] = tags
+    if migrations is not None:
+        metadata["migrations"] = dict(migrations)
     return metadata
 
 

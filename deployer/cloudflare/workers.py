@@ -69,6 +69,25 @@ class WorkersApi(Transport):
             raise malformed("GET", path, "its result's bindings are not a list")
         return result
 
+    def get_migration_tag(self, account_id: str, name: str) -> str | None:
+        """A script's current Durable Object migration tag, from its service (reference §7.2,
+        as wrangler reads it): None when it has none, or when the script does not exist."""
+        path = f"/accounts/{segment(account_id)}/workers/services/{segment(name)}"
+        try:
+            body = self._request("GET", path)
+        except CloudflareApiError as exc:
+            if already_gone(exc):
+                return None
+            raise
+        environment = result_object(body, "GET", path, ()).get("default_environment")
+        script = environment.get("script") if isinstance(environment, dict) else None
+        if not isinstance(script, dict):
+            raise malformed("GET", path, "its result has no default_environment.script")
+        tag = script.get("migration_tag")
+        if tag is not None and (not isinstance(tag, str) or not tag):
+            raise malformed("GET", path, "its migration_tag is not a non-empty string")
+        return tag
+
     def download_script(self, account_id: str, name: str) -> tuple[str, bytes]:
         """A script's code as ``(content type, bytes)``: a service worker's bytes, or
         ``multipart/form-data`` holding every module (reference §2.3)."""

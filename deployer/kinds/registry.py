@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from deployer.kinds import kv_namespace, plain_text, r2_bucket, secret_text
 from deployer.kinds.binding import BindingKind
 from deployer.kinds.resource import ResourceKind
+from deployer.kinds.settings import SETTINGS, SettingKind
 
 BINDING_KINDS: Mapping[str, BindingKind] = {
     kind.type: kind
@@ -26,6 +27,10 @@ RESOURCE_KINDS: Mapping[str, ResourceKind] = {
         kv_namespace.RESOURCE,
     )
 }
+
+
+# The upload settings a script may set (placement, limits, ...), all declared in kinds/settings.py.
+SETTING_KINDS: Mapping[str, SettingKind] = {kind.key: kind for kind in SETTINGS}
 
 
 def binding_kind(binding_type: str) -> BindingKind:

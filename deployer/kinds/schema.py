@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
+from deployer.kinds import migrations
+from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS, SETTING_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COPIES = (ROOT / "schemas" / "workers.schema.json", ROOT / "deployer" / "schemas" / "workers.schema.json")
@@ -65,6 +66,16 @@ def generated(schema: dict[str, Any]) -> dict[str, Any]:
         env_properties = _with(env_properties, kind.section,
                                {"description": kind.override_description(), **reference})
     defs["environment"] = {**environment, "properties": env_properties}
+    # The script keys the upload settings and Durable Object migrations own, after the hand-written ones.
+    script_fields = dict(defs["script_fields"])
+    script_properties = dict(script_fields["properties"])
+    for key, setting in SETTING_KINDS.items():
+        script_properties[key] = setting.schema_fragment()
+    migration_defs = migrations.schema_definitions()
+    script_properties[migrations.KEY] = {"description": migration_defs[migrations.KEY]["description"],
+                                         "$ref": f"#/$defs/{migrations.KEY}"}
+    defs.update(migration_defs)
+    defs["script_fields"] = {**script_fields, "properties": script_properties}
     return {**schema, "properties": properties, "$defs": defs}
 
 

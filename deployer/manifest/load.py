@@ -25,7 +25,9 @@ from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, plain_value,
 from deployer.manifest.script_files import MAX_FILE_BYTES, script_digest, script_file, sha256_file
 from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
-from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
+from deployer.kinds import migrations
+from deployer.kinds.registry import RESOURCE_KINDS, SETTING_KINDS, binding_kind
+from deployer.kinds.settings import frozen
 from deployer.models import Binding, Build, Manifest, Module, Resource, Script, ScriptFormat
 from deployer.apply.upload import content_digest, entry_part, module_type
 from deployer.manifest.validate import (
@@ -36,6 +38,7 @@ from deployer.manifest.validate import (
     ModuleDraft,
     ResourceDraft,
     ScriptDraft,
+    ValueDraft,
 )
 
 Builder = Callable[[Sequence[BuildStep]], None]
@@ -206,6 +209,7 @@ class _Document:
         # scripts x 500 environments stay near-linear (their diagnostics would be the same).
         self._schema_checked: set[tuple[str, int]] = set()
         self._drafts: dict[tuple[int, int, str], ScriptDraft] = {}
+        self._semantics_checked: validate.ScriptChecks = {}
         self._files_done: dict[tuple[Field | None, str | None, tuple[ModuleDraft, ...], Field | None], _Files] = {}
         section = data.get(environments.ENVIRONMENTS)
         if section is not None:
@@ -231,7 +235,7 @@ class _Document:
             source=overlay.source_path,
         )
         draft = _draft(overlay, self.parser.filled, self._drafts)
-        self.diagnostics += validate.check_semantics(draft, self.file)
+        self.diagnostics += validate.check_semantics(draft, self.file, self._semantics_checked)
         self._build(draft)
         files = {s.name.raw: self._files(s) for s in draft.scripts}
         return draft, files
@@ -436,7 +440,29 @@ def _script_draft(node: Node, path: JsonPath, name: Field, filled: Mapping[int, 
         compatibility_flags=tuple(_field(item, (*path, "compatibility_flags", index), filled, render)
                                   for index, item in items("compatibility_flags")),
         build=_field(command[1], (*path, "build", "command"), filled, render) if command else None,
+        settings={key: _value_draft(*body[key], (*path, key), filled, render) for key in SETTING_KINDS if key in body},
+        durable_objects=(_value_draft(*body[migrations.KEY], (*path, migrations.KEY), filled, render)
+                         if migrations.KEY in body else None),
     )
+
+
+def _value_draft(key: ScalarNode, node: Node, path: JsonPath, filled: Mapping[int, str | None],
+                 render: Render) -> ValueDraft:
+    fields: dict[JsonPath, Field] = {}
+
+    def walk(item: Node, below: JsonPath) -> None:
+        if below:  # every string, and every mapping or list item for its position
+            fields[below] = _field(item, (*path, *below), filled, render)
+        if isinstance(item, MappingNode):
+            for k, v in item.value:
+                if isinstance(k, ScalarNode):
+                    walk(v, (*below, k.value))
+        elif isinstance(item, SequenceNode):
+            for index, v in enumerate(item.value):
+                walk(v, (*below, index))
+
+    walk(node, ())
+    return ValueDraft(_field(key, path, filled, render, key=True), plain_value(node, filled), fields)
 
 
 def _module_draft(node: Node, path: JsonPath, filled: Mapping[int, str | None], render: Render) -> ModuleDraft | None:
@@ -546,6 +572,9 @@ def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:
         compatibility_date=date,
         compatibility_flags=flags,
         build=Build(draft.build.raw) if draft.build is not None else None,
+        settings=tuple((key, frozen(setting.value)) for key, setting in draft.settings.items()),
+        migrations=(migrations.steps_from_manifest(draft.durable_objects.value)
+                    if draft.durable_objects is not None and isinstance(draft.durable_objects.value, dict) else ()),
     )
 
 

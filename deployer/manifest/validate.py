@@ -23,7 +23,8 @@ from jsonschema.exceptions import ValidationError
 
 from deployer.errors import Diagnostic
 from deployer.kinds.binding import Reference
-from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
+from deployer.kinds import migrations
+from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS, SETTING_KINDS
 from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are part of validation's interface)
     COMPATIBILITY_DATE,
     HEX_ID,
@@ -319,6 +320,18 @@ class BindingDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class ValueDraft:
+    """A script key holding structured data (an upload setting, ``durable_objects``): the key
+    as written, its filled-in value, and each string inside it as a Field by its path below the
+    key (``(0, "service")``); each mapping or list item inside is there too, as a Field without
+    a value, so a problem with the item as a whole has a position."""
+
+    key: Field
+    value: object
+    fields: Mapping[JsonPath, Field] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ModuleDraft:
     path: Field | None
     type: str | None = None
@@ -337,6 +350,8 @@ class ScriptDraft:
     compatibility_date: Field | None = None
     compatibility_flags: tuple[Field, ...] = ()
     build: Field | None = None  # build.command, as written (never filled in)
+    settings: Mapping[str, ValueDraft] = field(default_factory=dict)  # by setting key (kinds/settings.py)
+    durable_objects: ValueDraft | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,8 +378,14 @@ class ManifestDraft:
     project: Field | None = None
 
 
-def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
-    """Rules beyond the schema, on values with variables filled in; every problem is returned."""
+ScriptChecks = dict[tuple[int, tuple[tuple[str, frozenset[str] | None], ...]], list[Diagnostic]]
+"""What ``check_semantics`` found per script draft, by its identity and the keys references may
+name: environments share the base's script drafts, so each is checked once, not once each."""
+
+
+def check_semantics(draft: ManifestDraft, file: str, cache: ScriptChecks | None = None) -> list[Diagnostic]:
+    """Rules beyond the schema, on values with variables filled in; every problem is returned.
+    ``cache`` (one per manifest file) keeps each script draft's results for the next environment."""
     found: list[Diagnostic] = []
 
     def report(field: Field, message: str) -> None:
@@ -410,6 +431,7 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
 
     names: dict[str, Field] = {}
     sections["scripts"] = {s.name.value: s.name for s in draft.scripts if s.name.value is not None}
+    known = tuple((section, None if keys is None else frozenset(keys)) for section, keys in sections.items())
     for script in draft.scripts:
         recheck(script.name, SCRIPT_NAME)
         _check_unique(script.name, "script name", names, report)
@@ -417,26 +439,54 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
             if SCRIPT_NAME.accepts(script.name.value) and not SCRIPT_NAME.accepts(script.name.value + suffix):
                 report(script.name, f"{script.name.raw!r} with name_suffix {draft.name_suffix.raw!r} is not "
                                     f"{SCRIPT_NAME.words}")
-        _check_script_settings(script, recheck, report)
-        binding_names: dict[str, Field] = {}
-        for binding in script.bindings:
-            name = binding.name
-            # A literal empty name is the schema's to report.
-            if name is not None and name.value is not None and (name.value or name.filled_in):
-                if not is_js_identifier(name.value):
-                    report(name, f"{name.subject()} is not a valid JavaScript identifier")
-                elif name.value in JS_RESERVED_WORDS:
-                    report(name, f"{name.subject()} is a reserved word in JavaScript; choose another name")
-                _check_unique(name, "binding name", binding_names, report)
-            kind = BINDING_KINDS.get(binding.type or "")
-            if kind is None:
-                continue  # the schema reports the type
-            for key in kind.keys:
-                if key.rule is not None:
-                    recheck(binding.fields.get(key.name), key.rule)
-            if kind.reference is not None:
-                _check_reference(binding.fields.get(kind.reference.key), kind.reference, sections, recheck, report)
+        key = (id(script), known)
+        done = cache.get(key) if cache is not None else None
+        if done is not None:
+            found += done
+            continue
+        before = len(found)
+        _check_one_script(script, sections, zone_mode, recheck, report)
+        if cache is not None:
+            cache[key] = found[before:]
     return found
+
+
+def _check_one_script(
+    script: ScriptDraft,
+    sections: Mapping[str, Mapping[str, Field] | None],
+    zone_mode: bool,
+    recheck: Callable[[Field | None, Rule], None],
+    report: Callable[[Field, str], None],
+) -> None:
+    """The rules that look at one script alone (and at the keys its references may name)."""
+    _check_script_settings(script, recheck, report)
+    for setting_key, setting in script.settings.items():
+        for problem in SETTING_KINDS[setting_key].check(setting, sections["scripts"]):
+            report(*problem)
+    if script.durable_objects is not None:
+        for problem in migrations.check(script.durable_objects):
+            report(*problem)
+        if zone_mode:
+            report(script.durable_objects.key, "Durable Object migrations need account_id: the legacy "
+                                               "single-script API (zone_id) cannot carry them")
+    binding_names: dict[str, Field] = {}
+    for binding in script.bindings:
+        name = binding.name
+        # A literal empty name is the schema's to report.
+        if name is not None and name.value is not None and (name.value or name.filled_in):
+            if not is_js_identifier(name.value):
+                report(name, f"{name.subject()} is not a valid JavaScript identifier")
+            elif name.value in JS_RESERVED_WORDS:
+                report(name, f"{name.subject()} is a reserved word in JavaScript; choose another name")
+            _check_unique(name, "binding name", binding_names, report)
+        kind = BINDING_KINDS.get(binding.type or "")
+        if kind is None:
+            continue  # the schema reports the type
+        for key in kind.keys:
+            if key.rule is not None:
+                recheck(binding.fields.get(key.name), key.rule)
+        if kind.reference is not None:
+            _check_reference(binding.fields.get(kind.reference.key), kind.reference, sections, recheck, report)
 
 
 def _check_script_settings(

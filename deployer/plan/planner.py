@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from deployer.errors import StateError
 from deployer.fingerprint import secret_matches
 from deployer.kinds.binding import Resolve
+from deployer.kinds.migrations import pending_migrations
 from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
+from deployer.kinds.settings import deployed_settings, setting_changes
 from deployer.models import (
     SCRIPT,
     Action,
@@ -57,6 +59,8 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
     Changes are ordered resources first (by kind, then key), then scripts by name, so the same
     inputs always give the same plan. No-ops are included. The caller has checked that the
     state describes the manifest's account or zone (``check_same_target``), before any request.
+    Raises DeployerError when a Durable Object migration step the state records as applied was
+    edited or removed.
     """
     resource_changes = _plan_resources(manifest, state, remote)
     resolve = resolver(
@@ -153,16 +157,26 @@ def _plan_script(
         assert recorded is not None
         return Change(SCRIPT, name, Action.DELETE, previous_bindings=recorded.bindings)
     bindings = tuple(deployed_binding(b, resolve) for b in script.bindings)
+    settings = deployed_settings(script.settings, resolve)
     if recorded is None:
         # Not in the state but in the account: this upload would replace someone's script.
         overwrites = remote is not None and name in remote.scripts
-        return Change(SCRIPT, name, Action.CREATE, bindings=bindings, overwrites_remote=overwrites)
+        return Change(SCRIPT, name, Action.CREATE, bindings=bindings, overwrites_remote=overwrites,
+                      settings=setting_changes(settings, ()),
+                      migrations=pending_migrations(name, script.migrations, None))
     if remote is not None and name not in remote.scripts:
         # Deleted outside the deployer: upload it again from scratch.
         return Change(
-            SCRIPT, name, Action.CREATE, (Reason.DRIFT,), bindings, recorded.bindings
+            SCRIPT, name, Action.CREATE, (Reason.DRIFT,), bindings, recorded.bindings,
+            settings=setting_changes(settings, ()), migrations=pending_migrations(name, script.migrations, None),
         )
+    changed_settings = setting_changes(settings, recorded.settings_sha256)
+    migrations = pending_migrations(name, script.migrations, recorded)
     reasons = _reasons(script, recorded, bindings, remote)
+    if any(setting.action is not Action.NO_OP for setting in changed_settings):
+        reasons += (Reason.SETTINGS,)
+    if migrations is not None:
+        reasons += (Reason.MIGRATIONS,)
     kept_secrets = {b.name for b in script.bindings if b.secret is not None}
     removed_secrets = tuple(
         b.name for b in recorded.bindings if is_secret(b) and b.name not in kept_secrets
@@ -175,6 +189,8 @@ def _plan_script(
         bindings=bindings,
         previous_bindings=recorded.bindings,
         removed_secrets=removed_secrets,
+        settings=changed_settings,
+        migrations=migrations,
     )
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from deployer.kinds import migrations, settings
 from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
-from deployer.models import SCRIPT, Action, Change, DeployedBinding, Manifest, Plan, Reason
+from deployer.models import SCRIPT, Action, Change, DeployedBinding, Manifest, Plan, Reason, SettingChange
 from deployer.plan.diagram import markdown_section
 
 FORMAT_VERSION = 1
@@ -47,11 +48,25 @@ def _change_document(change: Change) -> dict[str, object]:
             doc["overwrites_remote"] = True
         if change.removed_secrets:
             doc["removed_secrets"] = list(change.removed_secrets)
+        if change.settings:
+            doc["settings"] = [_setting_document(setting) for setting in change.settings]
+        if change.migrations is not None:
+            pending = change.migrations
+            doc["migrations"] = {"old_tag": pending.old_tag, "old_tag_known": pending.old_tag_known,
+                                 "new_tag": pending.new_tag,
+                                 "steps": [migrations.step_document(step) for step in pending.steps]}
     else:
         doc[kind.name_key] = change.resource_name
         doc[kind.plan_id_key] = change.resource_id
         if change.reasons:
             doc["reasons"] = [reason.value for reason in change.reasons]
+    return doc
+
+
+def _setting_document(setting: SettingChange) -> dict[str, object]:
+    doc: dict[str, object] = {"name": setting.name, "action": setting.action.value}
+    if setting.value is not None:
+        doc["value"] = settings.thawed(setting.value)
     return doc
 
 
@@ -173,6 +188,18 @@ def _details(change: Change) -> Iterator[str]:
             yield f"- binding {name}: {_describe(binding)}"
     for secret in change.removed_secrets:
         yield f"- secret {secret} (deleted from the script's secrets)"
+    for setting in change.settings:
+        if setting.action is not Action.NO_OP:
+            yield settings.describe(setting)
+    if change.migrations is not None:
+        pending = change.migrations
+        for step in pending.steps:
+            yield f"+ {migrations.describe(step)}"
+        if not pending.old_tag_known:
+            yield ("  (the script's current migration tag is read from Cloudflare at apply; only the steps after "
+                   "it are sent)")
+        else:
+            yield f"  (after the script's current migration tag {pending.old_tag})"
 
 
 def _describe(binding: DeployedBinding) -> str:

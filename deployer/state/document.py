@@ -9,6 +9,7 @@ from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 from deployer.errors import StateError
 from deployer.state.fields import Invalid, array, count, join, object_fields, optional_string, string
+from deployer.kinds import migrations
 from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
 from deployer.models import DeployedBinding, ResourceState, ScriptState, State
 
@@ -56,13 +57,21 @@ def state_from_json(doc: object, source: str) -> State:
 
 
 def script_to_json(script: ScriptState) -> dict[str, Any]:
-    return {
+    doc = {
         "content_sha256": script.content_sha256,
         "bindings": [_binding_to_json(binding) for binding in script.bindings],
         "secret_fingerprints": dict(script.secret_fingerprints),
         "etag": script.etag,
         "modified_on": script.modified_on,
     }
+    # Only for scripts that have them, so every other entry is written exactly as before.
+    if script.settings_sha256:
+        doc["settings_sha256"] = dict(script.settings_sha256)
+    if script.migration_tag is not None:
+        doc["migration_tag"] = script.migration_tag
+    if script.migrations:
+        doc["migrations"] = [migrations.step_document(step) for step in script.migrations]
+    return doc
 
 
 def _binding_to_json(binding: DeployedBinding) -> dict[str, Any]:
@@ -102,9 +111,15 @@ def _parse_scripts(doc: object, where: str) -> tuple[ScriptState, ...]:
 
 def _parse_script(name: str, doc: object, where: str) -> ScriptState:
     fields = object_fields(doc, where, ("content_sha256", "bindings", "secret_fingerprints"),
-                     optional=("etag", "modified_on"))
+                     optional=("etag", "modified_on", "settings_sha256", "migration_tag", "migrations"))
     bindings = array(fields["bindings"], join(where, "bindings"))
     fingerprints = object_fields(fields["secret_fingerprints"], join(where, "secret_fingerprints"))
+    settings = object_fields(fields.get("settings_sha256", {}), join(where, "settings_sha256"))
+    steps = array(fields.get("migrations", []), join(where, "migrations"))
+    tag = optional_string(fields.get("migration_tag"), join(where, "migration_tag"))
+    applied = tuple(migrations.step_from_state(step, f"{where}.migrations[{index}]") for index, step in enumerate(steps))
+    if applied and applied[-1].tag != tag:
+        raise Invalid(join(where, "migration_tag"), f"expected {applied[-1].tag!r}, the last applied step's tag")
     return ScriptState(
         name=string(name, where),
         content_sha256=string(fields["content_sha256"], join(where, "content_sha256")),
@@ -117,6 +132,11 @@ def _parse_script(name: str, doc: object, where: str) -> ScriptState:
         ),
         etag=optional_string(fields.get("etag"), join(where, "etag")),
         modified_on=optional_string(fields.get("modified_on"), join(where, "modified_on")),
+        settings_sha256=tuple(
+            (key, string(settings[key], join(where, f"settings_sha256.{key}"))) for key in sorted(settings)
+        ),
+        migration_tag=tag,
+        migrations=applied,
     )
 
 
