@@ -225,6 +225,7 @@ class Action(enum.Enum):
     DELETE = "delete"
     NO_OP = "no-op"
     FORGET = "forget"  # owned resources only: dropped from the state, never deleted remotely
+    ADOPT = "adopt"  # owned resources only: --refresh saw the name exists, so apply takes it over
 
 
 class Reason(enum.Enum):
@@ -268,8 +269,8 @@ class Plan:
     def summary(self) -> dict[str, int]:
         counts = Counter(change.action for change in self.changes)
         keys = [Action.CREATE, Action.UPDATE, Action.DELETE, Action.NO_OP]
-        if counts[Action.FORGET]:
-            keys.append(Action.FORGET)
+        # Only when there are some, so a summary stays what round one wrote.
+        keys += [action for action in (Action.FORGET, Action.ADOPT) if counts[action]]
         return {action.value: counts[action] for action in keys}
 
     @property

@@ -414,6 +414,7 @@ def apply(
     print(
         f"Apply complete: {result.created} created, {result.updated} updated, {result.deleted} deleted"
         + (f", {result.forgotten} forgotten" if result.forgotten else "")
+        + (f", {result.adopted} adopted" if result.adopted else "")
         + f". Took {reporter.elapsed():.1f} s."
     )
     return ExitStatus.OK
