@@ -127,6 +127,7 @@ class Manifest:
     scripts: tuple[Script, ...] = ()
     environment: str | None = None
     project: str | None = None  # the top-level ``project:`` key: ownership tag and state identity
+    environments: tuple[str, ...] = ()  # every environment the manifest declares under environments:
 
     def resources_of(self, resource_type: str) -> tuple[Resource, ...]:
         return tuple(r for r in self.resources if r.type == resource_type)

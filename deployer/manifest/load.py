@@ -101,6 +101,7 @@ def _load(path: Path, environ: Mapping[str, str], environment: str | None, build
         scripts=tuple(_script(s, files[s.name.raw], suffix) for s in draft.scripts),
         environment=environment,
         project=_value(draft.project),
+        environments=document.names or (),
     )
 
 

@@ -55,17 +55,20 @@ class RemoteSnapshot:
         return name in self.resource_names.get(resource_type, frozenset())
 
 
-def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = None) -> Plan:
+def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = None, *,
+              shared: frozenset[tuple[str, str]] = frozenset()) -> Plan:
     """Plan every owned resource (by kind and key) and every script (by name) in manifest and
     state.
 
     Changes are ordered resources first (by kind, then key), then scripts by name, so the same
-    inputs always give the same plan. No-ops are included. Raises StateError when the state
+    inputs always give the same plan. No-ops are included. ``shared``: ``(type, id)`` of the
+    resources another environment's state records; one of them whose name changed here is not
+    renamed (that would rename theirs) but replaced by a new one. Raises StateError when the state
     was recorded for another account or zone, and DeployerError when a script would be deleted
     while another script of the manifest still binds it by name.
     """
     check_same_target(manifest, state)
-    resource_changes = _plan_resources(manifest, state, remote)
+    resource_changes = _plan_resources(manifest, state, remote, shared)
     resolve = resolver((ResourceState(c.type, c.name, c.resource_name or "", c.resource_id or "")
                         for c in resource_changes if _known_before_apply(c)), manifest.scripts)
     wanted = {script.name: script for script in manifest.scripts}
@@ -125,7 +128,8 @@ def resolver(resources: Iterable[ResourceState], scripts: Iterable[Script] = ())
     return resolve
 
 
-def _plan_resources(manifest: Manifest, state: State, remote: RemoteSnapshot | None) -> list[Change]:
+def _plan_resources(manifest: Manifest, state: State, remote: RemoteSnapshot | None,
+                    shared: frozenset[tuple[str, str]]) -> list[Change]:
     changes = []
     declared = {(r.type, r.key) for r in manifest.resources}
     for resource in manifest.resources:
@@ -136,10 +140,11 @@ def _plan_resources(manifest: Manifest, state: State, remote: RemoteSnapshot | N
             reasons = (Reason.DRIFT,) if recorded is not None else ()
             changes.append(_resource_change(resource.type, resource.key, _create_or_adopt(resource, remote),
                                             resource.name, None, reasons))
-        elif recorded.name != resource.name and kind.renamable:
+        elif recorded.name != resource.name and kind.renamable and (recorded.type, recorded.id) not in shared:
             changes.append(_resource_change(resource.type, resource.key, Action.UPDATE, resource.name, recorded.id))
         elif recorded.name != resource.name:
-            # Not renamable: another name is another resource (the old one keeps its data).
+            # Not renamable (or another environment's too): another name is another resource (the
+            # old one keeps its data).
             changes.append(_resource_change(resource.type, resource.key, _create_or_adopt(resource, remote),
                                             resource.name, None))
         else:
