@@ -31,11 +31,13 @@ class OwnedApi(Transport):
                 body = self._request("POST", path, json=dict(payload), idempotent=False, attempts=attempts)
                 return result_object(body, "POST", path, (id_key,)), False
             except CloudflareApiError as exc:
-                if exc.status is not None and exc.status < 500:
+                if exc.status is not None and 400 <= exc.status < 500:
                     existing = _look_up(find, exc)
                     if existing is None:
                         raise
                     return existing, True
+                if exc.status is not None and exc.status < 500:
+                    raise  # a success Cloudflare answered in a shape we cannot read
                 if attempts.count >= attempts.max_attempts:
                     raise attempts.give_up(exc) from None
                 self._pause(attempts, self._backoff(attempts.count), exc)
