@@ -184,9 +184,50 @@ def test_r2_bucket_binding_without_bucket_name_or_bucket_is_refused_at_its_line(
         _load(tmp_path, "r2_bucket", {"name": "ASSETS", "jurisdiction": "mars"})
     assert [str(d) for d in caught.value.diagnostics] == [
         f"{tmp_path / 'workers.yaml'}:7:7: scripts.w.bindings[0]: a r2_bucket binding needs bucket_name or bucket",
-        f"{tmp_path / 'workers.yaml'}:9:21: scripts.w.bindings[0].jurisdiction: 'mars' is not a valid jurisdiction; "
-        "expected one of: eu, fedramp, fedramp-high",
+        (f"{tmp_path / 'workers.yaml'}:9:21: scripts.w.bindings[0].jurisdiction: 'mars' is not a valid "
+         "jurisdiction; expected one of: eu, fedramp, fedramp-high"),
     ]
+
+
+@pytest.mark.parametrize(("kind", "written", "section", "resolved", "sent"), [
+    ("r2_bucket", {"name": "B", "bucket": "assets"}, "r2_buckets", "shop-assets", {"bucket_name": "shop-assets"}),
+    ("d1", {"name": "DB", "database": "main"}, "d1_databases", DATABASE_ID, {"id": DATABASE_ID}),
+    ("queue", {"name": "Q", "queue": "jobs"}, "queues", "shop-jobs", {"queue_name": "shop-jobs"}),
+    ("service", {"name": "S", "script": "auth"}, "scripts", "auth-staging", {"service": "auth-staging"}),
+    ("durable_object_namespace", {"name": "D", "class_name": "Room", "script": "chat"}, "scripts", "chat-staging",
+     {"class_name": "Room", "script_name": "chat-staging"}),
+])
+def test_a_reference_is_sent_as_the_field_it_fills(kind: str, written: dict[str, Any], section: str, resolved: str,
+                                                    sent: dict[str, Any]) -> None:
+    binding = binding_kind(kind).build(written["name"], written)
+    key = next(v for k, v in written.items() if k in ("bucket", "database", "queue", "script"))
+
+    def resolve(wanted_section: str, wanted_key: str) -> str | None:
+        return resolved if (wanted_section, wanted_key) == (section, key) else None
+
+    assert binding_kind(kind).metadata(binding, resolve) == {"type": kind, "name": written["name"], **sent}
+
+
+def test_only_bindings_to_scripts_name_scripts() -> None:
+    service = binding_kind("service").from_remote({"type": "service", "name": "S", "service": "auth"})
+    durable = binding_kind("durable_object_namespace").from_remote(
+        {"type": "durable_object_namespace", "name": "D", "class_name": "Room"})
+    text = binding_kind("plain_text").from_remote({"type": "plain_text", "name": "T", "text": "auth"})
+    assert [binding_kind(b.type).scripts_named(b) for b in (service, durable, text)] == [
+        frozenset({"auth"}), frozenset(), frozenset()]
+
+
+@pytest.mark.parametrize(("kind", "written", "shown"), [
+    ("d1", {"name": "DB", "id": DATABASE_ID}, f"d1 {DATABASE_ID}"),
+    ("service", {"name": "S", "service": "auth", "entrypoint": "Admin"}, "service auth (entrypoint Admin)"),
+    ("json", {"name": "C", "json": {"b": [1], "a": None}}, 'json {"a": null, "b": [1]}'),
+    ("send_email", {"name": "E", "allowed_sender_addresses": ["a@example.com"]}, 'send_email ["a@example.com"]'),
+    ("ai", {"name": "AI"}, "ai"),
+])
+def test_plans_describe_each_binding_in_one_line(tmp_path: Path, kind: str, written: dict[str, Any],
+                                                 shown: str) -> None:
+    deployed = recorded(_load(tmp_path, kind, written)).bindings[0]
+    assert binding_kind(kind).describe(deployed) == shown
 
 
 def test_schema_files_are_what_the_registry_generates() -> None:

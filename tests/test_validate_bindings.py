@@ -53,9 +53,9 @@ def test_scripts_binding_each_other_in_a_cycle_are_refused_naming_the_cycle(proj
             path: w.js
             bindings: [{type: service, name: A, script: a}]
     """) == [
-        "workers.yaml:13:49: scripts.c.bindings[0].script: a -> b -> c -> a: these scripts bind each other in a "
+        ("workers.yaml:13:49: scripts.c.bindings[0].script: a -> b -> c -> a: these scripts bind each other in a "
         "cycle, so none of them can be uploaded first (Cloudflare refuses a binding to a Worker that does not exist "
-        "yet); remove one of these bindings",
+        "yet); remove one of these bindings"),
     ]
 
 
@@ -69,9 +69,9 @@ def test_a_literal_service_naming_a_script_of_the_manifest_counts_in_a_cycle(pro
             path: w.js
             bindings: [{type: service, name: A, service: a}]
     """) == [
-        "workers.yaml:9:50: scripts.b.bindings[0].service: a -> b -> a: these scripts bind each other in a cycle, "
+        ("workers.yaml:9:50: scripts.b.bindings[0].service: a -> b -> a: these scripts bind each other in a cycle, "
         "so none of them can be uploaded first (Cloudflare refuses a binding to a Worker that does not exist yet); "
-        "remove one of these bindings",
+        "remove one of these bindings"),
     ]
 
 
@@ -104,8 +104,8 @@ def test_a_script_reference_to_an_unknown_script_is_refused(project: Path) -> No
           auth:
             path: w.js
     """) == [
-        "workers.yaml:6:52: scripts.api.bindings[0].script: script 'auht' is not declared under scripts "
-        "(did you mean 'auth'?)",
+        ("workers.yaml:6:52: scripts.api.bindings[0].script: script 'auht' is not declared under scripts "
+        "(did you mean 'auth'?)"),
     ]
 
 
@@ -131,8 +131,8 @@ def test_a_durable_object_binding_takes_script_or_script_name_not_both(project: 
             path: w.js
             bindings: [{type: durable_object_namespace, name: R, class_name: Room, script: a, script_name: b}]
     """) == [
-        "workers.yaml:6:16: scripts.a.bindings[0]: a durable_object_namespace binding takes script_name or script, "
-        "not both",
+        ("workers.yaml:6:16: scripts.a.bindings[0]: a durable_object_namespace binding takes script_name or script, "
+        "not both"),
     ]
 
 
@@ -157,10 +157,10 @@ def test_binding_values_are_checked_by_their_rules(project: Path) -> None:
               - {type: send_email, name: E, allowed_sender_addresses: []}
     """) == [
         "workers.yaml:7:66: scripts.a.bindings[0].delivery_delay: 50000 is above the maximum, 43200",
-        "workers.yaml:8:34: scripts.a.bindings[1].id: 'not-a-uuid' is not a UUID (such as "
-        "0c3a4f8e-5b2d-4e3f-9a1b-2c3d4e5f6a7b)",
-        "workers.yaml:9:49: scripts.a.bindings[2].bucket_name: 'Shop_Assets' is not a valid R2 bucket name (3 to 63 "
-        "lowercase letters, digits and '-', starting and ending with a letter or digit)",
+        ("workers.yaml:8:34: scripts.a.bindings[1].id: 'not-a-uuid' is not a UUID (such as "
+        "0c3a4f8e-5b2d-4e3f-9a1b-2c3d4e5f6a7b)"),
+        ("workers.yaml:9:49: scripts.a.bindings[2].bucket_name: 'Shop_Assets' is not a valid R2 bucket name (3 to 63 "
+        "lowercase letters, digits and '-', starting and ending with a letter or digit)"),
     ]
 
 
@@ -176,11 +176,11 @@ def test_owned_resources_need_valid_unique_names(project: Path) -> None:
         scripts:
           a: {path: w.js}
     """) == [
-        "workers.yaml:4:18: r2_buckets.assets.name: 'x' is not a valid R2 bucket name (3 to 63 lowercase letters, "
-        "digits and '-', starting and ending with a letter or digit)",
+        ("workers.yaml:4:18: r2_buckets.assets.name: 'x' is not a valid R2 bucket name (3 to 63 lowercase letters, "
+        "digits and '-', starting and ending with a letter or digit)"),
         "workers.yaml:7:16: d1_databases.copy.name: duplicate name 'shop-db' (first at line 6)",
-        "workers.yaml:9:16: queues.jobs.name: 'jobs queue' is not a valid queue name (1 to 63 letters, digits, '-' "
-        "and '_')",
+        ("workers.yaml:9:16: queues.jobs.name: 'jobs queue' is not a valid queue name (1 to 63 letters, digits, '-' "
+        "and '_')"),
     ]
 
 
@@ -227,6 +227,6 @@ def test_a_suffixed_name_that_breaks_the_kinds_rule_is_refused_where_it_is_writt
           staging:
             name_suffix: _staging
     """, environment="staging") == [
-        "workers.yaml:3:29: r2_buckets.assets.name: 'shop-assets' with name_suffix '_staging' is not a valid R2 "
-        "bucket name (3 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit)",
+        ("workers.yaml:3:29: r2_buckets.assets.name: 'shop-assets' with name_suffix '_staging' is not a valid R2 "
+        "bucket name (3 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit)"),
     ]
