@@ -157,3 +157,19 @@ def test_deleting_a_script_another_one_still_names_is_refused_before_any_request
 'auth'): remove or change that binding in the same change, or keep 'auth' in the manifest
     """)
     assert api.count() == 0
+
+
+def test_with_the_state_in_postgresql_the_other_environments_default_states_are_checked(
+    project: Path, api: FakeCloudflare, pg_url: str
+) -> None:
+    manifest = project / "workers.yaml"
+    manifest.write_text(manifest.read_text() + "  qa: {}\n")  # no name_suffix: the base's titles
+    env = {**api.environ(), "DEPLOYER_STATE_URL": pg_url}
+    run("apply", "--auto-approve", cwd=project, env=env)
+    run("apply", "--auto-approve", "--env", "staging", cwd=project, env=env)  # suffixed: its own namespace
+    api.clear_requests()
+    result = run("apply", "--auto-approve", "--env", "qa", cwd=project, env=env, expect=1)
+    assert result.stderr.startswith(
+        "error: environment 'qa' would adopt kv_namespace counts (title 'sample-project-counts'), which the base "
+        "manifest (no --env) records in 'project/workers.yaml' in postgresql://")
+    assert api.count() == 0
