@@ -145,6 +145,7 @@ class Manifest:
     scripts: tuple[Script, ...] = ()
     environment: str | None = None
     project: str | None = None  # the top-level ``project:`` key: ownership tag and state identity
+    environments: tuple[str, ...] = ()  # every environment the manifest declares under environments:
 
     def resources_of(self, resource_type: str) -> tuple[Resource, ...]:
         return tuple(r for r in self.resources if r.type == resource_type)
@@ -259,6 +260,7 @@ class Action(enum.Enum):
     DELETE = "delete"
     NO_OP = "no-op"
     FORGET = "forget"  # owned resources only: dropped from the state, never deleted remotely
+    ADOPT = "adopt"  # owned resources only: --refresh saw the name exists, so apply takes it over
 
 
 class Reason(enum.Enum):
@@ -330,8 +332,8 @@ class Plan:
     def summary(self) -> dict[str, int]:
         counts = Counter(change.action for change in self.changes)
         keys = [Action.CREATE, Action.UPDATE, Action.DELETE, Action.NO_OP]
-        if counts[Action.FORGET]:
-            keys.append(Action.FORGET)
+        # Only when there are some, so a summary stays what round one wrote.
+        keys += [action for action in (Action.FORGET, Action.ADOPT) if counts[action]]
         return {action.value: counts[action] for action in keys}
 
     @property

@@ -32,7 +32,9 @@ class _Client(Protocol):
 
 
 def read_remote(manifest: Manifest, client: _Client) -> RemoteSnapshot:
-    """One list of scripts and one of namespaces: what ``--refresh`` compares with the state."""
+    """One list of scripts and one of each kind of owned resource in use: what ``--refresh``
+    compares with the state (ids: gone or not; names: a resource to create that exists already
+    is adopted)."""
     account_id = manifest.require_account("--refresh")
     scripts = {
         item["id"]: RemoteScript(item["id"], item.get("etag"), item.get("modified_on"))
@@ -40,8 +42,9 @@ def read_remote(manifest: Manifest, client: _Client) -> RemoteSnapshot:
     }
     # Each resource kind the manifest or state has is listed once (KV always, as before).
     used = {r.type for r in manifest.resources} | {kind.type for kind in RESOURCE_KINDS.values() if kind.always_in_state}
-    resource_ids = {t: RESOURCE_KINDS[t].ids_in(client, account_id) for t in sorted(used)}
-    return RemoteSnapshot(scripts, resource_ids)
+    listed = {t: RESOURCE_KINDS[t].listed_in(client, account_id) for t in sorted(used)}
+    return RemoteSnapshot(scripts, {t: ids for t, (ids, _) in listed.items()},
+                          {t: names for t, (_, names) in listed.items()})
 
 
 # --- deployer refresh ---------------------------------------------------------------------

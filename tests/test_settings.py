@@ -86,15 +86,14 @@ def test_placement_takes_only_smart(project: Path) -> None:
 
 
 def test_cpu_ms_is_a_positive_integer_up_to_five_minutes(project: Path) -> None:
-    assert problems("limits: {cpu_ms: 0}\n") == ["workers.yaml:8:22: scripts.api.limits.cpu_ms: 0 is less than the "
-                                                 "minimum of 1"]
+    assert problems("limits: {cpu_ms: 0}\n") == ["workers.yaml:8:22: scripts.api.limits.cpu_ms: 0 is below the minimum, 1"]
     assert problems("limits: {cpu_ms: 300001}\n") == [
-        "workers.yaml:8:22: scripts.api.limits.cpu_ms: 300001 is greater than the maximum of 300000"]
+        "workers.yaml:8:22: scripts.api.limits.cpu_ms: 300001 is above the maximum, 300000"]
 
 
 def test_head_sampling_rate_is_between_0_and_1(project: Path) -> None:
     assert problems("observability: {enabled: true, head_sampling_rate: 1.5}\n") == [
-        "workers.yaml:8:56: scripts.api.observability.head_sampling_rate: 1.5 is greater than the maximum of 1"]
+        "workers.yaml:8:56: scripts.api.observability.head_sampling_rate: 1.5 is above the maximum, 1"]
 
 
 def test_observability_needs_enabled(project: Path) -> None:

@@ -249,7 +249,8 @@ def test_unknown_key_without_close_match_lists_the_allowed_keys(project: Path) -
         routes: []
     """) == [
         "workers.yaml:4:1: routes: unexpected key 'routes' "
-        "(expected one of: version, account_id, zone_id, project, kv_namespaces, scripts, environments)"
+        "(expected one of: version, account_id, zone_id, project, kv_namespaces, r2_buckets, d1_databases, queues, scripts, "
+            "environments)"
     ]
 
 

@@ -92,6 +92,7 @@ class ApplyResult:
     updated: int = 0
     deleted: int = 0
     forgotten: int = 0
+    adopted: int = 0
 
 
 def apply_plan(
@@ -170,13 +171,17 @@ def _apply_resources(
         name = change.resource_name or ""
         what = f"{change.type} {change.name}"
         match change.action:
-            case Action.CREATE:
+            case Action.CREATE | Action.ADOPT:
                 progress(ProgressEvent(Step.START, what, change))
                 resource_id, adopted = kind.ensure_in(client, manifest.require_account(what), name)
                 store.record(resources=[ResourceState(change.type, change.name, name, resource_id)])
                 how = "adopted existing" if adopted else "created"
-                progress(ProgressEvent(Step.DONE, f"{how} {what} ({kind.name_key} {name!r}, id {resource_id})", change))
-                result.created += 1
+                shown = "" if kind.id_is_name else f", id {resource_id}"
+                progress(ProgressEvent(Step.DONE, f"{how} {what} ({kind.name_key} {name!r}{shown})", change))
+                if adopted:
+                    result.adopted += 1
+                else:
+                    result.created += 1
             case Action.UPDATE:
                 assert change.resource_id is not None
                 progress(ProgressEvent(Step.START, what, change))
@@ -353,7 +358,7 @@ def _raise_failures(errors: list[Exception], result: ApplyResult) -> None:
     deployer_errors = [e for e in errors if isinstance(e, DeployerError)]
     if len(deployer_errors) < len(errors):
         raise next(e for e in errors if not isinstance(e, DeployerError))  # a bug: keep its traceback
-    done = result.created + result.updated + result.deleted
+    done = result.created + result.updated + result.deleted + result.adopted
     lines = [str(e) for e in deployer_errors]
     lines.append(f"{done} change(s) succeeded and were recorded; fix the above and run apply again to finish")
     raise DeployerError("\n".join(lines)) from deployer_errors[0]

@@ -58,6 +58,10 @@ class CachedReads:
     def zone_script_exists(self, zone_id: str) -> bool:
         return self._client.zone_script_exists(zone_id)
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other read (each owned resource kind's list, named by the registry) goes through.
+        return getattr(self._client, name)
+
 
 def check_before_apply(plan: Plan, state: State, manifest: Manifest, client: _Client) -> None:
     """Refuse (DeployerError) before any change when the plan creates a script that the state

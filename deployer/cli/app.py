@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from deployer.cloudflare.client import CloudflareClient
     from deployer.models import Manifest, Plan, State
     from deployer.plan.planner import RemoteSnapshot
+    from deployer.state.siblings import OtherState
 
 
 class PlanFormat(str, enum.Enum):
@@ -171,10 +172,23 @@ def _show_warnings(the_plan: Plan) -> None:
         warn(warning)
 
 
-def _plan_against(manifest: Manifest, current: State, remote: RemoteSnapshot | None) -> Plan:
+def _plan_against(manifest: Manifest, current: State, remote: RemoteSnapshot | None,
+                  others: Sequence[OtherState] = ()) -> Plan:
+    """The plan, refused (before any request) when it would adopt a resource that another
+    environment's state records (``others``)."""
     from deployer.plan.planner import make_plan
+    from deployer.state.siblings import refuse_adopting_theirs, shared_resources
 
-    return make_plan(manifest, current, remote)
+    the_plan = make_plan(manifest, current, remote, shared=shared_resources(others))
+    if others:
+        refuse_adopting_theirs(the_plan, manifest, others, _identity(manifest.path, manifest))
+    return the_plan
+
+
+def _other_environments(manifest: Manifest, store: StateBackend, state_name: str | None) -> list[OtherState]:
+    from deployer.state.siblings import other_environment_states
+
+    return other_environment_states(manifest, store, state_name_given=state_name is not None, warn=warn)
 
 
 def _identity(file: Path, manifest: Manifest) -> str:
@@ -296,6 +310,7 @@ def plan(
     current = store.load()
     _check_target(manifest, store, current, _identity(file, manifest), claim=claim_state)
     _note_former_state(store)
+    others = _other_environments(manifest, store, state_name)
     remote = None
     if refresh:
         client = _client()
@@ -305,7 +320,7 @@ def plan(
             remote = read_remote(manifest, client)
         finally:
             client.close()
-    the_plan = _plan_against(manifest, current, remote)
+    the_plan = _plan_against(manifest, current, remote, others)
     if out is not None:
         from deployer.plan.planfile import write_planfile
 
@@ -384,9 +399,10 @@ def apply(
             current = store.load()
             _check_target(manifest, store, current, identity, claim=claim_state)  # before any request
             _note_former_state(store)
+            others = _other_environments(manifest, store, state_name)
             reads = CachedReads(client)  # the guard and --refresh share one script list
             remote = read_remote(manifest, reads) if refresh else None
-            the_plan = _plan_against(manifest, current, remote)
+            the_plan = _plan_against(manifest, current, remote, others)
             if saved is not None and planfile is not None:
                 from deployer.plan.planfile import check_planfile
 
@@ -414,6 +430,7 @@ def apply(
     print(
         f"Apply complete: {result.created} created, {result.updated} updated, {result.deleted} deleted"
         + (f", {result.forgotten} forgotten" if result.forgotten else "")
+        + (f", {result.adopted} adopted" if result.adopted else "")
         + f". Took {reporter.elapsed():.1f} s."
     )
     return ExitStatus.OK

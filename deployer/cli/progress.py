@@ -150,4 +150,4 @@ def _doing(change: Change) -> str:
         return "deleting"
     if change.type == SCRIPT:
         return "uploading"
-    return "creating" if change.action is Action.CREATE else "renaming"
+    return {Action.CREATE: "creating", Action.ADOPT: "adopting"}.get(change.action, "renaming")

@@ -27,8 +27,10 @@ None while it is known only after apply."""
 class Key:
     """A key of the binding in the manifest, sent to Cloudflare under the same name.
 
-    ``kind``: ``string`` (checked by ``rule`` if given), ``boolean``, ``integer`` or ``json``
-    (any value). ``quoted``: shown as a JSON string (free text) rather than bare (an id)."""
+    ``kind``: ``string`` (checked by ``rule`` if given), ``boolean``, ``integer`` (within
+    ``minimum``/``maximum`` if given), ``strings`` (a list of non-empty strings), ``object`` (a
+    mapping of the JSON Schema ``shape``, sent as written) or ``json`` (any value). ``quoted``: shown as a JSON string (free
+    text) rather than bare (an id)."""
 
     name: str
     description: str
@@ -37,6 +39,10 @@ class Key:
     rule: Rule | None = None
     enum: tuple[str, ...] = ()
     quoted: bool = False
+    minimum: int | None = None
+    maximum: int | None = None
+    shape: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)  # an object's schema
+
 
     def schema(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"description": self.description}
@@ -49,8 +55,15 @@ class Key:
                 doc["type"] = "string"
                 if not self.quoted:  # free text may be empty; an id or name may not
                     doc["minLength"] = 1
-            case "boolean" | "integer":
+            case "boolean":
                 doc["type"] = self.kind
+            case "integer":
+                doc["type"] = self.kind
+                doc.update({k: v for k, v in (("minimum", self.minimum), ("maximum", self.maximum)) if v is not None})
+            case "strings":
+                doc.update(type="array", items={"type": "string", "minLength": 1})
+            case "object":
+                doc.update(self.shape or {"type": "object", "additionalProperties": False})
             case "json":
                 pass  # any YAML value
             case other:
@@ -61,13 +74,15 @@ class Key:
 @dataclass(frozen=True, slots=True)
 class Reference:
     """A manifest key naming a resource of this manifest (``namespace: cache``): an alternative
-    to the literal key ``fills``, resolved at plan or apply time."""
+    to the literal key ``fills``, resolved at plan or apply time. ``optional``: the binding may
+    have neither (never both)."""
 
     key: str
     section: str  # the manifest section it names a key of: kv_namespaces, r2_buckets, scripts, ...
     fills: str
     description: str
     rule: Rule | None = None
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,16 +135,27 @@ class BindingKind:
         branch: dict[str, Any] = {"propertyNames": {"enum": list(self.manifest_keys)}, "properties": properties}
         if self.required_keys:
             branch["required"] = list(self.required_keys)
-        if self.reference is not None:
+        if self.reference is not None and self.reference.optional:
+            branch["not"] = {"required": [self.reference.fills, self.reference.key]}
+        elif self.reference is not None:
             branch["oneOf"] = [{"required": [self.reference.fills]}, {"required": [self.reference.key]}]
         return branch
 
     def alternative_message(self, given: Mapping[str, object]) -> str:
-        """The schema's ``oneOf`` failure in words: both or neither of a literal and a reference."""
+        """The schema's ``oneOf``/``not`` failure in words: both or neither of a literal and a
+        reference."""
         assert self.reference is not None
         both = self.reference.fills in given and self.reference.key in given
         words = "takes {} or {}, not both" if both else "needs {} or {}"
         return f"a {self.type} binding " + words.format(self.reference.fills, self.reference.key)
+
+    def scripts_named(self, binding: DeployedBinding) -> frozenset[str]:
+        """The names of scripts this binding sends (a service, a Durable Object's script): they
+        must exist before its upload and must not be deleted while it binds them."""
+        if self.reference is None or self.reference.section != "scripts":
+            return frozenset()
+        value = binding.get(self.reference.fills)
+        return frozenset((value,)) if isinstance(value, str) else frozenset()
 
     def build(self, name: str, values: Mapping[str, object]) -> Binding:
         """The Binding from the manifest's filled-in values (already checked)."""
@@ -148,10 +174,10 @@ class BindingKind:
         values: list[tuple[str, Value]] = []
         for key in self.keys:
             value = binding.get(key.name)
-            if value is None and self._is_alternative(key):
+            reference = binding.get(self.reference.key) if self.reference is not None else None
+            if value is None and self._is_alternative(key) and reference is not None:
                 assert self.reference is not None
-                value = resolve(self.reference.section, str(binding.get(self.reference.key)))
-                values.append((key.name, value))
+                values.append((key.name, resolve(self.reference.section, str(reference))))
             elif value is not None:
                 values.append((key.name, value))
         return DeployedBinding(self.type, binding.name, tuple(values))
@@ -234,7 +260,9 @@ class BindingKind:
 
 def _frozen(value: object, kind: str) -> Value:
     """A manifest or API value as a binding keeps it: JSON structures as canonical text."""
-    if kind == "json" or isinstance(value, (dict, list)):
+    if value is None and kind != "json":
+        return None
+    if kind in ("json", "strings", "object") or isinstance(value, (dict, list)):
         return JsonValue(json.dumps(value, sort_keys=True, separators=(",", ":")))
     return value
 
@@ -251,6 +279,10 @@ def _recorded(value: object, key: Key, where: str) -> Value:
             return value
         case "integer" if isinstance(value, int) and not isinstance(value, bool):
             return value
+        case "strings" if isinstance(value, list) and all(isinstance(item, str) and item for item in value):
+            return _frozen(value, "strings")
+        case "object" if isinstance(value, dict):
+            return _frozen(value, "object")
         case "json":
             return _frozen(value, "json")
     raise Invalid(where, f"expected {key.kind}, got {json_kind(value)}")

@@ -5,7 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from deployer.kinds import kv_namespace, plain_text, r2_bucket, secret_text
+from deployer.kinds import (
+    ai,
+    analytics_engine,
+    browser,
+    d1,
+    dispatch_namespace,
+    durable_object_namespace,
+    hyperdrive,
+    json_value,
+    kv_namespace,
+    mtls_certificate,
+    plain_text,
+    queue,
+    r2_bucket,
+    secret_text,
+    secrets_store_secret,
+    send_email,
+    service,
+    vectorize,
+    version_metadata,
+)
 from deployer.kinds.binding import BindingKind
 from deployer.kinds.resource import ResourceKind
 from deployer.kinds.settings import SETTINGS, SettingKind
@@ -17,6 +37,21 @@ BINDING_KINDS: Mapping[str, BindingKind] = {
         plain_text.KIND,
         secret_text.KIND,
         r2_bucket.KIND,
+        d1.KIND,
+        queue.KIND,
+        service.KIND,
+        durable_object_namespace.KIND,
+        analytics_engine.KIND,
+        json_value.KIND,
+        version_metadata.KIND,
+        ai.KIND,
+        browser.KIND,
+        hyperdrive.KIND,
+        vectorize.KIND,
+        mtls_certificate.KIND,
+        dispatch_namespace.KIND,
+        secrets_store_secret.KIND,
+        send_email.KIND,
     )
 }
 
@@ -25,6 +60,9 @@ RESOURCE_KINDS: Mapping[str, ResourceKind] = {
     kind.type: kind
     for kind in (
         kv_namespace.RESOURCE,
+        r2_bucket.RESOURCE,
+        d1.RESOURCE,
+        queue.RESOURCE,
     )
 }
 

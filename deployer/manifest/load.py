@@ -100,10 +100,11 @@ def _load(path: Path, environ: Mapping[str, str], environment: str | None, build
         path=path,
         account_id=_value(draft.account_id),
         zone_id=_value(draft.zone_id),
-        resources=tuple(Resource(r.type, _text(r.key), _text(r.name)) for r in draft.resources),
+        resources=tuple(Resource(r.type, _text(r.key), r.full_name(suffix) or "") for r in draft.resources),
         scripts=tuple(_script(s, files[s.name.raw], suffix) for s in draft.scripts),
         environment=environment,
         project=_value(draft.project),
+        environments=document.names or (),
     )
 
 
@@ -384,7 +385,12 @@ def _draft(overlay: Overlay, filled: Mapping[int, str | None],
             where = (kind.section, key)
             given = _entries(value).get(kind.name_key)
             name_field = _field(given[1], (*where, kind.name_key), filled, render) if given else None
-            resources.append(ResourceDraft(kind.type, _field(key_node, where, filled, render, key=True), name_field))
+            # A name written in the base gets the environment's name_suffix; one the environment
+            # writes itself is used as it is.
+            inherited = overlay.name_suffix is not None and (
+                overlay.source_path((*where, kind.name_key))[:1] != (environments.ENVIRONMENTS,))
+            resources.append(ResourceDraft(kind.type, _field(key_node, where, filled, render, key=True), name_field,
+                                           inherited))
 
     scripts_entry = top.get("scripts")
     scripts = []

@@ -31,6 +31,17 @@ NAMESPACE_KEY = Rule(
     re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*"),
 )
 TITLE = Rule("a title of 1 to 512 characters", re.compile(r".+", re.DOTALL), max_length=512)
+BUCKET_NAME = Rule(
+    "a valid R2 bucket name (3 to 63 lowercase letters, digits and '-', starting and ending with a letter or "
+    "digit)",
+    re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]"),
+)
+DATABASE_NAME = Rule("a valid D1 database name (1 to 64 letters, digits, '-' and '_')",
+                     re.compile(r"[A-Za-z0-9_-]{1,64}"))
+QUEUE_NAME = Rule("a valid queue name (1 to 63 letters, digits, '-' and '_')", re.compile(r"[A-Za-z0-9_-]{1,63}"))
+UUID = Rule("a UUID (such as 0c3a4f8e-5b2d-4e3f-9a1b-2c3d4e5f6a7b)",
+            re.compile(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"))
+CLASS_NAME = Rule("a JavaScript class name", re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*"))
 COMPATIBILITY_DATE = Rule("a date written YYYY-MM-DD", re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"))
 NAME_SUFFIX = Rule(
     "a script name suffix (lowercase letters, digits, '-' and '_')", re.compile(r"[a-z0-9_-]*"), max_length=62

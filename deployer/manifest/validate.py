@@ -8,6 +8,7 @@ environment: they quote what the file says (``'${API_KEY}'``) instead.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import difflib
 import functools
@@ -182,8 +183,8 @@ def _explain(error: ValidationError, data: object, *, top: bool = True) -> Itera
             for key in expected:
                 if key not in instance:
                     yield path, False, f"missing required key {key!r}"
-        case "oneOf" if isinstance(instance, dict) and instance.get("type") in BINDING_KINDS:
-            # A binding with a reference: exactly one of the literal and the reference.
+        case "oneOf" | "not" if isinstance(instance, dict) and instance.get("type") in BINDING_KINDS:
+            # A binding with a reference: exactly one (or at most one) of the literal and the reference.
             yield path, False, BINDING_KINDS[instance["type"]].alternative_message(instance)
         case "anyOf" if path == () and top:
             yield path, False, "missing 'account_id' (or 'zone_id' for the legacy single-script API)"
@@ -218,6 +219,10 @@ def _value_message(error: ValidationError, instance: Any) -> str:
             return f"is {len(instance)} characters long; at most {expected} are allowed"
         case "minLength":
             return "must not be empty"
+        case "minimum":
+            return f"{instance!r} is below the minimum, {expected}"
+        case "maximum":
+            return f"{instance!r} is above the maximum, {expected}"
         case _:
             return str(error.message)
 
@@ -356,11 +361,20 @@ class ScriptDraft:
 
 @dataclass(frozen=True, slots=True)
 class ResourceDraft:
-    """An owned resource as written: its kind, key and name (``title`` for a KV namespace)."""
+    """An owned resource as written: its kind, key and name (``title`` for a KV namespace).
+    ``inherited``: an environment with a ``name_suffix`` took the name from the base, so the
+    suffix is appended (an environment never shares the base's resources by accident)."""
 
     type: str
     key: Field
     name: Field | None
+    inherited: bool = False
+
+    def full_name(self, suffix: str | None) -> str | None:
+        """The name in Cloudflare, the environment's suffix appended when inherited."""
+        if self.name is None or self.name.value is None:
+            return None
+        return self.name.value + (suffix or "") if self.inherited else self.name.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,8 +427,15 @@ def check_semantics(draft: ManifestDraft, file: str, cache: ScriptChecks | None 
             recheck(resource.key, NAMESPACE_KEY)
             recheck(resource.name, owned.name_rule)
             _check_unique(resource.key, f"{owned.plural[:-1]} key", keys, report)
-            if resource.name is not None:
-                _check_unique(resource.name, owned.name_key, resource_names, report)
+            if resource.name is None:
+                continue
+            full = resource.full_name(suffix)
+            written = resource.name.value
+            if (full is not None and written is not None and full != written and draft.name_suffix is not None
+                    and owned.name_rule.accepts(written) and not owned.name_rule.accepts(full)):
+                report(resource.name, f"{resource.name.raw!r} with name_suffix {draft.name_suffix.raw!r} is not "
+                                      f"{owned.name_rule.words}")
+            _check_unique(dataclasses.replace(resource.name, value=full), owned.name_key, resource_names, report)
         sections[owned.section] = None if any(r.key.value is None for r in declared) else keys
         at = draft.sections_at.get(owned.section)
         if declared and draft.account_id is None and at is not None:
@@ -448,6 +469,10 @@ def check_semantics(draft: ManifestDraft, file: str, cache: ScriptChecks | None 
         _check_one_script(script, sections, zone_mode, recheck, report)
         if cache is not None:
             cache[key] = found[before:]
+    for closing, cycle in _script_cycles(draft.scripts, suffix or ""):
+        report(closing, f"{' -> '.join(cycle)}: these scripts bind each other in a cycle, so none of them can be "
+                   "uploaded first (Cloudflare refuses a binding to a Worker that does not exist yet); remove one "
+                   "of these bindings")
     return found
 
 
@@ -487,6 +512,55 @@ def _check_one_script(
                 recheck(binding.fields.get(key.name), key.rule)
         if kind.reference is not None:
             _check_reference(binding.fields.get(kind.reference.key), kind.reference, sections, recheck, report)
+
+
+def _script_cycles(scripts: Sequence[ScriptDraft], suffix: str) -> list[tuple[Field, list[str]]]:
+    """Each cycle among scripts binding scripts (``script: <key>``, or a literal naming a script of
+    this manifest), as the binding that closes it and the cycle's keys in order (``a -> b -> a``).
+    A script binding its own Durable Object class is no cycle."""
+    keys = {s.name.value for s in scripts if s.name.value is not None}
+    by_name = {key + suffix: key for key in keys}
+    edges: dict[str, list[tuple[str, Field]]] = {}
+    for script in scripts:
+        for binding in script.bindings:
+            kind = BINDING_KINDS.get(binding.type or "")
+            reference = kind.reference if kind is not None else None
+            if script.name.value is None or reference is None or reference.section != "scripts":
+                continue
+            by_key, literal = binding.fields.get(reference.key), binding.fields.get(reference.fills)
+            if by_key is not None and by_key.value in keys:
+                target, at = by_key.value, by_key
+            elif literal is not None and literal.value in by_name:
+                target, at = by_name[literal.value], literal
+            else:
+                continue
+            if target != script.name.value:
+                edges.setdefault(script.name.value, []).append((target, at))
+    # Depth-first, without recursion (a chain may be thousands of scripts long); an edge back to
+    # a script on the current path closes a cycle.
+    cycles: list[tuple[Field, list[str]]] = []
+    done: set[str] = set()
+    for script in scripts:
+        start = script.name.value
+        if start is None or start in done:
+            continue
+        path, on_path = [start], {start}
+        pending = [iter(edges.get(start, ()))]
+        while pending:
+            step = next(pending[-1], None)
+            if step is None:
+                pending.pop()
+                done.add(path[-1])
+                on_path.discard(path.pop())
+                continue
+            target, at = step
+            if target in on_path:
+                cycles.append((at, [*path[path.index(target):], target]))
+            elif target not in done:
+                path.append(target)
+                on_path.add(target)
+                pending.append(iter(edges.get(target, ())))
+    return cycles
 
 
 def _check_script_settings(

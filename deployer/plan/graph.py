@@ -96,6 +96,7 @@ _COUNTED = {
     Action.UPDATE: "to update",
     Action.DELETE: "to delete",
     Action.FORGET: "to forget",
+    Action.ADOPT: "to adopt",
     Action.NO_OP: "unchanged",
     None: "in all",
 }
@@ -140,10 +141,12 @@ _CLASSES = {  # GitHub's diff colours; no-op is grey and dashed, so changes stan
     Action.UPDATE: ("update", "fill:#fff8c5,stroke:#9a6700,color:#4d2d00"),
     Action.DELETE: ("delete", "fill:#ffebe9,stroke:#cf222e,color:#82071e"),
     Action.FORGET: ("forget", "fill:#fbefff,stroke:#8250df,color:#512a97"),
+    Action.ADOPT: ("adopt", "fill:#ddf4ff,stroke:#0969da,color:#0a3069"),
     Action.NO_OP: ("noop", "fill:#f6f8fa,stroke:#8c959f,color:#57606a,stroke-dasharray:4 3"),
 }
-_SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.FORGET: "!", Action.NO_OP: "="}
-_ORDER = (Action.CREATE, Action.UPDATE, Action.DELETE, Action.FORGET, Action.NO_OP)
+_SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.FORGET: "!", Action.ADOPT: "<",
+            Action.NO_OP: "="}
+_ORDER = (Action.CREATE, Action.UPDATE, Action.DELETE, Action.FORGET, Action.ADOPT, Action.NO_OP)
 
 # Shapes by kind name (strings, so this module needs no kind): stores are cylinders, triggers
 # stadiums, schedules hexagons; any other kind is a box.
@@ -218,6 +221,7 @@ _DOT_COLORS = {  # fill, border
     Action.UPDATE: ("#fff8c5", "#9a6700"),
     Action.DELETE: ("#ffebe9", "#cf222e"),
     Action.FORGET: ("#fbefff", "#8250df"),
+    Action.ADOPT: ("#ddf4ff", "#0969da"),
     Action.NO_OP: ("#f6f8fa", "#8c959f"),
 }
 

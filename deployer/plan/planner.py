@@ -6,9 +6,9 @@ the salted fingerprints in the state (``fingerprint.secret_matches``), never sto
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from deployer.errors import StateError
+from deployer.errors import DeployerError, StateError
 from deployer.fingerprint import secret_matches
 from deployer.kinds.binding import Resolve
 from deployer.kinds.migrations import pending_migrations
@@ -23,6 +23,7 @@ from deployer.models import (
     Manifest,
     Plan,
     Reason,
+    Resource,
     ResourceState,
     Script,
     ScriptState,
@@ -41,44 +42,60 @@ class RemoteScript:
 
 @dataclass(frozen=True, slots=True)
 class RemoteSnapshot:
-    """What ``--refresh`` read from Cloudflare: every script, and the ids of every owned
-    resource kind it listed (by kind; a kind not listed is taken as unchanged)."""
+    """What ``--refresh`` read from Cloudflare: every script, and the ids and names of every
+    owned resource kind it listed (by kind; a kind not listed is taken as unchanged)."""
 
     scripts: Mapping[str, RemoteScript]
     resource_ids: Mapping[str, frozenset[str]]
+    resource_names: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def resource_gone(self, recorded: ResourceState) -> bool:
         ids = self.resource_ids.get(recorded.type)
         return ids is not None and recorded.id not in ids
 
+    def resource_exists(self, resource_type: str, name: str) -> bool:
+        return name in self.resource_names.get(resource_type, frozenset())
 
-def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = None) -> Plan:
+
+def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = None, *,
+              shared: frozenset[tuple[str, str]] = frozenset()) -> Plan:
     """Plan every owned resource (by kind and key) and every script (by name) in manifest and
     state.
 
     Changes are ordered resources first (by kind, then key), then scripts by name, so the same
-    inputs always give the same plan. No-ops are included. The caller has checked that the
+    inputs always give the same plan. No-ops are included. ``shared``: ``(type, id)`` of the
+    resources another environment's state records; one of them whose name changed here is not
+    renamed (that would rename theirs) but replaced by a new one. The caller has checked that the
     state describes the manifest's account or zone (``check_same_target``), before any request.
     Raises DeployerError when a Durable Object migration step the state records as applied was
-    edited or removed.
+    edited or removed, or when a script would be deleted while another script of the manifest
+    still binds it by name.
     """
-    resource_changes = _plan_resources(manifest, state, remote)
-    resolve = resolver(
-        (ResourceState(c.type, c.name, c.resource_name or "", c.resource_id or "")
-         for c in resource_changes if c.action is not Action.CREATE and c.resource_id),
-        manifest.scripts,
-    )
+    resource_changes = _plan_resources(manifest, state, remote, shared)
+    resolve = resolver((ResourceState(c.type, c.name, c.resource_name or "", c.resource_id or "")
+                        for c in resource_changes if _known_before_apply(c)), manifest.scripts)
     wanted = {script.name: script for script in manifest.scripts}
     names = sorted(wanted.keys() | {s.name for s in state.scripts})
     script_changes = [
         _plan_script(name, wanted.get(name), state.script(name), resolve, remote) for name in names
     ]
+    _refuse_deleting_bound_scripts(script_changes)
     return Plan(
         changes=(*resource_changes, *script_changes),
         lineage=state.lineage,
         serial=state.serial,
         environment=manifest.environment,
     )
+
+
+def _known_before_apply(change: Change) -> bool:
+    """Whether a binding's reference to this resource resolves now: it exists with its id, or
+    its kind is addressed by name (a bucket or queue to be created already has its name)."""
+    if change.action is Action.FORGET:
+        return False
+    if change.action in (Action.CREATE, Action.ADOPT):
+        return RESOURCE_KINDS[change.type].reference == "name"
+    return bool(change.resource_id)
 
 
 def check_same_target(manifest: Manifest, state: State) -> None:
@@ -114,7 +131,8 @@ def resolver(resources: Iterable[ResourceState], scripts: Iterable[Script] = ())
     return resolve
 
 
-def _plan_resources(manifest: Manifest, state: State, remote: RemoteSnapshot | None) -> list[Change]:
+def _plan_resources(manifest: Manifest, state: State, remote: RemoteSnapshot | None,
+                    shared: frozenset[tuple[str, str]]) -> list[Change]:
     changes = []
     declared = {(r.type, r.key) for r in manifest.resources}
     for resource in manifest.resources:
@@ -123,12 +141,15 @@ def _plan_resources(manifest: Manifest, state: State, remote: RemoteSnapshot | N
         if recorded is None or (remote is not None and remote.resource_gone(recorded)):
             # Missing remotely too: create (or adopt by name) again.
             reasons = (Reason.DRIFT,) if recorded is not None else ()
-            changes.append(_resource_change(resource.type, resource.key, Action.CREATE, resource.name, None, reasons))
-        elif recorded.name != resource.name and kind.renamable:
+            changes.append(_resource_change(resource.type, resource.key, _create_or_adopt(resource, remote),
+                                            resource.name, None, reasons))
+        elif recorded.name != resource.name and kind.renamable and (recorded.type, recorded.id) not in shared:
             changes.append(_resource_change(resource.type, resource.key, Action.UPDATE, resource.name, recorded.id))
         elif recorded.name != resource.name:
-            # Not renamable: another name is another resource (the old one keeps its data).
-            changes.append(_resource_change(resource.type, resource.key, Action.CREATE, resource.name, None))
+            # Not renamable (or another environment's too): another name is another resource (the
+            # old one keeps its data).
+            changes.append(_resource_change(resource.type, resource.key, _create_or_adopt(resource, remote),
+                                            resource.name, None))
         else:
             changes.append(_resource_change(resource.type, resource.key, Action.NO_OP, resource.name, recorded.id))
     for recorded in state.resources:
@@ -137,6 +158,30 @@ def _plan_resources(manifest: Manifest, state: State, remote: RemoteSnapshot | N
             changes.append(_resource_change(recorded.type, recorded.key, Action.FORGET, recorded.name, recorded.id))
     order = list(RESOURCE_KINDS)
     return sorted(changes, key=lambda change: (order.index(change.type), change.name))
+
+
+def _create_or_adopt(resource: Resource, remote: RemoteSnapshot | None) -> Action:
+    """ADOPT when ``--refresh`` saw the name taken in Cloudflare (apply takes it over), else CREATE."""
+    return Action.ADOPT if remote is not None and remote.resource_exists(resource.type, resource.name) else Action.CREATE
+
+
+def _refuse_deleting_bound_scripts(changes: list[Change]) -> None:
+    """A script that leaves the manifest while a remaining one still sends its name (a literal
+    ``service:`` or ``script_name:``) cannot be deleted: Cloudflare refuses it, or the binder breaks."""
+    deleted = {c.name for c in changes if c.action is Action.DELETE}
+    if not deleted:
+        return
+    problems = []
+    for change in changes:
+        for binding in change.bindings if change.action is not Action.DELETE else ():
+            kind = binding_kind(binding.type)
+            for name in sorted(kind.scripts_named(binding) & deleted):
+                fills = kind.reference.fills if kind.reference is not None else "name"
+                problems.append(f"script {name!r} is no longer in the manifest, but script {change.name!r} still "
+                                f"binds it (binding {binding.name} sends {fills} {name!r}): remove or change that "
+                                f"binding in the same change, or keep {name!r} in the manifest")
+    if problems:
+        raise DeployerError("\n".join(problems))
 
 
 def _resource_change(

@@ -17,14 +17,17 @@ _SYMBOLS = {
     Action.UPDATE: "~",
     Action.DELETE: "-",
     Action.FORGET: "!",
+    Action.ADOPT: "<",
     Action.NO_OP: "=",
 }
-_COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31", Action.FORGET: "35", Action.NO_OP: "2"}
+_COLORS = {Action.CREATE: "32", Action.UPDATE: "33", Action.DELETE: "31", Action.FORGET: "35", Action.ADOPT: "36",
+           Action.NO_OP: "2"}
 _VERBS = {
     Action.CREATE: "to create",
     Action.UPDATE: "to update",
     Action.DELETE: "to delete",
     Action.FORGET: "to forget",
+    Action.ADOPT: "to adopt",
     Action.NO_OP: "unchanged",
 }
 
@@ -56,8 +59,9 @@ def _change_document(change: Change) -> dict[str, object]:
                                  "new_tag": pending.new_tag,
                                  "steps": [migrations.step_document(step) for step in pending.steps]}
     else:
-        doc[kind.name_key] = change.resource_name
-        doc[kind.plan_id_key] = change.resource_id
+        doc[kind.plan_name] = change.resource_name
+        if kind.plan_id_key:  # none for a kind whose name is its id
+            doc[kind.plan_id_key] = change.resource_id
         if change.reasons:
             doc["reasons"] = [reason.value for reason in change.reasons]
     return doc
@@ -129,8 +133,8 @@ def _escape_cell(text: str) -> str:
 def _summary_line(plan: Plan) -> str:
     counts = plan.summary()
     parts = [f"{counts[action.value]} {_VERBS[action]}" for action in (Action.CREATE, Action.UPDATE, Action.DELETE)]
-    if Action.FORGET.value in counts:
-        parts.append(f"{counts[Action.FORGET.value]} {_VERBS[Action.FORGET]}")
+    parts += [f"{counts[action.value]} {_VERBS[action]}" for action in (Action.FORGET, Action.ADOPT)
+              if action.value in counts]
     parts.append(f"{counts[Action.NO_OP.value]} unchanged")
     return "Plan: " + ", ".join(parts) + "."
 
@@ -150,12 +154,16 @@ def render_warnings(plan: Plan) -> list[str]:
     """Warnings for what ``--refresh`` found (printed on stderr, never mixed into the plan)."""
     warnings = []
     for change in plan.changes:
-        gone = change.action is Action.CREATE and Reason.DRIFT in change.reasons
+        gone = change.action in (Action.CREATE, Action.ADOPT) and Reason.DRIFT in change.reasons
         if change.overwrites_remote:
             warnings.append(
                 f"script {change.name} exists in Cloudflare but not in the state: apply would overwrite it. "
                 f"Adopt it with 'deployer import {change.name}', or pass --allow-overwrite to apply"
             )
+        elif gone and change.type in RESOURCE_KINDS and change.action is Action.ADOPT:
+            name_key = RESOURCE_KINDS[change.type].name_key
+            warnings.append(f"{change.type} {change.name}: the recorded one is gone from Cloudflare, but one with "
+                            f"{name_key} {change.resource_name!r} exists; apply adopts it")
         elif gone and change.type in RESOURCE_KINDS:
             name_key = RESOURCE_KINDS[change.type].name_key
             warnings.append(f"{change.type} {change.name} ({name_key} {change.resource_name!r}) was deleted outside "
