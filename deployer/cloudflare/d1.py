@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployer.cloudflare.owned import OwnedApi
-from deployer.cloudflare.transport import result_items, segment
+from deployer.cloudflare.transport import segment
 
 _D1_PAGE_SIZE = 1000
 
@@ -15,19 +15,7 @@ class D1Api(OwnedApi):
         """Every database of the account (``uuid``, ``name``, ...), or those whose name contains
         ``name``, following pages until a short or empty one."""
         path = f"/accounts/{segment(account_id)}/d1/database"
-        databases: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        page = 1
-        while True:
-            params: dict[str, Any] = {"page": page, "per_page": _D1_PAGE_SIZE, **({"name": name} if name else {})}
-            body = self._request("GET", path, params=params)
-            items = result_items(body, "GET", path, ("uuid", "name"))
-            fresh = [item for item in items if item["uuid"] not in seen]
-            databases += fresh
-            seen.update(item["uuid"] for item in fresh)
-            if len(items) < _D1_PAGE_SIZE or not fresh:
-                return databases
-            page += 1
+        return self._list_pages(path, ("uuid", "name"), _D1_PAGE_SIZE, name)
 
     def ensure_d1_database(self, account_id: str, name: str) -> tuple[dict[str, Any], bool]:
         """Create the database ``name``, or adopt the existing one; returns (database, adopted)."""

@@ -9,13 +9,30 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from deployer.cloudflare.transport import Attempts, Transport, result_object
+from deployer.cloudflare.transport import Attempts, Transport, result_items, result_object
 from deployer.errors import CloudflareApiError
 
 Find = Callable[[], "dict[str, Any] | None"]
 
 
 class OwnedApi(Transport):
+    def _list_pages(self, path: str, keys: tuple[str, str], page_size: int, name: str | None = None
+                    ) -> list[dict[str, Any]]:
+        """Every item at ``path`` (each with ``keys``: its id and name), or those ``?name=``
+        matches, following pages until a short or empty one (or one with nothing new)."""
+        items: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        page = 1
+        while True:
+            params: dict[str, Any] = {"page": page, "per_page": page_size, **({"name": name} if name else {})}
+            found = result_items(self._request("GET", path, params=params), "GET", path, keys)
+            fresh = [item for item in found if item[keys[0]] not in seen]
+            items += fresh
+            seen.update(item[keys[0]] for item in fresh)
+            if len(found) < page_size or not fresh:
+                return items
+            page += 1
+
     def _create_or_adopt(self, path: str, payload: Mapping[str, Any], id_key: str, find: Find
                          ) -> tuple[dict[str, Any], bool]:
         """POST ``payload`` to ``path``; returns (the resource, adopted).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from deployer.cloudflare.owned import OwnedApi
-from deployer.cloudflare.transport import result_items, segment
+from deployer.cloudflare.transport import segment
 
 _QUEUE_PAGE_SIZE = 100
 
@@ -15,19 +15,7 @@ class QueuesApi(OwnedApi):
         """Every queue of the account (``queue_id``, ``queue_name``, ...), or the one named
         ``name``, following pages until a short or empty one."""
         path = f"/accounts/{segment(account_id)}/queues"
-        queues: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        page = 1
-        while True:
-            params: dict[str, Any] = {"page": page, "per_page": _QUEUE_PAGE_SIZE, **({"name": name} if name else {})}
-            body = self._request("GET", path, params=params)
-            items = result_items(body, "GET", path, ("queue_id", "queue_name"))
-            fresh = [item for item in items if item["queue_id"] not in seen]
-            queues += fresh
-            seen.update(item["queue_id"] for item in fresh)
-            if len(items) < _QUEUE_PAGE_SIZE or not fresh:
-                return queues
-            page += 1
+        return self._list_pages(path, ("queue_id", "queue_name"), _QUEUE_PAGE_SIZE, name)
 
     def ensure_queue(self, account_id: str, name: str) -> tuple[dict[str, Any], bool]:
         """Create the queue ``name``, or adopt the existing one; returns (queue, adopted)."""

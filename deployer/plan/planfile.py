@@ -16,6 +16,7 @@ from deployer.fingerprint import fingerprint_secret, secret_matches
 from deployer.kinds.registry import binding_kind
 from deployer.models import Manifest, Plan, Script, State
 from deployer.plan.render import plan_document
+from deployer.state.fields import json_kind
 
 PLANFILE_KIND = "deployer-plan"
 PLANFILE_VERSION = 1
@@ -75,7 +76,7 @@ def _shape_problem(doc: dict[str, Any]) -> str:
     """What is wrong with the fields of a plan file, or ""."""
 
     def wrong(where: str, value: object, expected: str) -> str:
-        return f"{where} must be {expected}, got {_kind(value)}"
+        return f"{where} must be {expected}, got {json_kind(value)}"
 
     for key, types, expected in (
         ("manifest", (str,), "a string"), ("environment", (str, type(None)), "a string or null"),
@@ -101,22 +102,6 @@ def _shape_problem(doc: dict[str, Any]) -> str:
         if not isinstance(fingerprints, dict) or not all(isinstance(v, str) for v in fingerprints.values()):
             return wrong(f"scripts.{name}.secret_fingerprints", fingerprints, "an object of strings")
     return ""
-
-
-def _kind(value: object) -> str:
-    match value:
-        case None:
-            return "null"
-        case bool():
-            return "a boolean"
-        case int() | float():
-            return f"the number {value!r}"
-        case str():
-            return "a string"
-        case list():
-            return "a list"
-        case _:
-            return "an object"
 
 
 def check_planfile(doc: dict[str, object], path: Path, manifest: Manifest, state: State, plan: Plan) -> None:
