@@ -60,6 +60,24 @@ class Binding:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """Something attached to a script: a route, a custom domain, its cron set, its workers.dev
+    switch, a queue consumer (``type`` names the kind, ``deployer/kinds``). ``name`` identifies
+    it among its kind (a route's pattern, a hostname, the script for crons, ``queue:script``
+    for a consumer); ``values`` are the kind's fields (in the manifest what is wanted, in the
+    state what was set); ``id`` is Cloudflare's id for it, once known (None for crons)."""
+
+    type: str
+    name: str
+    script: str
+    values: tuple[tuple[str, Value], ...] = ()
+    id: str | None = None
+
+    def get(self, key: str) -> Value:
+        return next((value for name, value in self.values if name == key), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Resource:
     """A resource the project owns (a KV namespace, an R2 bucket, ...: ``type`` names its kind),
     created by ``name`` when missing, adopted when it exists; ``key`` is its manifest key."""
@@ -108,6 +126,7 @@ class Script:
     compatibility_date: str | None = None
     compatibility_flags: tuple[str, ...] = ()
     build: Build | None = None
+    attachments: tuple[Attachment, ...] = ()  # triggers and consumers, in the manifest's order
     key: str = ""  # its key under scripts: (the name without an environment's name_suffix); "" = name
 
     @property
@@ -194,6 +213,7 @@ class State:
     scripts: tuple[ScriptState, ...] = ()
     resources: tuple[ResourceState, ...] = ()
     project: str | None = None
+    attachments: tuple[Attachment, ...] = ()  # what was attached to scripts, by (type, name)
     # Built on the first script() call: a plan looks up every script, and a scan per lookup
     # made planning 5,000 scripts quadratic (benchmarks/README.md, growth).
     _by_name: dict[str, ScriptState] | None = field(default=None, init=False, repr=False, compare=False)
@@ -210,6 +230,9 @@ class State:
 
     def resources_of(self, resource_type: str) -> tuple[ResourceState, ...]:
         return tuple(r for r in self.resources if r.type == resource_type)
+
+    def attachment(self, attachment_type: str, name: str) -> Attachment | None:
+        return next((a for a in self.attachments if a.type == attachment_type and a.name == name), None)
 
 
 # --- the plan -----------------------------------------------------------------------------
@@ -232,6 +255,12 @@ class Reason(enum.Enum):
     BINDINGS = "bindings"
     SECRET = "secret"
     DRIFT = "drift"
+    # Attachments (routes, custom domains, crons, workers.dev, queue consumers):
+    SCRIPT = "script"  # attached to another script
+    ZONE = "zone"
+    CRONS = "crons"
+    ENABLED = "enabled"
+    SETTINGS = "settings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +268,8 @@ class Change:
     """One planned step. For scripts, ``bindings``/``previous_bindings`` are what will be and
     what was deployed (no secret values), and ``removed_secrets`` the secret bindings to
     delete remotely. For an owned resource, its ``resource_name`` and ``resource_id`` if known.
+    For an attachment, ``attachment`` is what it will be and ``previous_attachment`` what the
+    state recorded.
 
     ``overwrites_remote``: a script created by this plan already exists in Cloudflare without
     being in the state (seen with ``--refresh``); apply refuses it without ``--allow-overwrite``."""
@@ -253,11 +284,13 @@ class Change:
     resource_name: str | None = None
     resource_id: str | None = None
     overwrites_remote: bool = False
+    attachment: Attachment | None = None
+    previous_attachment: Attachment | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Ordered changes (owned resources, then scripts by name), planned against state
+    """Ordered changes (owned resources, then scripts by name, then attachments), planned against state
     ``lineage``/``serial``."""
 
     changes: tuple[Change, ...]

@@ -1,11 +1,22 @@
-"""The registry: every binding type and owned resource kind deployer knows, by its ``type``. A
+"""The registry: every binding type, owned resource kind and attachment kind deployer knows, by its ``type``. A
 new kind is one module in this package and one line here; the core looks kinds up here and
 never names one."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from deployer.kinds import kv_namespace, plain_text, r2_bucket, secret_text
+from deployer.kinds import (
+    crons,
+    custom_domain,
+    kv_namespace,
+    plain_text,
+    queue_consumer,
+    r2_bucket,
+    route,
+    secret_text,
+    workers_dev,
+)
+from deployer.kinds.attachment import AttachmentKind
 from deployer.kinds.binding import BindingKind
 from deployer.kinds.resource import ResourceKind
 
@@ -26,6 +37,19 @@ RESOURCE_KINDS: Mapping[str, ResourceKind] = {
         kv_namespace.RESOURCE,
     )
 }
+
+
+ATTACHMENT_KINDS: Mapping[str, AttachmentKind] = {
+    kind.type: kind
+    for kind in (
+        route.KIND,
+        custom_domain.KIND,
+        crons.KIND,
+        workers_dev.KIND,
+        queue_consumer.KIND,
+    )
+}
+"""What is attached to scripts after their upload (triggers, queue consumers), in plan order."""
 
 
 def binding_kind(binding_type: str) -> BindingKind:

@@ -1,4 +1,5 @@
-"""The parts of ``schemas/workers.schema.json`` the kinds own, generated from the registry so
+"""The parts of ``schemas/workers.schema.json`` the kinds own (bindings, owned resource
+sections, and each attachment kind's key under a script), generated from the registry so
 that the schema, the validator and the kinds cannot disagree.
 
 ``python -m deployer.kinds.schema`` rewrites both copies of the schema (the repository's and the
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
+from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COPIES = (ROOT / "schemas" / "workers.schema.json", ROOT / "deployer" / "schemas" / "workers.schema.json")
@@ -65,6 +66,11 @@ def generated(schema: dict[str, Any]) -> dict[str, Any]:
         env_properties = _with(env_properties, kind.section,
                                {"description": kind.override_description(), **reference})
     defs["environment"] = {**environment, "properties": env_properties}
+    script_fields = dict(defs["script_fields"])
+    script_properties = dict(script_fields["properties"])
+    for attachment in ATTACHMENT_KINDS.values():
+        script_properties[attachment.manifest_key] = attachment.schema()
+    defs["script_fields"] = {**script_fields, "properties": script_properties}
     return {**schema, "properties": properties, "$defs": defs}
 
 

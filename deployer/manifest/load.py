@@ -25,10 +25,11 @@ from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, plain_value,
 from deployer.manifest.script_files import MAX_FILE_BYTES, script_digest, script_file, sha256_file
 from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
-from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
-from deployer.models import Binding, Build, Manifest, Module, Resource, Script, ScriptFormat
+from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, binding_kind
+from deployer.models import Attachment, Binding, Build, Manifest, Module, Resource, Script, ScriptFormat
 from deployer.apply.upload import content_digest, entry_part, module_type
 from deployer.manifest.validate import (
+    AttachmentDraft,
     BindingDraft,
     Field,
     JsonPath,
@@ -36,6 +37,7 @@ from deployer.manifest.validate import (
     ModuleDraft,
     ResourceDraft,
     ScriptDraft,
+    Tree,
 )
 
 Builder = Callable[[Sequence[BuildStep]], None]
@@ -93,12 +95,16 @@ def _load(path: Path, environ: Mapping[str, str], environment: str | None, build
     document.show_warnings(warn)
     draft, files = checked
     suffix = _value(draft.name_suffix) or ""
+    resources = tuple(Resource(r.type, _text(r.key), _text(r.name)) for r in draft.resources)
+    # A queue consumer may name a queue of the manifest by its key: what it is called in Cloudflare.
+    names = {(RESOURCE_KINDS[r.type].section, r.key): r.name for r in resources}
     return Manifest(
         path=path,
         account_id=_value(draft.account_id),
         zone_id=_value(draft.zone_id),
-        resources=tuple(Resource(r.type, _text(r.key), _text(r.name)) for r in draft.resources),
-        scripts=tuple(_script(s, files[s.name.raw], suffix) for s in draft.scripts),
+        resources=resources,
+        scripts=tuple(_script(s, files[s.name.raw], suffix, lambda section, key: names.get((section, key)))
+                      for s in draft.scripts),
         environment=environment,
         project=_value(draft.project),
     )
@@ -150,6 +156,7 @@ def check_manifest(
     names = document.names or ()
     targets = [environment] if environment is not None else [None, *names]
     drafts = [document.check(target)[0] for target in targets]
+    document.warnings.update(validate.claimed_twice(list(zip(targets, drafts)), document.file))
     document.raise_problems()
     document.show_warnings(warn)
     base = drafts[0]
@@ -436,7 +443,25 @@ def _script_draft(node: Node, path: JsonPath, name: Field, filled: Mapping[int, 
         compatibility_flags=tuple(_field(item, (*path, "compatibility_flags", index), filled, render)
                                   for index, item in items("compatibility_flags")),
         build=_field(command[1], (*path, "build", "command"), filled, render) if command else None,
+        attachments=tuple(
+            AttachmentDraft(kind.type, _field(entry[0], (*path, kind.manifest_key), filled, render, key=True),
+                            _tree(entry[1], (*path, kind.manifest_key), filled, render))
+            for kind in ATTACHMENT_KINDS.values() if (entry := body.get(kind.manifest_key)) is not None),
     )
+
+
+def _tree(node: Node, path: JsonPath, filled: Mapping[int, str | None], render: Render) -> Tree:
+    """A value with the position of every part of it (what attachment kinds check)."""
+    at = _field(node, path, filled, render)
+    if isinstance(node, SequenceNode):
+        return Tree(at, plain_value(node, filled),
+                    items=tuple(_tree(item, (*path, index), filled, render) for index, item in enumerate(node.value)))
+    if isinstance(node, MappingNode):
+        entries = {key: (_field(key_node, (*path, key), filled, render, key=True),
+                         _tree(value, (*path, key), filled, render))
+                   for key, (key_node, value) in _entries(node).items()}
+        return Tree(at, plain_value(node, filled), entries=entries)
+    return Tree(at, plain_value(node, filled))
 
 
 def _module_draft(node: Node, path: JsonPath, filled: Mapping[int, str | None], render: Render) -> ModuleDraft | None:
@@ -528,7 +553,7 @@ def _check_upload_size(field: Field, entry: Path, modules: tuple[Module, ...], f
             f"to Cloudflare carries at most 100 MB (and a Worker at most 10 MB after gzip)"))
 
 
-def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:
+def _script(draft: ScriptDraft, files: _Files, suffix: str, names: Callable[[str, str], str | None]) -> Script:
     assert files.entry is not None and files.entry_sha256 is not None, "checked before building"
     script_format = ScriptFormat(draft.format or ScriptFormat.SERVICE_WORKER.value)
     date = _value(draft.compatibility_date)
@@ -546,7 +571,13 @@ def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:
         compatibility_date=date,
         compatibility_flags=flags,
         build=Build(draft.build.raw) if draft.build is not None else None,
+        attachments=_attachments(draft, _text(draft.name) + suffix, names),
     )
+
+
+def _attachments(draft: ScriptDraft, name: str, names: Callable[[str, str], str | None]) -> tuple[Attachment, ...]:
+    return tuple(attachment for a in draft.attachments
+                 for attachment in ATTACHMENT_KINDS[a.type].build(name, a.tree.value, names))
 
 
 def _build_binding(draft: BindingDraft) -> Binding:

@@ -23,7 +23,7 @@ from jsonschema.exceptions import ValidationError
 
 from deployer.errors import Diagnostic
 from deployer.kinds.binding import Reference
-from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
+from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS
 from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are part of validation's interface)
     COMPATIBILITY_DATE,
     HEX_ID,
@@ -279,6 +279,27 @@ class ModuleDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class Tree:
+    """A value as written, with positions: ``at`` is where it is (for a scalar its text), a
+    list's ``items``, a mapping's ``entries`` (each with its key's Field), and ``value`` the
+    plain value with variables filled in."""
+
+    at: Field
+    value: object = None
+    items: tuple[Tree, ...] = ()
+    entries: Mapping[str, tuple[Field, Tree]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentDraft:
+    """A script's key of an attachment kind (``routes``, ``crons``, ...) as written."""
+
+    type: str
+    key: Field
+    tree: Tree
+
+
+@dataclass(frozen=True, slots=True)
 class ScriptDraft:
     """``modules_key`` is the ``modules`` key itself (its position), when present."""
 
@@ -291,6 +312,7 @@ class ScriptDraft:
     compatibility_date: Field | None = None
     compatibility_flags: tuple[Field, ...] = ()
     build: Field | None = None  # build.command, as written (never filled in)
+    attachments: tuple[AttachmentDraft, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,6 +385,7 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
         ))
 
     names: dict[str, Field] = {}
+    claims: dict[str, dict[str, Field]] = {kind.type: {} for kind in ATTACHMENT_KINDS.values()}
     sections["scripts"] = {s.name.value: s.name for s in draft.scripts if s.name.value is not None}
     for script in draft.scripts:
         recheck(script.name, SCRIPT_NAME)
@@ -372,6 +395,15 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
                 report(script.name, f"{script.name.raw!r} with name_suffix {draft.name_suffix.raw!r} is not "
                                     f"{SCRIPT_NAME.words}")
         _check_script_settings(script, recheck, report)
+        for attachment in script.attachments:
+            attached = ATTACHMENT_KINDS[attachment.type]
+            if zone_mode:
+                report(attachment.key, f"{attached.manifest_key} needs account_id: the legacy single-script API (zone_id) "
+                                       "has no routes, custom domains, crons, workers.dev or queue consumers")
+                continue
+            attached.check(attachment, sections, report)
+            for claimed in attached.claimed(attachment):
+                _check_unique(claimed, attached.claim, claims[attached.type], report)
         binding_names: dict[str, Field] = {}
         for binding in script.bindings:
             name = binding.name
@@ -390,6 +422,34 @@ def check_semantics(draft: ManifestDraft, file: str) -> list[Diagnostic]:
                     recheck(binding.fields.get(key.name), key.rule)
             if kind.reference is not None:
                 _check_reference(binding.fields.get(kind.reference.key), kind.reference, sections, recheck, report)
+    return found
+
+
+def claimed_twice(targets: Sequence[tuple[str | None, ManifestDraft]], file: str) -> list[Diagnostic]:
+    """Warnings for a route pattern or hostname that two deploy targets of one manifest (the
+    base and its environments) would each attach to their own script: each apply would take it
+    from the other. ``targets``: (environment or None for the base, its draft)."""
+    first: dict[tuple[str, str], tuple[str, Field]] = {}
+    found = []
+    for environment, draft in targets:
+        label = f"environment {environment!r}" if environment is not None else "the base manifest"
+        for script in draft.scripts:
+            for attachment in script.attachments:
+                kind = ATTACHMENT_KINDS[attachment.type]
+                for claimed in kind.claimed(attachment):
+                    if claimed.value is None:
+                        continue
+                    seen = first.setdefault((kind.type, claimed.value), (label, claimed))
+                    if seen[0] == label:
+                        continue
+                    if seen[1] is claimed:
+                        message = (f"{kind.claim} {claimed.raw!r} is deployed by both {seen[0]} and {label}, which "
+                                   f"inherits it: each apply would take it from the other; give {label} its own "
+                                   f"{kind.manifest_key}")
+                    else:
+                        message = (f"{kind.claim} {claimed.raw!r} is also declared for {seen[0]} (line {seen[1].line}): "
+                                   "each apply would take it from the other")
+                    found.append(Diagnostic(file, claimed.line, claimed.col, claimed.path, message))
     return found
 
 
