@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_runner import run
+from tests.factories import NAMESPACE_ID, sample_with_triggers
 from tests.fake_cloudflare import FAKE_ACCOUNT, FAKE_ZONE, FakeCloudflare
 
 ROUTES = f"/zones/{FAKE_ZONE}/workers/routes"
@@ -161,7 +162,7 @@ def test_removed_triggers_are_deleted_and_absent_crons_are_left_alone(project: P
     text = run("plan", cwd=project, env=fake.environ()).stdout
     assert "  - custom_domain api.example.com -> api (zone example.com)" in text
     assert "  - queue_consumer jobs:api -> api (queue jobs, batch_size 20, max_retries 5)" in text
-    assert '  ! crons api -> api ("*/5 * * * *", "0 3 * * mon") (dropped from the state; left as it is' in text
+    assert '  ! crons api ("*/5 * * * *", "0 3 * * mon") (dropped from the state; left as it is' in text
     fake.clear_requests()
 
     apply(project, fake)
@@ -263,8 +264,8 @@ def test_plan_of_triggers_needs_no_network(project: Path) -> None:
     text = run("plan", cwd=project).stdout  # the base URL points at a closed port
 
     assert "  + route shop.example.com/api/* -> api (zone example.com)" in text
-    assert '  + crons api -> api ("*/5 * * * *", "0 3 * * mon")' in text
-    assert "  + workers_dev api -> api (on)" in text
+    assert '  + crons api ("*/5 * * * *", "0 3 * * mon")' in text
+    assert "  + workers_dev api (on)" in text
     assert "  + queue_consumer jobs:api -> api (queue jobs, batch_size 20, max_retries 5)" in text
 
 
@@ -277,3 +278,39 @@ def test_triggers_in_zone_mode_are_a_validation_error(project: Path) -> None:
     assert result.stderr.splitlines()[1:] == [
         "  workers.yaml:6:5: scripts.api.crons: crons needs account_id: the legacy single-script API (zone_id) has no "
         "routes, custom domains, crons, workers.dev or queue consumers"]
+
+
+def test_the_sample_project_deploys_its_triggers_and_then_plans_no_changes(tmp_path: Path,
+                                                                          fake_cloudflare: FakeCloudflare) -> None:
+    fake_cloudflare.kv_namespaces()[NAMESPACE_ID] = "the seed's namespace"
+    sample = sample_with_triggers(tmp_path)
+    env = fake_cloudflare.environ()
+
+    run("apply", "--auto-approve", cwd=sample, env=env)
+    run("apply", "--auto-approve", "--env", "staging", cwd=sample, env=env)
+
+    assert routes_by_pattern(fake_cloudflare) == {"sample.example.com/*": "my-worker",
+                                                  "staging.sample.example.com/*": "my-worker-staging"}
+    assert fake_cloudflare.schedules("my-worker") == ["*/30 * * * *"]
+    assert fake_cloudflare.workers_dev("my-worker")["enabled"] is False
+    assert "No changes" in run("plan", "--refresh", "--detailed-exitcode", cwd=sample, env=env).stdout
+    assert "warning" not in run("validate", cwd=sample).stderr
+
+
+def test_validate_warns_when_two_environments_would_take_the_same_route(project: Path) -> None:
+    (project / "workers.yaml").write_text(
+        f"version: 1\naccount_id: {FAKE_ACCOUNT}\nscripts:\n  web:\n{WEB}"
+        "environments:\n  staging:\n    name_suffix: -staging\n"
+        "  canary:\n    name_suffix: -canary\n    scripts:\n      web:\n"
+        '        routes: [{pattern: "shop.example.com/*", zone_name: example.com}]\n')
+
+    result = run("validate", cwd=project)
+
+    assert result.stderr.splitlines()[:2] == [
+        "warning: workers.yaml:6:24: scripts.web.routes[0].pattern: route pattern 'shop.example.com/*' is deployed by "
+        "both the base manifest and environment 'staging', which inherits it: each apply would take it from the "
+        "other; give environment 'staging' its own routes",
+        "warning: workers.yaml:15:28: environments.canary.scripts.web.routes[0].pattern: route pattern "
+        "'shop.example.com/*' is also declared for the base manifest (line 6): each apply would take it from the "
+        "other",
+    ]

@@ -115,7 +115,7 @@ class CronsKind(AttachmentKind):
     def summary(self, attachment: Attachment) -> str:
         crons = attachment.get("crons")
         shown = ", ".join(f'"{c}"' for c in crons) if isinstance(crons, tuple) and crons else "none"
-        return f"-> {attachment.script} ({shown})"
+        return f"({shown})"  # named by its script already
 
     def apply(self, session: Session, change: Change) -> Attachment | None:
         want, have = change.attachment, change.previous_attachment

@@ -30,7 +30,7 @@ class WorkersDevKind(AttachmentKind):
         return Reason.ENABLED
 
     def summary(self, attachment: Attachment) -> str:
-        return f"-> {attachment.script} ({'on' if attachment.get('enabled') else 'off'})"
+        return "(on)" if attachment.get("enabled") else "(off)"  # named by its script already
 
     def apply(self, session: Session, change: Change) -> Attachment | None:
         want, have = change.attachment, change.previous_attachment
