@@ -176,9 +176,9 @@ class AttachmentKind:
     def from_state(self, name: str, doc: object, where: str) -> Attachment:
         fields = object_fields(doc, where, ("script",), optional=("id", *(k.name for k in self.state_keys)))
         values: list[tuple[str, Value]] = []
-        for key in self.state_keys:
-            if key.name in fields:
-                values.append((key.name, _recorded(fields[key.name], key, join(where, key.name))))
+        for key in self.state_keys:  # every key, None when not recorded: the shape apply records
+            value = fields.get(key.name)
+            values.append((key.name, None if value is None else _recorded(value, key, join(where, key.name))))
         attachment_id = fields.get("id")
         return Attachment(self.type, name, string(fields["script"], join(where, "script")), tuple(values),
                           None if attachment_id is None else string(attachment_id, join(where, "id")))
