@@ -15,10 +15,10 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import goals, peer
+from benchmarks import goals, peer, triggers
 from benchmarks.measure import BenchmarkError
 
-GOALS = ("P1", "P2", "P3", "P4", "growth")
+GOALS = ("P1", "P2", "P3", "P4", "T1", "growth")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                     outcome = goals.p3_startup(workdir, max(args.runs, 10))
                 case "P4":
                     outcome = peer.p4_wrangler(workdir, min(args.runs, 3), scripts=args.peer_scripts)
+                case "T1":
+                    outcome = triggers.t1_trigger_requests(workdir, scripts=args.apply_scripts)
                 case _:
                     sizes = tuple(int(n) for n in args.growth_sizes.split(","))
                     outcome = goals.plan_growth(workdir, args.runs, sizes)

@@ -60,6 +60,24 @@ class Binding:
 
 
 @dataclass(frozen=True, slots=True)
+class Attachment:
+    """Something attached to a script: a route, a custom domain, its cron set, its workers.dev
+    switch, a queue consumer (``type`` names the kind, ``deployer/kinds``). ``name`` identifies
+    it among its kind (a route's pattern, a hostname, the script for crons, ``queue:script``
+    for a consumer); ``values`` are the kind's fields (in the manifest what is wanted, in the
+    state what was set); ``id`` is Cloudflare's id for it, once known (None for crons)."""
+
+    type: str
+    name: str
+    script: str
+    values: tuple[tuple[str, Value], ...] = ()
+    id: str | None = None
+
+    def get(self, key: str) -> Value:
+        return next((value for name, value in self.values if name == key), None)
+
+
+@dataclass(frozen=True, slots=True)
 class Resource:
     """A resource the project owns (a KV namespace, an R2 bucket, ...: ``type`` names its kind),
     created by ``name`` when missing, adopted when it exists; ``key`` is its manifest key."""
@@ -124,6 +142,7 @@ class Script:
     compatibility_date: str | None = None
     compatibility_flags: tuple[str, ...] = ()
     build: Build | None = None
+    attachments: tuple[Attachment, ...] = ()  # triggers and consumers, in the manifest's order
     key: str = ""  # its key under scripts: (the name without an environment's name_suffix); "" = name
     settings: tuple[tuple[str, JsonValue], ...] = ()
     migrations: tuple[MigrationStep, ...] = ()
@@ -229,6 +248,7 @@ class State:
     scripts: tuple[ScriptState, ...] = ()
     resources: tuple[ResourceState, ...] = ()
     project: str | None = None
+    attachments: tuple[Attachment, ...] = ()  # what was attached to scripts, by (type, name)
     # Built on the first script() call: a plan looks up every script, and a scan per lookup
     # made planning 5,000 scripts quadratic (benchmarks/README.md, growth).
     _by_name: dict[str, ScriptState] | None = field(default=None, init=False, repr=False, compare=False)
@@ -245,6 +265,9 @@ class State:
 
     def resources_of(self, resource_type: str) -> tuple[ResourceState, ...]:
         return tuple(r for r in self.resources if r.type == resource_type)
+
+    def attachment(self, attachment_type: str, name: str) -> Attachment | None:
+        return next((a for a in self.attachments if a.type == attachment_type and a.name == name), None)
 
 
 # --- the plan -----------------------------------------------------------------------------
@@ -270,6 +293,11 @@ class Reason(enum.Enum):
     DRIFT = "drift"
     SETTINGS = "settings"  # an upload setting (placement, limits, ...) was added, changed or removed
     MIGRATIONS = "migrations"  # Durable Object migration steps are pending
+    # Attachments (routes, custom domains, crons, workers.dev, queue consumers):
+    SCRIPT = "script"  # attached to another script
+    ZONE = "zone"
+    CRONS = "crons"
+    ENABLED = "enabled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,6 +329,8 @@ class Change:
     delete remotely, ``settings`` each upload setting sent or dropped, ``migrations`` the
     Durable Object migration steps the upload will send (None: none). For an owned resource,
     its ``resource_name`` and ``resource_id`` if known.
+    For an attachment, ``attachment`` is what it will be and ``previous_attachment`` what the
+    state recorded.
 
     ``overwrites_remote``: a script created by this plan already exists in Cloudflare without
     being in the state (seen with ``--refresh``); apply refuses it without ``--allow-overwrite``."""
@@ -317,11 +347,13 @@ class Change:
     overwrites_remote: bool = False
     settings: tuple[SettingChange, ...] = ()
     migrations: PendingMigrations | None = None
+    attachment: Attachment | None = None
+    previous_attachment: Attachment | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """Ordered changes (owned resources, then scripts by name), planned against state
+    """Ordered changes (owned resources, then scripts by name, then attachments), planned against state
     ``lineage``/``serial``."""
 
     changes: tuple[Change, ...]

@@ -11,13 +11,14 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from deployer.errors import DeployerError
+from deployer.errors import CloudflareApiError, DeployerError
 from deployer.fingerprint import fingerprint_secret
-from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
+from deployer.kinds.attachment import Session, TriggerClient
+from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS
 from deployer.kinds.settings import remote_settings, setting_digests
-from deployer.models import DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
+from deployer.models import Attachment, DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
 from deployer.plan.planner import RemoteScript, RemoteSnapshot
 from deployer.apply.upload import SERVICE_WORKER_PART, SERVICE_WORKER_TYPE, content_digest
 
@@ -31,10 +32,11 @@ class _Client(Protocol):
     def download_script(self, account_id: str, name: str) -> tuple[str, bytes]: ...
 
 
-def read_remote(manifest: Manifest, client: _Client) -> RemoteSnapshot:
+def read_remote(manifest: Manifest, client: _Client, state: State | None = None) -> RemoteSnapshot:
     """One list of scripts and one of each kind of owned resource in use: what ``--refresh``
     compares with the state (ids: gone or not; names: a resource to create that exists already
-    is adopted)."""
+    is adopted); with ``state``, also what Cloudflare has for each attachment it records (a
+    zone's routes and the account's domains listed once each)."""
     account_id = manifest.require_account("--refresh")
     scripts = {
         item["id"]: RemoteScript(item["id"], item.get("etag"), item.get("modified_on"))
@@ -44,7 +46,44 @@ def read_remote(manifest: Manifest, client: _Client) -> RemoteSnapshot:
     used = {r.type for r in manifest.resources} | {kind.type for kind in RESOURCE_KINDS.values() if kind.always_in_state}
     listed = {t: RESOURCE_KINDS[t].listed_in(client, account_id) for t in sorted(used)}
     return RemoteSnapshot(scripts, {t: ids for t, (ids, _) in listed.items()},
-                          {t: names for t, (_, names) in listed.items()})
+                          {t: names for t, (_, names) in listed.items()},
+                          read_attachments(state.attachments, account_id, client) if state is not None else {})
+
+
+def read_attachments(recorded: Sequence[Attachment], account_id: str, client: object
+                     ) -> dict[tuple[str, str], Attachment | None]:
+    """What Cloudflare has for each recorded attachment, by (type, name); None when it is gone
+    (its script too, for crons and workers.dev)."""
+    session = Session(cast(TriggerClient, client), account_id)
+    found: dict[tuple[str, str], Attachment | None] = {}
+    for attachment in recorded:
+        try:
+            found[attachment.type, attachment.name] = ATTACHMENT_KINDS[attachment.type].read(session, attachment)
+        except CloudflareApiError as exc:
+            if exc.status != 404:
+                raise
+            found[attachment.type, attachment.name] = None
+    return found
+
+
+def adopt_attachments(script: Script, account_id: str, client: object) -> tuple[tuple[Attachment, ...], list[str]]:
+    """What Cloudflare attaches to ``script`` of what the manifest attaches to it (``import``),
+    plus warnings for what it has attached elsewhere or not at all (the next plan shows them)."""
+    session = Session(cast(TriggerClient, client), account_id)
+    adopted, warnings = [], []
+    for wanted in script.attachments:
+        try:
+            found = ATTACHMENT_KINDS[wanted.type].adopt(session, wanted)
+        except CloudflareApiError as exc:
+            if exc.status != 404:
+                raise
+            found = None
+        if found is None:
+            warnings.append(f"{wanted.type} {wanted.name} is not attached to script {script.name} in Cloudflare: "
+                            "the next apply attaches it")
+        else:
+            adopted.append(found)
+    return tuple(adopted), warnings
 
 
 # --- deployer refresh ---------------------------------------------------------------------
@@ -59,6 +98,8 @@ class Refresh:
     gone_scripts: tuple[str, ...]
     gone_resources: tuple[tuple[str, str], ...]  # (type, key)
     unchanged: int
+    attachments: tuple[Attachment, ...] = ()  # recorded attachments as Cloudflare has them now
+    gone_attachments: tuple[tuple[str, str], ...] = ()  # (type, name)
 
 
 def refresh_state(state: State, remote: RemoteSnapshot) -> Refresh:
@@ -72,7 +113,18 @@ def refresh_state(state: State, remote: RemoteSnapshot) -> Refresh:
             updated.append(dataclasses.replace(recorded, etag=seen.etag, modified_on=seen.modified_on))
     gone_resources = tuple((r.type, r.key) for r in state.resources if remote.resource_gone(r))
     unchanged = len(state.scripts) - len(updated) - len(gone)
-    return Refresh(tuple(updated), tuple(gone), gone_resources, unchanged)
+    attachments: list[Attachment] = []
+    gone_attachments: list[tuple[str, str]] = []
+    for attached in state.attachments:
+        key = (attached.type, attached.name)
+        if key not in remote.attachments:
+            continue
+        now = remote.attachments[key]
+        if now is None:
+            gone_attachments.append(key)
+        elif ATTACHMENT_KINDS[attached.type].drifted(now, attached):
+            attachments.append(now)
+    return Refresh(tuple(updated), tuple(gone), gone_resources, unchanged, tuple(attachments), tuple(gone_attachments))
 
 
 # --- deployer import ----------------------------------------------------------------------

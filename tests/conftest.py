@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 from pathlib import Path
 
@@ -36,17 +35,38 @@ def nothing_registered_as_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redact, "_pattern", None)
 
 
-from tests.factories import NAMESPACE_ID  # noqa: E402
+from tests.factories import NAMESPACE_ID, sample_with_triggers  # noqa: E402
 from tests.fake_cloudflare import FakeCloudflare, fake_cloudflare  # noqa: E402,F401  (the loopback fake API fixture)
 from tests.pg_server import pg_database, pg_url, postgres_server  # noqa: E402,F401  (throwaway PostgreSQL)
+
+
+SAMPLE_TRIGGERS = (
+    """    # Triggers, attached after the upload. zone_name is looked up at apply (plan needs no network).
+    routes:
+      - {pattern: "sample.example.com/*", zone_name: example.com}
+    crons: ["*/30 * * * *"]   # the whole set; [] removes them all
+    workers_dev: false        # reached through its route only
+""",
+    """      my-worker:
+        routes:                  # its own host: two environments never take a route from each other
+          - {pattern: "staging.sample.example.com/*", zone_name: example.com}
+""",
+)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     """A copy of sample-project/ to plan and apply end to end (test modules with a project of
-    their own define their own ``project``)."""
-    target = tmp_path / "project"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "sample-project", target)
+    their own define their own ``project``), without my-worker's triggers: the tests using it
+    count the changes and requests of scripts and namespaces. ``sample_with_triggers`` is
+    the whole sample (tests/test_cli_triggers.py applies it)."""
+    target = sample_with_triggers(tmp_path)
+    manifest = target / "workers.yaml"
+    text = manifest.read_text()
+    for block in SAMPLE_TRIGGERS:
+        assert block in text, "sample-project/workers.yaml changed: update SAMPLE_TRIGGERS in tests/conftest.py"
+        text = text.replace(block, "")
+    manifest.write_text(text)
     return target
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -137,3 +138,10 @@ def write_project(
     manifest = directory / "workers.yaml"
     manifest.write_text("\n".join(lines) + "\n")
     return manifest
+
+
+def sample_with_triggers(tmp_path: Path) -> Path:
+    """A copy of sample-project/ as it is (the ``project`` fixture leaves out its triggers)."""
+    target = tmp_path / "project"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "sample-project", target)
+    return target

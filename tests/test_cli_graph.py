@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from tests.cli_runner import run
-from tests.factories import write_project
+from tests.factories import sample_with_triggers, write_project
 
 SAMPLE_MERMAID = (
     "flowchart LR\n"
@@ -103,9 +103,9 @@ def test_text_and_json_plans_carry_no_graph(project: Path) -> None:
     assert "graph" not in json.loads(run("plan", "--format", "json", cwd=project).stdout)
 
 
-def test_the_readme_example_is_the_sample_projects_plan_graph(project: Path) -> None:
+def test_the_readme_example_is_the_sample_projects_plan_graph(tmp_path: Path) -> None:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = readme.split("### The plan as a picture", 1)[1]
     example = section.split("```mermaid\n", 1)[1].split("```\n", 1)[0]
-    markdown = run("plan", "--format", "markdown", cwd=project).stdout
+    markdown = run("plan", "--format", "markdown", cwd=sample_with_triggers(tmp_path)).stdout
     assert f"```mermaid\n{example}```\n" in markdown

@@ -1,5 +1,6 @@
 """Carry out a Plan: namespaces first, then one upload per created/changed script (bounded
-parallelism), then deletes. Every success is recorded in the state store at once, so an apply
+parallelism), each attachment (route, crons, ...) after its script's upload and before its
+old script's delete, then deletes. Every success is recorded in the state store at once, so an apply
 cut off at any point can be re-run and finishes without redoing what already succeeded."""
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from deployer.apply.scheduler import Job, run_jobs
 from deployer.apply.upload import UploadPart, read_parts, upload_metadata
 from deployer.errors import DeployerError
 from deployer.fingerprint import fingerprint_secret, secret_matches
+from deployer.kinds.attachment import Session, TriggerClient
 from deployer.kinds.binding import Resolve
 from deployer.kinds.migrations import migrations_metadata, steps_after
-from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
+from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, binding_kind
 from deployer.kinds.settings import (
     deployed_settings,
     referenced_scripts,
@@ -25,6 +27,7 @@ from deployer.kinds.settings import (
 from deployer.models import (
     SCRIPT,
     Action,
+    Attachment,
     Binding,
     Change,
     DeployedBinding,
@@ -131,14 +134,21 @@ def apply_plan(
     changes = [c for c in plan.changes if c.type == SCRIPT and c.action is not Action.NO_OP]
     uploads = {c.name for c in changes if c.action is not Action.DELETE}
     deletes = {c.name for c in changes if c.action is Action.DELETE}
-    jobs: list[Job[_Outcome]] = []
+    jobs = _attachment_jobs(plan, manifest, client, store, deletes, progress, result)
+    detaches: dict[str, set[str]] = {}  # script -> jobs that must finish before it is deleted
+    for change in plan.changes:
+        have = change.previous_attachment
+        if have is not None and change.type in ATTACHMENT_KINDS and not ATTACHMENT_KINDS[change.type].goes_with_script:
+            detaches.setdefault(have.script, set()).add(_attachment_key(change))
     for change in changes:
         if change.action is Action.DELETE:
-            # After every upload that stops binding it and every delete of a script binding it.
+            # After every upload that stops binding it and every delete of a script binding it,
+            # and after its routes and domains are detached or moved (Cloudflare keeps them).
             binders = {c.name for c in changes if change.name in _names_in(c.previous_bindings)}
             jobs.append(Job(f"delete {change.name}", _delete_job(change, manifest, client, progress),
                             frozenset(f"upload {n}" for n in binders & uploads)
-                            | frozenset(f"delete {n}" for n in binders & deletes)))
+                            | frozenset(f"delete {n}" for n in binders & deletes)
+                            | frozenset(detaches.get(change.name, ()))))
         else:
             # After the scripts of this plan it binds (Cloudflare refuses a binding to a missing service).
             bound = _names_in(change.bindings) & uploads - {change.name}
@@ -154,6 +164,74 @@ def apply_plan(
     if errors:
         _raise_failures(errors, result)
     return result
+
+
+def _attachment_key(change: Change) -> str:
+    return f"{change.type} {change.name}"
+
+
+def _attachment_jobs(
+    plan: Plan, manifest: Manifest, client: _Client, store: StateBackend, deletes: set[str], progress: Progress,
+    result: ApplyResult,
+) -> list[Job[_Outcome]]:
+    """One job per attachment change (a FORGET is recorded at once: no request). A job runs
+    after its script's upload; one that goes with a deleted script only after that delete
+    (and sends nothing). Only changed attachments get a job, so an unchanged plan sends nothing."""
+    forgotten = [(c.type, c.name) for c in plan.changes if c.type in ATTACHMENT_KINDS and c.action is Action.FORGET]
+    if forgotten:
+        store.record(removed_attachments=forgotten)
+        for change in plan.changes:
+            if (change.type, change.name) in forgotten:
+                progress(ProgressEvent(Step.DONE, f"forgot {change.type} {change.name} (left as it is in Cloudflare)",
+                                       change))
+        result.forgotten += len(forgotten)
+    pending = [c for c in plan.changes
+               if c.type in ATTACHMENT_KINDS and c.action not in (Action.NO_OP, Action.FORGET)]
+    if not pending:
+        return []
+    session = Session(_triggers(client), manifest.require_account("routes, custom domains, crons, workers.dev and queue consumers"))
+    jobs: list[Job[_Outcome]] = []
+    for change in pending:
+        kind = ATTACHMENT_KINDS[change.type]
+        have = change.previous_attachment
+        if change.action is Action.DELETE and kind.goes_with_script and have is not None and have.script in deletes:
+            jobs.append(Job(_attachment_key(change), _gone_with_script(change, progress),
+                            frozenset({f"delete {have.script}"})))
+            continue
+        after = frozenset({f"upload {change.attachment.script}"}) if change.attachment is not None else frozenset()
+        jobs.append(Job(_attachment_key(change), _attach_job(change, session, progress), after))
+    return jobs
+
+
+def _triggers(client: object) -> TriggerClient:
+    # CloudflareClient has every trigger endpoint; an in-memory test fake may have them too.
+    return client  # type: ignore[return-value]
+
+
+_VERBS = {Action.CREATE: "attached", Action.UPDATE: "updated", Action.DELETE: "removed"}
+
+
+def _attach_job(change: Change, session: Session, progress: Progress) -> Callable[[], _Outcome]:
+    kind = ATTACHMENT_KINDS[change.type]
+
+    def job() -> _Outcome:
+        done = kind.apply(session, change)
+        shown = done or change.previous_attachment
+        summary = f" {kind.summary(shown)}" if shown is not None else ""
+        progress(ProgressEvent(Step.DONE, f"{_VERBS[change.action]} {change.type} {change.name}{summary}", change))
+        if done is None:
+            return _Outcome(change.action, detached=(change.type, change.name))
+        return _Outcome(change.action, attached=done)
+
+    return _reported(change, progress, job)
+
+
+def _gone_with_script(change: Change, progress: Progress) -> Callable[[], _Outcome]:
+    def job() -> _Outcome:
+        progress(ProgressEvent(Step.DONE, f"removed {change.type} {change.name} (with its script)", change))
+        return _Outcome(Action.DELETE, detached=(change.type, change.name))
+
+    return job
 
 
 def _names_in(bindings: tuple[DeployedBinding, ...]) -> set[str]:
@@ -201,6 +279,8 @@ class _Outcome:
     action: Action
     uploaded: ScriptState | None = None
     deleted: str | None = None
+    attached: Attachment | None = None
+    detached: tuple[str, str] | None = None  # (type, name) of an attachment removed
 
 
 def _upload_job(
@@ -337,10 +417,13 @@ def _record(store: StateBackend, outcomes: list[_Outcome], result: ApplyResult) 
         return
     uploaded = [o.uploaded for o in outcomes if o.uploaded is not None]
     deleted = [o.deleted for o in outcomes if o.deleted is not None]
+    attached = [o.attached for o in outcomes if o.attached is not None]
+    detached = [o.detached for o in outcomes if o.detached is not None]
     try:
-        store.record(scripts=uploaded, removed_scripts=deleted)
+        store.record(scripts=uploaded, removed_scripts=deleted, attachments=attached, removed_attachments=detached)
     except DeployerError as exc:
         done = [f"uploaded {s.name}" for s in uploaded] + [f"deleted {name}" for name in deleted]
+        done += [f"attached {a.type} {a.name}" for a in attached] + [f"removed {t} {n}" for t, n in detached]
         raise DeployerError(f"{exc}\nthese succeeded in Cloudflare but are not recorded in the state: "
                             f"{', '.join(done)}; once the state can be written, 'deployer plan --refresh' shows "
                             "them and apply repeats them") from exc

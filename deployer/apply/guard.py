@@ -1,6 +1,7 @@
 """What apply checks before its first change: a script this state does not hold must not exist
-in Cloudflare already (someone's script would be replaced), and a script carrying another
-project's ownership tag (``deployer:project=NAME``) is never taken without ``--allow-overwrite``.
+in Cloudflare already (someone's script would be replaced), a script carrying another
+project's ownership tag (``deployer:project=NAME``) is never taken without ``--allow-overwrite``,
+and neither is a route pattern or custom domain that a script outside this state has.
 
 The account's script list is read once per run (``CachedReads``), whatever the number of
 scripts, and shared with ``--refresh``. Contract: "Safe by default" in shared/CONTRACT.md.
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from deployer.apply.upload import OWNER_TAG_PREFIX
 from deployer.errors import DeployerError
-from deployer.models import SCRIPT, Action, Manifest, Plan, State
+from deployer.kinds.attachment import Session, TriggerClient
+from deployer.kinds.registry import ATTACHMENT_KINDS
+from deployer.models import SCRIPT, Action, Attachment, Manifest, Plan, State
 
 
 class _Client(Protocol):
@@ -24,6 +27,9 @@ class _Client(Protocol):
     def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]: ...
     def download_script(self, account_id: str, name: str) -> tuple[str, bytes]: ...
     def zone_script_exists(self, zone_id: str) -> bool: ...
+    def find_zone_id(self, zone_name: str) -> str: ...
+    def list_routes(self, zone_id: str) -> list[dict[str, Any]]: ...
+    def list_custom_domains(self, account_id: str) -> list[dict[str, Any]]: ...
 
 
 class CachedReads:
@@ -58,8 +64,17 @@ class CachedReads:
     def zone_script_exists(self, zone_id: str) -> bool:
         return self._client.zone_script_exists(zone_id)
 
+    def find_zone_id(self, zone_name: str) -> str:
+        return self._client.find_zone_id(zone_name)  # the client remembers it for the run
+
+    def list_routes(self, zone_id: str) -> list[dict[str, Any]]:
+        return self._client.list_routes(zone_id)
+
+    def list_custom_domains(self, account_id: str) -> list[dict[str, Any]]:
+        return self._client.list_custom_domains(account_id)
+
     def __getattr__(self, name: str) -> Any:
-        # Any other read (each owned resource kind's list, named by the registry) goes through.
+        # Every other read (each owned resource kind's list, an attachment's read-back) goes straight through.
         return getattr(self._client, name)
 
 
@@ -67,6 +82,7 @@ def check_before_apply(plan: Plan, state: State, manifest: Manifest, client: _Cl
     """Refuse (DeployerError) before any change when the plan creates a script that the state
     does not hold but Cloudflare has: one list request (account), or one GET of the zone's
     script (the legacy zone API has no list). No request when the plan creates no such script."""
+    refuse_foreign_attachments(plan, state, manifest, client)
     names = unrecorded_creates(plan, state)
     if not names:
         return
@@ -78,6 +94,27 @@ def check_before_apply(plan: Plan, state: State, manifest: Manifest, client: _Cl
             f"and this apply would replace it with {', '.join(names)}. The legacy zone API cannot import it; "
             "pass --allow-overwrite to replace it"
         )
+
+def refuse_foreign_attachments(plan: Plan, state: State, manifest: Manifest, client: _Client) -> None:
+    """Refuse (DeployerError) before any change when the plan attaches a route pattern or a
+    custom domain, new to this state, that Cloudflare attaches to a script this state does not
+    hold. Reads each zone's routes and the account's domains once, only when such are planned."""
+    new: dict[str, list[Attachment]] = {}
+    for change in plan.changes:
+        if (change.type in ATTACHMENT_KINDS and change.action is Action.CREATE and change.attachment is not None
+                and state.attachment(change.type, change.name) is None):
+            new.setdefault(change.type, []).append(change.attachment)
+    if not new or manifest.account_id is None:
+        return
+    session = Session(cast(TriggerClient, client), manifest.account_id)
+    lines = []
+    for kind_type, wanted in new.items():
+        lines += ATTACHMENT_KINDS[kind_type].foreign(session, wanted, lambda script: state.script(script) is not None)
+    if lines:
+        raise DeployerError("\n".join([
+            "refusing to take over what scripts outside this state use (their owner would lose it):", *lines,
+            "Remove them from the manifest, or pass --allow-overwrite to take them"]))
+
 
 def owner_tag(project: str) -> str:
     """The tag every upload of a project with ``project: NAME`` carries."""

@@ -317,7 +317,7 @@ def plan(
         try:
             from deployer.remote import read_remote
 
-            remote = read_remote(manifest, client)
+            remote = read_remote(manifest, client, current)
         finally:
             client.close()
     the_plan = _plan_against(manifest, current, remote, others)
@@ -401,7 +401,7 @@ def apply(
             _note_former_state(store)
             others = _other_environments(manifest, store, state_name)
             reads = CachedReads(client)  # the guard and --refresh share one script list
-            remote = read_remote(manifest, reads) if refresh else None
+            remote = read_remote(manifest, reads, current) if refresh else None
             the_plan = _plan_against(manifest, current, remote, others)
             if saved is not None and planfile is not None:
                 from deployer.plan.planfile import check_planfile
@@ -467,16 +467,19 @@ def refresh(
     try:
         with store.lock(command="deployer refresh", timeout=lock_timeout, warn=warn):
             _check_target(manifest, store, store.state, _identity(file, manifest))  # before any request
-            found = refresh_state(store.state, read_remote(manifest, client))
+            found = refresh_state(store.state, read_remote(manifest, client, store.state))
             for script in found.updated:
                 stderr(f"script {script.name}: etag {script.etag}, modified {script.modified_on}")
             for name in found.gone_scripts:
                 warn(f"script {name} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
             for kind, key in found.gone_resources:
                 warn(f"{kind} {key} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
-            if found.updated or found.gone_scripts or found.gone_resources:
+            for kind, key in found.gone_attachments:
+                warn(f"{kind} {key} is no longer attached in Cloudflare: dropped from the state")
+            if found.updated or found.gone_scripts or found.gone_resources or found.attachments or found.gone_attachments:
                 store.record(scripts=found.updated, removed_scripts=found.gone_scripts,
-                             forgotten=found.gone_resources)
+                             forgotten=found.gone_resources, attachments=found.attachments,
+                             removed_attachments=found.gone_attachments)
                 store.commit()
     finally:
         client.close()
@@ -519,7 +522,7 @@ def import_script(
 ) -> int:
     """Adopt scripts that already exist in Cloudflare into the state, so plan shows only real differences."""
     from deployer.apply.guard import CachedReads, refuse_other_owner
-    from deployer.remote import deployed_scripts, import_script as read_deployed
+    from deployer.remote import adopt_attachments, deployed_scripts, import_script as read_deployed
 
     if (name is None) == (not all_scripts):
         raise DeployerError("import takes a script NAME or --all (every script of the manifest), not both")
@@ -557,9 +560,11 @@ def import_script(
                 if not allow_overwrite:
                     tags = reads.get_script_settings(account_id, script.name).get("tags")
                     refuse_other_owner(script.name, tags, manifest.project, "import")
+                attached, missing = adopt_attachments(script, account_id, reads)
+                found += missing
                 warnings += [f"script {script.name}: {w}" for w in found] if name is None else found
                 store.record(scripts=[recorded], account_id=manifest.account_id, zone_id=manifest.zone_id,
-                             project=identity)
+                             project=identity, attachments=attached)
                 imported.append(recorded)
             if imported:
                 store.commit()

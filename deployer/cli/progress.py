@@ -150,4 +150,6 @@ def _doing(change: Change) -> str:
         return "deleting"
     if change.type == SCRIPT:
         return "uploading"
+    if change.attachment is not None or change.previous_attachment is not None:
+        return "attaching" if change.action is Action.CREATE else "updating"
     return {Action.CREATE: "creating", Action.ADOPT: "adopting"}.get(change.action, "renaming")

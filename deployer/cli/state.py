@@ -33,12 +33,14 @@ def state_list(
     state_name: Optional[str] = StateNameOption,
     debug: bool = DebugOption,
 ) -> int:
-    """List every recorded owned resource (namespace, ...) and script."""
+    """List every recorded owned resource (namespace, ...), script and attachment (route, ...)."""
     recorded = open_state(file, env, state, state_name, peek=True).load()
     for resource in recorded.resources:
         print(f"{resource.type}.{resource.key}\t{resource.id}\t{resource.name}")
     for script in recorded.scripts:
         print(f"script.{script.name}\t{script.content_sha256[:12]}\t{len(script.bindings)} binding(s)")
+    for attachment in recorded.attachments:
+        print(f"{attachment.type}.{attachment.name}\t{attachment.id or '-'}\t-> {attachment.script}")
     return ExitStatus.OK
 
 

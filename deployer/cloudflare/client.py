@@ -7,16 +7,23 @@ from __future__ import annotations
 
 from deployer.cloudflare.credentials import Credentials, credentials_from_env
 from deployer.cloudflare.d1 import D1Api
+from deployer.cloudflare.domains import DomainsApi
 from deployer.cloudflare.kv import KvApi
+from deployer.cloudflare.queue_consumers import QueueConsumersApi
 from deployer.cloudflare.queues import QueuesApi
 from deployer.cloudflare.r2 import R2Api
+from deployer.cloudflare.routes import RoutesApi
+from deployer.cloudflare.schedules import SchedulesApi
+from deployer.cloudflare.subdomain import SubdomainApi
 from deployer.cloudflare.transport import DEFAULT_BASE_URL
 from deployer.cloudflare.workers import WorkersApi
+from deployer.cloudflare.zones import ZonesApi
 
 __all__ = ["DEFAULT_BASE_URL", "CloudflareClient", "Credentials", "credentials_from_env"]
 
 
-class CloudflareClient(WorkersApi, KvApi, R2Api, D1Api, QueuesApi):
+class CloudflareClient(WorkersApi, KvApi, R2Api, D1Api, QueuesApi, ZonesApi, RoutesApi, DomainsApi, SchedulesApi,
+                       SubdomainApi, QueueConsumersApi):
     """A thread-safe client shared by up to ``pool_size`` worker threads.
 
     Requests made through one client share a request budget (``rate_limit`` requests per

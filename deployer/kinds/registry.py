@@ -1,4 +1,4 @@
-"""The registry: every binding type and owned resource kind deployer knows, by its ``type``. A
+"""The registry: every binding type, owned resource kind and attachment kind deployer knows, by its ``type``. A
 new kind is one module in this package and one line here; the core looks kinds up here and
 never names one."""
 from __future__ import annotations
@@ -9,6 +9,8 @@ from deployer.kinds import (
     ai,
     analytics_engine,
     browser,
+    crons,
+    custom_domain,
     d1,
     dispatch_namespace,
     durable_object_namespace,
@@ -18,14 +20,18 @@ from deployer.kinds import (
     mtls_certificate,
     plain_text,
     queue,
+    queue_consumer,
     r2_bucket,
+    route,
     secret_text,
     secrets_store_secret,
     send_email,
     service,
     vectorize,
     version_metadata,
+    workers_dev,
 )
+from deployer.kinds.attachment import AttachmentKind
 from deployer.kinds.binding import BindingKind
 from deployer.kinds.resource import ResourceKind
 from deployer.kinds.settings import SETTINGS, SettingKind
@@ -69,6 +75,17 @@ RESOURCE_KINDS: Mapping[str, ResourceKind] = {
 
 # The upload settings a script may set (placement, limits, ...), all declared in kinds/settings.py.
 SETTING_KINDS: Mapping[str, SettingKind] = {kind.key: kind for kind in SETTINGS}
+ATTACHMENT_KINDS: Mapping[str, AttachmentKind] = {
+    kind.type: kind
+    for kind in (
+        route.KIND,
+        custom_domain.KIND,
+        crons.KIND,
+        workers_dev.KIND,
+        queue_consumer.KIND,
+    )
+}
+"""What is attached to scripts after their upload (triggers, queue consumers), in plan order."""
 
 
 def binding_kind(binding_type: str) -> BindingKind:

@@ -1,4 +1,5 @@
-"""The parts of ``schemas/workers.schema.json`` the kinds own, generated from the registry so
+"""The parts of ``schemas/workers.schema.json`` the kinds own (bindings, owned resource
+sections, and each attachment kind's key under a script), generated from the registry so
 that the schema, the validator and the kinds cannot disagree.
 
 ``python -m deployer.kinds.schema`` rewrites both copies of the schema (the repository's and the
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.kinds import migrations
-from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS, SETTING_KINDS
+from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS, SETTING_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 COPIES = (ROOT / "schemas" / "workers.schema.json", ROOT / "deployer" / "schemas" / "workers.schema.json")
@@ -75,6 +76,8 @@ def generated(schema: dict[str, Any]) -> dict[str, Any]:
     script_properties[migrations.KEY] = {"description": migration_defs[migrations.KEY]["description"],
                                          "$ref": f"#/$defs/{migrations.KEY}"}
     defs.update(migration_defs)
+    for attachment in ATTACHMENT_KINDS.values():
+        script_properties[attachment.manifest_key] = attachment.schema()
     defs["script_fields"] = {**script_fields, "properties": script_properties}
     return {**schema, "properties": properties, "$defs": defs}
 

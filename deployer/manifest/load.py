@@ -26,11 +26,12 @@ from deployer.manifest.script_files import MAX_FILE_BYTES, script_digest, script
 from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
 from deployer.kinds import migrations
-from deployer.kinds.registry import RESOURCE_KINDS, SETTING_KINDS, binding_kind
+from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, SETTING_KINDS, binding_kind
 from deployer.kinds.settings import frozen
-from deployer.models import Binding, Build, Manifest, Module, Resource, Script, ScriptFormat
+from deployer.models import Attachment, Binding, Build, Manifest, Module, Resource, Script, ScriptFormat
 from deployer.apply.upload import content_digest, entry_part, module_type
 from deployer.manifest.validate import (
+    AttachmentDraft,
     BindingDraft,
     Field,
     JsonPath,
@@ -39,6 +40,7 @@ from deployer.manifest.validate import (
     ResourceDraft,
     ScriptDraft,
     ValueDraft,
+    Tree,
 )
 
 Builder = Callable[[Sequence[BuildStep]], None]
@@ -96,12 +98,16 @@ def _load(path: Path, environ: Mapping[str, str], environment: str | None, build
     document.show_warnings(warn)
     draft, files = checked
     suffix = _value(draft.name_suffix) or ""
+    resources = tuple(Resource(r.type, _text(r.key), r.full_name(suffix) or "") for r in draft.resources)
+    # A queue consumer may name a queue of the manifest by its key: what it is called in Cloudflare.
+    names = {(RESOURCE_KINDS[r.type].section, r.key): r.name for r in resources}
     return Manifest(
         path=path,
         account_id=_value(draft.account_id),
         zone_id=_value(draft.zone_id),
-        resources=tuple(Resource(r.type, _text(r.key), r.full_name(suffix) or "") for r in draft.resources),
-        scripts=tuple(_script(s, files[s.name.raw], suffix) for s in draft.scripts),
+        resources=resources,
+        scripts=tuple(_script(s, files[s.name.raw], suffix, lambda section, key: names.get((section, key)))
+                      for s in draft.scripts),
         environment=environment,
         project=_value(draft.project),
         environments=document.names or (),
@@ -154,6 +160,7 @@ def check_manifest(
     names = document.names or ()
     targets = [environment] if environment is not None else [None, *names]
     drafts = [document.check(target)[0] for target in targets]
+    document.warnings.update(validate.claimed_twice(list(zip(targets, drafts)), document.file))
     document.raise_problems()
     document.show_warnings(warn)
     base = drafts[0]
@@ -449,6 +456,10 @@ def _script_draft(node: Node, path: JsonPath, name: Field, filled: Mapping[int, 
         settings={key: _value_draft(*body[key], (*path, key), filled, render) for key in SETTING_KINDS if key in body},
         durable_objects=(_value_draft(*body[migrations.KEY], (*path, migrations.KEY), filled, render)
                          if migrations.KEY in body else None),
+        attachments=tuple(
+            AttachmentDraft(kind.type, _field(entry[0], (*path, kind.manifest_key), filled, render, key=True),
+                            _tree(entry[1], (*path, kind.manifest_key), filled, render))
+            for kind in ATTACHMENT_KINDS.values() if (entry := body.get(kind.manifest_key)) is not None),
     )
 
 
@@ -469,6 +480,20 @@ def _value_draft(key: ScalarNode, node: Node, path: JsonPath, filled: Mapping[in
 
     walk(node, ())
     return ValueDraft(_field(key, path, filled, render, key=True), plain_value(node, filled), fields)
+
+
+def _tree(node: Node, path: JsonPath, filled: Mapping[int, str | None], render: Render) -> Tree:
+    """A value with the position of every part of it (what attachment kinds check)."""
+    at = _field(node, path, filled, render)
+    if isinstance(node, SequenceNode):
+        return Tree(at, plain_value(node, filled),
+                    items=tuple(_tree(item, (*path, index), filled, render) for index, item in enumerate(node.value)))
+    if isinstance(node, MappingNode):
+        entries = {key: (_field(key_node, (*path, key), filled, render, key=True),
+                         _tree(value, (*path, key), filled, render))
+                   for key, (key_node, value) in _entries(node).items()}
+        return Tree(at, plain_value(node, filled), entries=entries)
+    return Tree(at, plain_value(node, filled))
 
 
 def _module_draft(node: Node, path: JsonPath, filled: Mapping[int, str | None], render: Render) -> ModuleDraft | None:
@@ -560,7 +585,7 @@ def _check_upload_size(field: Field, entry: Path, modules: tuple[Module, ...], f
             f"to Cloudflare carries at most 100 MB (and a Worker at most 10 MB after gzip)"))
 
 
-def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:
+def _script(draft: ScriptDraft, files: _Files, suffix: str, names: Callable[[str, str], str | None]) -> Script:
     assert files.entry is not None and files.entry_sha256 is not None, "checked before building"
     script_format = ScriptFormat(draft.format or ScriptFormat.SERVICE_WORKER.value)
     date = _value(draft.compatibility_date)
@@ -581,7 +606,13 @@ def _script(draft: ScriptDraft, files: _Files, suffix: str) -> Script:
         settings=tuple((key, frozen(setting.value)) for key, setting in draft.settings.items()),
         migrations=(migrations.steps_from_manifest(draft.durable_objects.value)
                     if draft.durable_objects is not None and isinstance(draft.durable_objects.value, dict) else ()),
+        attachments=_attachments(draft, _text(draft.name) + suffix, names),
     )
+
+
+def _attachments(draft: ScriptDraft, name: str, names: Callable[[str, str], str | None]) -> tuple[Attachment, ...]:
+    return tuple(attachment for a in draft.attachments
+                 for attachment in ATTACHMENT_KINDS[a.type].build(name, a.tree.value, names))
 
 
 def _build_binding(draft: BindingDraft) -> Binding:

@@ -25,7 +25,7 @@ from jsonschema.exceptions import ValidationError
 from deployer.errors import Diagnostic
 from deployer.kinds.binding import Reference
 from deployer.kinds import migrations
-from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS, SETTING_KINDS
+from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS, SETTING_KINDS
 from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are part of validation's interface)
     COMPATIBILITY_DATE,
     HEX_ID,
@@ -343,6 +343,27 @@ class ModuleDraft:
 
 
 @dataclass(frozen=True, slots=True)
+class Tree:
+    """A value as written, with positions: ``at`` is where it is (for a scalar its text), a
+    list's ``items``, a mapping's ``entries`` (each with its key's Field), and ``value`` the
+    plain value with variables filled in."""
+
+    at: Field
+    value: object = None
+    items: tuple[Tree, ...] = ()
+    entries: Mapping[str, tuple[Field, Tree]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentDraft:
+    """A script's key of an attachment kind (``routes``, ``crons``, ...) as written."""
+
+    type: str
+    key: Field
+    tree: Tree
+
+
+@dataclass(frozen=True, slots=True)
 class ScriptDraft:
     """``modules_key`` is the ``modules`` key itself (its position), when present."""
 
@@ -357,6 +378,7 @@ class ScriptDraft:
     build: Field | None = None  # build.command, as written (never filled in)
     settings: Mapping[str, ValueDraft] = field(default_factory=dict)  # by setting key (kinds/settings.py)
     durable_objects: ValueDraft | None = None
+    attachments: tuple[AttachmentDraft, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,6 +473,7 @@ def check_semantics(draft: ManifestDraft, file: str, cache: ScriptChecks | None 
         ))
 
     names: dict[str, Field] = {}
+    claims: dict[str, dict[str, Field]] = {kind.type: {} for kind in ATTACHMENT_KINDS.values()}
     sections["scripts"] = {s.name.value: s.name for s in draft.scripts if s.name.value is not None}
     known = tuple((section, None if keys is None else frozenset(keys)) for section, keys in sections.items())
     for script in draft.scripts:
@@ -469,6 +492,16 @@ def check_semantics(draft: ManifestDraft, file: str, cache: ScriptChecks | None 
         _check_one_script(script, sections, zone_mode, recheck, report)
         if cache is not None:
             cache[key] = found[before:]
+    for script in draft.scripts:
+        for attachment in script.attachments:
+            attached = ATTACHMENT_KINDS[attachment.type]
+            if zone_mode:
+                report(attachment.key, f"{attached.manifest_key} needs account_id: the legacy single-script API (zone_id) "
+                                       "has no routes, custom domains, crons, workers.dev or queue consumers")
+                continue
+            attached.check(attachment, sections, report)
+            for claimed in attached.claimed(attachment):
+                _check_unique(claimed, attached.claim, claims[attached.type], report)
     for closing, cycle in _script_cycles(draft.scripts, suffix or ""):
         report(closing, f"{' -> '.join(cycle)}: these scripts bind each other in a cycle, so none of them can be "
                    "uploaded first (Cloudflare refuses a binding to a Worker that does not exist yet); remove one "
@@ -561,6 +594,34 @@ def _script_cycles(scripts: Sequence[ScriptDraft], suffix: str) -> list[tuple[Fi
                 on_path.add(target)
                 pending.append(iter(edges.get(target, ())))
     return cycles
+
+
+def claimed_twice(targets: Sequence[tuple[str | None, ManifestDraft]], file: str) -> list[Diagnostic]:
+    """Warnings for a route pattern or hostname that two deploy targets of one manifest (the
+    base and its environments) would each attach to their own script: each apply would take it
+    from the other. ``targets``: (environment or None for the base, its draft)."""
+    first: dict[tuple[str, str], tuple[str, Field]] = {}
+    found = []
+    for environment, draft in targets:
+        label = f"environment {environment!r}" if environment is not None else "the base manifest"
+        for script in draft.scripts:
+            for attachment in script.attachments:
+                kind = ATTACHMENT_KINDS[attachment.type]
+                for claimed in kind.claimed(attachment):
+                    if claimed.value is None:
+                        continue
+                    seen = first.setdefault((kind.type, claimed.value), (label, claimed))
+                    if seen[0] == label:
+                        continue
+                    if seen[1] is claimed:
+                        message = (f"{kind.claim} {claimed.raw!r} is deployed by both {seen[0]} and {label}, which "
+                                   f"inherits it: each apply would take it from the other; give {label} its own "
+                                   f"{kind.manifest_key}")
+                    else:
+                        message = (f"{kind.claim} {claimed.raw!r} is also declared for {seen[0]} (line {seen[1].line}): "
+                                   "each apply would take it from the other")
+                    found.append(Diagnostic(file, claimed.line, claimed.col, claimed.path, message))
+    return found
 
 
 def _check_script_settings(

@@ -50,7 +50,8 @@ def _label(change: Change) -> str:
 def _dependencies(plan: Plan, manifest: Manifest | None) -> Iterator[Edge]:
     """A resource binds each script whose binding names it: by the manifest key of a reference
     (``namespace: cache``), or by an id (a literal, one the plan resolved, or the one a deleted
-    script's state recorded) equal to a resource's id in the plan."""
+    script's state recorded) equal to a resource's id in the plan. An attachment routes to
+    its script."""
     by_id = {c.resource_id: c for c in plan.changes if c.type != SCRIPT and c.resource_id}
     by_key = {(c.type, c.name): c for c in plan.changes if c.type != SCRIPT}
 
@@ -68,6 +69,10 @@ def _dependencies(plan: Plan, manifest: Manifest | None) -> Iterator[Edge]:
                 if kind is not None:
                     yield from binds(by_key.get((kind.type, str(key))), script.name)
     for change in plan.changes:
+        attached = change.attachment or change.previous_attachment
+        if attached is not None and attached.script:
+            # A route, domain, cron set or queue consumer sends its requests (or messages) to its script.
+            yield Edge(node_id(change.type, change.name), node_id(SCRIPT, attached.script), Relation.ROUTES_TO)
         if change.type == SCRIPT:
             # A deleted script no longer binds anything; draw what it used until now.
             used = change.previous_bindings if change.action is Action.DELETE else change.bindings

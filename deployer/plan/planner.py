@@ -5,6 +5,7 @@ the salted fingerprints in the state (``fingerprint.secret_matches``), never sto
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -12,11 +13,12 @@ from deployer.errors import DeployerError, StateError
 from deployer.fingerprint import secret_matches
 from deployer.kinds.binding import Resolve
 from deployer.kinds.migrations import pending_migrations
-from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
+from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, binding_kind
 from deployer.kinds.settings import deployed_settings, setting_changes
 from deployer.models import (
     SCRIPT,
     Action,
+    Attachment,
     Binding,
     Change,
     DeployedBinding,
@@ -42,12 +44,15 @@ class RemoteScript:
 
 @dataclass(frozen=True, slots=True)
 class RemoteSnapshot:
-    """What ``--refresh`` read from Cloudflare: every script, and the ids and names of every
-    owned resource kind it listed (by kind; a kind not listed is taken as unchanged)."""
+    """What ``--refresh`` read from Cloudflare: every script, the ids and names of every owned
+    resource kind it listed (by kind; a kind not listed is taken as unchanged), and what
+    Cloudflare has for each recorded attachment, by (type, name) (None: gone; one not read is
+    taken as unchanged)."""
 
     scripts: Mapping[str, RemoteScript]
     resource_ids: Mapping[str, frozenset[str]]
     resource_names: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    attachments: Mapping[tuple[str, str], Attachment | None] = field(default_factory=dict)
 
     def resource_gone(self, recorded: ResourceState) -> bool:
         ids = self.resource_ids.get(recorded.type)
@@ -81,7 +86,7 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
     ]
     _refuse_deleting_bound_scripts(script_changes)
     return Plan(
-        changes=(*resource_changes, *script_changes),
+        changes=(*resource_changes, *script_changes, *_plan_attachments(manifest, state, remote)),
         lineage=state.lineage,
         serial=state.serial,
         environment=manifest.environment,
@@ -182,6 +187,40 @@ def _refuse_deleting_bound_scripts(changes: list[Change]) -> None:
                                 f"binding in the same change, or keep {name!r} in the manifest")
     if problems:
         raise DeployerError("\n".join(problems))
+
+
+def _plan_attachments(manifest: Manifest, state: State, remote: RemoteSnapshot | None) -> list[Change]:
+    """Each attachment of the manifest and the state, by kind then name. One the manifest no
+    longer has is deleted (with its script, or before its script is deleted), or only dropped
+    from the state for kinds an absent key leaves alone (crons, workers.dev)."""
+    wanted = {(a.type, a.name): a for script in manifest.scripts for a in script.attachments}
+    recorded = {(a.type, a.name): a for a in state.attachments}
+    scripts = {script.name for script in manifest.scripts}
+    order = list(ATTACHMENT_KINDS)
+    changes = []
+    for key in sorted(wanted.keys() | recorded.keys(), key=lambda k: (order.index(k[0]), k[1])):
+        kind = ATTACHMENT_KINDS[key[0]]
+        want, have = wanted.get(key), recorded.get(key)
+        if want is None:
+            assert have is not None
+            leave = kind.absent_leaves_alone and have.script in scripts
+            changes.append(Change(key[0], key[1], Action.FORGET if leave else Action.DELETE, previous_attachment=have))
+            continue
+        if have is None:
+            changes.append(Change(key[0], key[1], Action.CREATE, attachment=want))
+            continue
+        want = dataclasses.replace(want, id=have.id)
+        seen = remote.attachments.get(key, have) if remote is not None else have
+        if seen is None:  # removed outside deployer: attach it again
+            changes.append(Change(key[0], key[1], Action.CREATE, (Reason.DRIFT,), attachment=want,
+                                  previous_attachment=have))
+            continue
+        reasons = kind.differences(want, have)
+        if kind.drifted(seen, have):
+            reasons = (*reasons, Reason.DRIFT)
+        changes.append(Change(key[0], key[1], Action.UPDATE if reasons else Action.NO_OP, reasons,
+                              attachment=want, previous_attachment=have))
+    return changes
 
 
 def _resource_change(

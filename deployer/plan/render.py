@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterator
 
 from deployer.kinds import migrations, settings
-from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
+from deployer.kinds.attachment import thawed
+from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, binding_kind
 from deployer.models import SCRIPT, Action, Change, DeployedBinding, Manifest, Plan, Reason, SettingChange
 from deployer.plan.diagram import markdown_section
 
@@ -45,7 +46,10 @@ def plan_document(plan: Plan) -> dict[str, object]:
 def _change_document(change: Change) -> dict[str, object]:
     doc: dict[str, object] = {"type": change.type, "name": change.name, "action": change.action.value}
     kind = RESOURCE_KINDS.get(change.type)
-    if kind is None:
+    if change.type in ATTACHMENT_KINDS:
+        doc["reasons"] = [reason.value for reason in change.reasons]
+        doc.update(_attachment_document(change))
+    elif kind is None:
         doc["reasons"] = [reason.value for reason in change.reasons]
         if change.overwrites_remote:
             doc["overwrites_remote"] = True
@@ -71,6 +75,20 @@ def _setting_document(setting: SettingChange) -> dict[str, object]:
     doc: dict[str, object] = {"name": setting.name, "action": setting.action.value}
     if setting.value is not None:
         doc["value"] = settings.thawed(setting.value)
+    return doc
+
+
+def _attachment_document(change: Change) -> dict[str, object]:
+    """An attachment's script and fields as they will be (``previous_script`` when it moves;
+    ``previous`` with the recorded fields for an update)."""
+    now, before = change.attachment, change.previous_attachment
+    shown = now or before
+    assert shown is not None
+    hidden = ATTACHMENT_KINDS[change.type].hidden
+    doc: dict[str, object] = {"script": shown.script}
+    doc.update((key, thawed(value)) for key, value in shown.values if value is not None and key not in hidden)
+    if now is not None and before is not None and before.script != now.script:
+        doc["previous_script"] = before.script
     return doc
 
 
@@ -144,6 +162,11 @@ def _headline(change: Change) -> str:
     kind = RESOURCE_KINDS.get(change.type)
     if kind is not None:
         head += kind.headline(change.action.value, change.resource_name, change.resource_id)
+    attachment = change.attachment or change.previous_attachment
+    if change.type in ATTACHMENT_KINDS and attachment is not None:
+        head += " " + ATTACHMENT_KINDS[change.type].summary(attachment)
+        if change.action is Action.FORGET:
+            head += " (dropped from the state; left as it is in Cloudflare)"
     reasons = _reason_text(change)
     if change.overwrites_remote:
         head += " (OVERWRITES a script of that name that exists in Cloudflare but not in the state)"
@@ -164,6 +187,10 @@ def render_warnings(plan: Plan) -> list[str]:
             name_key = RESOURCE_KINDS[change.type].name_key
             warnings.append(f"{change.type} {change.name}: the recorded one is gone from Cloudflare, but one with "
                             f"{name_key} {change.resource_name!r} exists; apply adopts it")
+        elif change.type in ATTACHMENT_KINDS and Reason.DRIFT in change.reasons:
+            what = "removed" if gone else "changed"
+            warnings.append(f"{change.type} {change.name} was {what} outside deployer; apply sets it as the manifest "
+                            "says")
         elif gone and change.type in RESOURCE_KINDS:
             name_key = RESOURCE_KINDS[change.type].name_key
             warnings.append(f"{change.type} {change.name} ({name_key} {change.resource_name!r}) was deleted outside "
@@ -181,6 +208,9 @@ def _reason_text(change: Change) -> str:
 
 
 def _details(change: Change) -> Iterator[str]:
+    if change.type in ATTACHMENT_KINDS:
+        yield from ATTACHMENT_KINDS[change.type].details(change)
+        return
     if change.type != SCRIPT or change.action is Action.DELETE:
         return
     before = {b.name: b for b in change.previous_bindings}

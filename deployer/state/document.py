@@ -3,6 +3,7 @@ the in-memory working copy that both state backends fold records into. No I/O he
 from __future__ import annotations
 
 import bisect
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar, Unpack
@@ -10,8 +11,8 @@ from typing import Any, Generic, TypedDict, TypeVar, Unpack
 from deployer.errors import StateError
 from deployer.state.fields import Invalid, array, count, join, object_fields, optional_string, string
 from deployer.kinds import migrations
-from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
-from deployer.models import DeployedBinding, ResourceState, ScriptState, State
+from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS
+from deployer.models import Attachment, DeployedBinding, ResourceState, ScriptState, State
 
 STATE_FORMAT_VERSION = 1
 
@@ -33,7 +34,33 @@ def state_to_json(state: State) -> dict[str, Any]:
     }
     if state.project is not None:
         doc["project"] = state.project
+    if state.attachments:  # absent when empty: states without attachments stay as they were
+        doc[ATTACHMENTS] = _attachments_to_json(state.attachments)
     return doc
+
+
+ATTACHMENTS = "attachments"
+
+
+def _attachments_to_json(attachments: Iterable[Attachment]) -> dict[str, Any]:
+    """``{type: {name: {script, id?, ...fields}}}``: what was attached to scripts."""
+    doc: dict[str, Any] = {}
+    for attachment in attachments:
+        doc.setdefault(attachment.type, {})[attachment.name] = ATTACHMENT_KINDS[attachment.type].to_state(attachment)
+    return doc
+
+
+def _parse_attachments(doc: object, where: str) -> tuple[Attachment, ...]:
+    parsed = []
+    sections = object_fields(doc, where)
+    for attachment_type in sorted(sections):
+        kind = ATTACHMENT_KINDS.get(attachment_type)
+        at = join(where, attachment_type)
+        if kind is None:
+            raise Invalid(at, "unknown attachment type (written by a newer deployer?)")
+        section = object_fields(sections[attachment_type], at)
+        parsed += [kind.from_state(name, section[name], f"{at}[{json.dumps(name)}]") for name in sorted(section)]
+    return tuple(parsed)
 
 
 def _resource_sections(resources: Iterable[ResourceState], *, everywhere: bool) -> dict[str, Any]:
@@ -91,7 +118,7 @@ def check_format_version(doc: object, source: str, kind: str) -> None:
 def parse_state(doc: object) -> State:
     fields = object_fields(doc, "", ("format_version", "lineage", "serial", "account_id", "zone_id", "scripts",
                                      *_resource_section_names(True)),
-                           optional=("project", *_resource_section_names(False)))
+                           optional=("project", ATTACHMENTS, *_resource_section_names(False)))
     _version(fields["format_version"], "format_version")
     return State(
         lineage=string(fields["lineage"], "lineage", empty=True),
@@ -101,6 +128,7 @@ def parse_state(doc: object) -> State:
         scripts=_parse_scripts(fields["scripts"], "scripts"),
         resources=_parse_resources(fields, ""),
         project=optional_string(fields.get("project"), "project"),
+        attachments=_parse_attachments(fields.get(ATTACHMENTS, {}), ATTACHMENTS),
     )
 
 
@@ -196,12 +224,18 @@ class Record:
     account_id: str | None
     zone_id: str | None
     project: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    removed_attachments: tuple[tuple[str, str], ...] = ()  # (type, name)
+
+
+REMOVED_ATTACHMENTS = "removed_attachments"
 
 
 def parse_record(doc: object, where: str) -> Record:
     forgotten_keys = {kind.journal_forgotten_key: kind.type for kind in RESOURCE_KINDS.values()}
     fields = object_fields(doc, where, ("format_version", "lineage", "base_serial", "serial"),
                            optional=("scripts", "removed_scripts", "account_id", "zone_id", "project", *forgotten_keys,
+                                     ATTACHMENTS, REMOVED_ATTACHMENTS,
                                      *_resource_section_names(True), *_resource_section_names(False)))
     _version(fields["format_version"], join(where, "format_version"))
     return Record(
@@ -216,6 +250,11 @@ def parse_record(doc: object, where: str) -> Record:
         account_id=optional_string(fields.get("account_id"), join(where, "account_id")),
         zone_id=optional_string(fields.get("zone_id"), join(where, "zone_id")),
         project=optional_string(fields.get("project"), join(where, "project")),
+        attachments=_parse_attachments(fields.get(ATTACHMENTS, {}), join(where, ATTACHMENTS)),
+        removed_attachments=tuple(
+            (kind, name) for kind, names in object_fields(fields.get(REMOVED_ATTACHMENTS, {}),
+                                                          join(where, REMOVED_ATTACHMENTS)).items()
+            for name in _names(names, join(where, f"{REMOVED_ATTACHMENTS}.{kind}"))),
     )
 
 
@@ -262,6 +301,8 @@ class Changes(TypedDict, total=False):
     account_id: str | None  # None: unchanged
     zone_id: str | None
     project: str | None  # the identity of the project writing the state
+    attachments: Iterable[Attachment]  # attached (or changed) as recorded
+    removed_attachments: Iterable[tuple[str, str]]  # (type, name) no longer attached
 
 
 def make_record(*, lineage: str, base_serial: int, serial: int, **changes: Unpack[Changes]
@@ -272,8 +313,12 @@ def make_record(*, lineage: str, base_serial: int, serial: int, **changes: Unpac
     removed_scripts = tuple(changes.get("removed_scripts", ()))
     resources = tuple(changes.get("resources", ()))
     forgotten = tuple(changes.get("forgotten", ()))
+    attachments = tuple(changes.get("attachments", ()))
+    removed_attachments = tuple(changes.get("removed_attachments", ()))
     both = sorted({s.name for s in scripts} & set(removed_scripts))
     both += sorted(f"{type_} {key}" for type_, key in {(r.type, r.key) for r in resources} & set(forgotten))
+    both += sorted(f"{type_} {name}" for type_, name in {(a.type, a.name) for a in attachments}
+                   & set(removed_attachments))
     if both:
         raise ValueError(f"cannot record {both} as both changed and removed")
     doc: dict[str, Any] = {"format_version": STATE_FORMAT_VERSION, "lineage": lineage,
@@ -287,6 +332,9 @@ def make_record(*, lineage: str, base_serial: int, serial: int, **changes: Unpac
         "account_id": changes.get("account_id"),
         "zone_id": changes.get("zone_id"),
         "project": changes.get("project"),
+        ATTACHMENTS: _attachments_to_json(attachments),
+        REMOVED_ATTACHMENTS: {type_: sorted(name for t, name in removed_attachments if t == type_)
+                              for type_ in sorted({t for t, _ in removed_attachments})},
     }
     doc.update((key, value) for key, value in optional.items() if value)
     try:
@@ -321,6 +369,7 @@ class WorkingState:
         self._account_id, self._zone_id, self._project = state.account_id, state.zone_id, state.project
         self._scripts = _ByName((script.name, script) for script in state.scripts)
         self._resources = _ByName(((r.type, r.key), r) for r in state.resources)
+        self._attachments = _ByName(((a.type, a.name), a) for a in state.attachments)
         self._cached = state
 
     def apply(self, record: Record) -> None:
@@ -332,6 +381,10 @@ class WorkingState:
             self._resources.put((resource.type, resource.key), resource)
         for type_key in record.forgotten:
             self._resources.drop(type_key)
+        for attachment in record.attachments:
+            self._attachments.put((attachment.type, attachment.name), attachment)
+        for type_name in record.removed_attachments:
+            self._attachments.drop(type_name)
         if record.account_id is not None:
             self._account_id = record.account_id
         if record.zone_id is not None:
@@ -352,5 +405,6 @@ class WorkingState:
                 scripts=self._scripts.values(),
                 resources=self._resources.values(),
                 project=self._project,
+                attachments=self._attachments.values(),
             )
         return self._cached
