@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from deployer.manifest.build import BuildStep
     from deployer.state.backend import StateBackend
     from deployer.cloudflare.client import CloudflareClient
-    from deployer.models import Manifest, Plan, State
+    from deployer.models import Drift, Manifest, Plan, State
     from deployer.plan.planner import RemoteSnapshot
 
 
@@ -302,7 +302,7 @@ def plan(
         try:
             from deployer.remote import read_remote
 
-            remote = read_remote(manifest, client)
+            remote = read_remote(manifest, client, current)
         finally:
             client.close()
     the_plan = _plan_against(manifest, current, remote)
@@ -385,7 +385,7 @@ def apply(
             _check_target(manifest, store, current, identity, claim=claim_state)  # before any request
             _note_former_state(store)
             reads = CachedReads(client)  # the guard and --refresh share one script list
-            remote = read_remote(manifest, reads) if refresh else None
+            remote = read_remote(manifest, reads, current, parallelism=parallelism) if refresh else None
             the_plan = _plan_against(manifest, current, remote)
             if saved is not None and planfile is not None:
                 from deployer.plan.planfile import check_planfile
@@ -441,8 +441,10 @@ def refresh(
     lock_timeout: float = LockTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
-    """Record Cloudflare's current etags in the state (accepting changes made outside deployer); no upload."""
-    from deployer.remote import read_remote, refresh_state
+    """Record what is deployed in the state (etags, and the bindings and code hash of scripts changed outside
+    deployer), accepting changes made outside deployer; no upload."""
+    from deployer.escape import escape_text
+    from deployer.remote import read_remote, refresh_state, unmanaged_warning
 
     manifest = _load_manifest(file, env)
     client = _client()
@@ -450,15 +452,20 @@ def refresh(
     try:
         with store.lock(command="deployer refresh", timeout=lock_timeout, warn=warn):
             _check_target(manifest, store, store.state, _identity(file, manifest))  # before any request
-            found = refresh_state(store.state, read_remote(manifest, client))
-            for script in found.updated:
-                stderr(f"script {script.name}: etag {script.etag}, modified {script.modified_on}")
+            remote = read_remote(manifest, client, store.state)
+            found = refresh_state(store.state, remote)
+            for script, drift in found.updated:
+                changed = "; ".join(_drift_words(d) for d in drift)
+                stderr(escape_text(f"script {script.name}: recorded as deployed ({changed}; etag {script.etag}, "
+                                   f"modified {script.modified_on})"))
+                for name, binding_type in remote.scripts[script.name].unmanaged:
+                    warn(f"script {script.name}: {unmanaged_warning(name, binding_type)}")
             for name in found.gone_scripts:
                 warn(f"script {name} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
             for kind, key in found.gone_resources:
                 warn(f"{kind} {key} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
             if found.updated or found.gone_scripts or found.gone_resources:
-                store.record(scripts=found.updated, removed_scripts=found.gone_scripts,
+                store.record(scripts=[script for script, _ in found.updated], removed_scripts=found.gone_scripts,
                              forgotten=found.gone_resources)
                 store.commit()
     finally:
@@ -466,6 +473,15 @@ def refresh(
     print(f"Refresh complete: {len(found.updated)} updated, {len(found.gone_scripts)} script(s) and "
           f"{_resources_gone(found.gone_resources)}, {found.unchanged} unchanged.")
     return ExitStatus.OK
+
+
+def _drift_words(drift: Drift) -> str:
+    """What ``deployer refresh`` says it found changed in a script (names are escaped by the caller)."""
+    if drift.what == "binding":
+        return f"binding {drift.name} {drift.change.value}"
+    if drift.what == "content":
+        return "code changed"
+    return "code and bindings as recorded"
 
 
 def _resources_gone(gone: tuple[tuple[str, str], ...]) -> str:
