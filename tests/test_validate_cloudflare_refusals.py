@@ -9,7 +9,16 @@ import pytest
 
 from deployer.kinds.registry import binding_kind
 from deployer.manifest.load import load_manifest
-from tests.test_validate import ACCOUNT, problems, project  # noqa: F401  (project: a fixture)
+from tests.test_validate import ACCOUNT, problems
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A manifest directory with src/worker.js, as the working directory."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "worker.js").write_text("addEventListener('fetch', () => {})\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
 def _modules_manifest(entry: str, *modules: str) -> str:
@@ -33,16 +42,16 @@ def _write(project: Path, *names: str) -> None:
 def test_a_module_whose_part_would_be_named_metadata_is_refused(project: Path) -> None:
     _write(project, "index.js", "metadata")
     assert problems(_modules_manifest("src/index.js", "src/metadata")) == [
-        "workers.yaml:8:9: scripts.api.modules[0]: 'src/metadata': its part would be named 'metadata', which is "
-        "the upload's metadata part: rename the file",
+        ("workers.yaml:8:9: scripts.api.modules[0]: 'src/metadata': its part would be named 'metadata', which is "
+        "the upload's metadata part: rename the file"),
     ]
 
 
 def test_an_entry_module_named_metadata_is_refused(project: Path) -> None:
     _write(project, "metadata")
     assert problems(_modules_manifest("src/metadata")) == [
-        "workers.yaml:6:11: scripts.api.path: 'src/metadata': the entry module's part would be named 'metadata', "
-        "which is the upload's metadata part: rename the file",
+        ("workers.yaml:6:11: scripts.api.path: 'src/metadata': the entry module's part would be named 'metadata', "
+        "which is the upload's metadata part: rename the file"),
     ]
 
 
@@ -53,16 +62,16 @@ def test_a_part_name_with_a_quote_cr_or_lf_is_refused(project: Path, name: str) 
     escaped = name.replace("\n", "\\n").replace("\r", "\\r").replace('"', '\\"')
     found = problems(_modules_manifest("src/index.js", f'"src/{escaped}"'))
     assert found == [
-        f"workers.yaml:8:9: scripts.api.modules[0]: {'src/' + name!r}: its part name would hold a '\"', CR or "
-        "LF, which a multipart part name cannot carry: rename the file",
+        (f"workers.yaml:8:9: scripts.api.modules[0]: {'src/' + name!r}: its part name would hold a '\"', CR or "
+        "LF, which a multipart part name cannot carry: rename the file"),
     ]
 
 
 def test_an_entry_part_name_with_a_newline_is_refused(project: Path) -> None:
     _write(project, "in\ndex.js")
     assert problems(_modules_manifest('"src/in\\ndex.js"')) == [
-        "workers.yaml:6:11: scripts.api.path: 'src/in\\ndex.js': the entry module's part name would hold a '\"', "
-        "CR or LF, which a multipart part name cannot carry: rename the file",
+        ("workers.yaml:6:11: scripts.api.path: 'src/in\\ndex.js': the entry module's part name would hold a '\"', "
+        "CR or LF, which a multipart part name cannot carry: rename the file"),
     ]
 
 
@@ -75,8 +84,8 @@ def test_a_namespace_title_made_only_of_spaces_is_refused(project: Path, title: 
         kv_namespaces:
           cache: {{title: {title}}}
         scripts: {{}}
-    """) == [f"workers.yaml:4:18: kv_namespaces.cache.title: {shown} is not a title of 1 to 512 characters, "
-             "not only spaces"]
+    """) == [(f"workers.yaml:4:18: kv_namespaces.cache.title: {shown} is not a title of 1 to 512 characters, "
+             "not only spaces")]
 
 
 def test_a_title_that_fills_in_as_spaces_is_refused(project: Path) -> None:
@@ -87,8 +96,8 @@ def test_a_title_that_fills_in_as_spaces_is_refused(project: Path) -> None:
           cache: {{title: "${{TITLE}}"}}
         scripts: {{}}
     """, {"TITLE": "  "}) == [
-        "workers.yaml:4:18: kv_namespaces.cache.title: '${TITLE}' expands to a value that is not a title of 1 "
-        "to 512 characters, not only spaces"]
+        ("workers.yaml:4:18: kv_namespaces.cache.title: '${TITLE}' expands to a value that is not a title of 1 "
+        "to 512 characters, not only spaces")]
 
 
 @pytest.mark.parametrize("name", ["café", "Ωmega", "ｆｕｌｌ"])
@@ -101,8 +110,8 @@ def test_a_unicode_binding_name_is_refused_though_javascript_allows_it(project: 
             path: src/worker.js
             bindings:
               - {{type: plain_text, name: {name}, text: x}}
-    """) == [f"workers.yaml:7:34: scripts.a.bindings[0].name: {name!r} is not a valid JavaScript identifier "
-             "(Cloudflare takes ASCII letters, digits, '_' and '$' only)"]
+    """) == [(f"workers.yaml:7:34: scripts.a.bindings[0].name: {name!r} is not a valid JavaScript identifier "
+             "(Cloudflare takes ASCII letters, digits, '_' and '$' only)")]
 
 
 def test_ascii_identifiers_with_dollar_and_underscore_are_accepted(project: Path) -> None:

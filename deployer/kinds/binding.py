@@ -147,9 +147,10 @@ class BindingKind:
         found = []
         for key in (*self.keys, *((self.secret,) if self.secret is not None else ())):
             if key.empty_unless is not None and values.get(key.name) == "" and values.get(key.empty_unless) is not True:
-                found.append((key.name, f"is empty: a {self.type} binding would replace the deployed value with \"\" "
-                                        f"(CI systems set a missing secret to the empty string); set it, or add "
-                                        f"{key.empty_unless}: true to the binding if empty is meant"))
+                problem = (f"is empty: a {self.type} binding would replace the deployed value with \"\" (CI "
+                           "systems set a missing secret to the empty string); set it, or add "
+                           f"{key.empty_unless}: true to the binding if empty is meant")
+                found.append((key.name, problem))
         return found
 
     def build(self, name: str, values: Mapping[str, object]) -> Binding:

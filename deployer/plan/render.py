@@ -149,7 +149,7 @@ def render_markdown(plan: Plan, manifest: Manifest | None = None, *, refreshed: 
             # Each value in the details is escaped for markdown already; the rest is our words.
             details = "<br>".join(d for d in (_reason_text(change), *_details(change, escape_markdown)) if d)
             lines.append(
-                f"| {_SYMBOLS[change.action]} {change.action.value} | {escape_markdown(change.type)} "
+                f"| {_SYMBOLS[change.action]} {change.action.value} | {change.type} "
                 f"| {escape_markdown(change.name, code=True)} | {details} |"
             )
     else:
