@@ -518,6 +518,7 @@ def import_script(
 ) -> int:
     """Adopt scripts that already exist in Cloudflare into the state, so plan shows only real differences."""
     from deployer.apply.guard import CachedReads, refuse_other_owner
+    from deployer.escape import escape_text
     from deployer.remote import deployed_scripts, import_script as read_deployed, require_account
 
     if (name is None) == (not all_scripts):
@@ -568,7 +569,8 @@ def import_script(
         warn(warning)
     for recorded in imported:
         trusted = f", {len(recorded.secret_fingerprints)} secret(s) trusted" if trust_secrets else ""
-        print(f"Imported script {recorded.name} ({len(recorded.bindings)} binding(s){trusted}, etag {recorded.etag})")
+        print(escape_text(f"Imported script {recorded.name} ({len(recorded.bindings)} binding(s){trusted}, "
+                          f"etag {recorded.etag})"))  # the etag is Cloudflare's text
     if name is None:
         print(f"Imported {len(imported)} script(s)"
               + (f"; not in Cloudflare (plan shows a create): {', '.join(absent)}" if absent else "")
