@@ -150,3 +150,15 @@ def test_warnings_about_a_hostile_title_stay_on_one_line(hostile: Path, fake_clo
     (warning,) = [line for line in result.stderr.splitlines() if "deleted outside" in line]
     assert warning.startswith("warning: kv_namespace cache (title 'x\\x1b[2K\\r  + script evil")
     assert "\x1b" not in result.stderr and "+ script evil" not in result.stderr.replace(warning, "")
+
+
+def test_state_list_keeps_one_line_per_item_whatever_the_title(hostile: Path) -> None:
+    from deployer.models import ResourceState, State
+    from deployer.state.document import state_to_json
+
+    state = State(lineage="l", serial=1, account_id=FAKE_ACCOUNT,
+                  resources=(ResourceState("kv_namespace", "cache", FORGERY + "\textra column", "id1"),))
+    (hostile / ".deployer").mkdir()
+    (hostile / ".deployer" / "state.json").write_text(json.dumps(state_to_json(state)))
+    (line,) = run("state", "list", cwd=hostile).stdout.splitlines()
+    assert line.split("\t") == ["kv_namespace.cache", "id1", escape_text(FORGERY) + "\\textra column"]
