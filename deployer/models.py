@@ -146,6 +146,7 @@ class Script:
     key: str = ""  # its key under scripts: (the name without an environment's name_suffix); "" = name
     settings: tuple[tuple[str, JsonValue], ...] = ()
     migrations: tuple[MigrationStep, ...] = ()
+    size: int = 0  # bytes of every part together (entry and modules), as read when hashed
 
     @property
     def manifest_key(self) -> str:
@@ -322,18 +323,40 @@ class PendingMigrations:
     old_tag_known: bool = True
 
 
+class DriftKind(enum.Enum):
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """One thing ``--refresh`` found changed outside deployer. ``what``: ``binding`` (``name``,
+    with the ``recorded`` and ``deployed`` forms, either None when absent), ``content`` (the
+    code), ``etag`` (a new version whose code and bindings are as recorded), or the change's own
+    type (``script``, ``kv_namespace``, ...: deleted outside)."""
+
+    what: str
+    change: DriftKind = DriftKind.CHANGED
+    name: str | None = None
+    recorded: DeployedBinding | None = None
+    deployed: DeployedBinding | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One planned step. For scripts, ``bindings``/``previous_bindings`` are what will be and
-    what was deployed (no secret values), and ``removed_secrets`` the secret bindings to
-    delete remotely, ``settings`` each upload setting sent or dropped, ``migrations`` the
-    Durable Object migration steps the upload will send (None: none). For an owned resource,
-    its ``resource_name`` and ``resource_id`` if known.
-    For an attachment, ``attachment`` is what it will be and ``previous_attachment`` what the
-    state recorded.
+    what is deployed (the state's record, or what ``--refresh`` read; no secret values),
+    ``removed_secrets`` the secret bindings to delete remotely and ``changed_secrets`` those
+    whose value will change. ``content_sha256``/``size``: the code uploaded, for a create or a
+    content change. For an owned resource, its ``resource_name`` and ``resource_id`` if known.
+    ``settings`` each upload setting sent or dropped, ``migrations`` the Durable Object
+    migration steps the upload will send (None: none). For an attachment, ``attachment`` is
+    what it will be and ``previous_attachment`` what the state recorded.
 
     ``overwrites_remote``: a script created by this plan already exists in Cloudflare without
-    being in the state (seen with ``--refresh``); apply refuses it without ``--allow-overwrite``."""
+    being in the state (seen with ``--refresh``); apply refuses it without ``--allow-overwrite``.
+    ``drift``: what ``--refresh`` found changed outside deployer."""
 
     type: str
     name: str
@@ -349,6 +372,10 @@ class Change:
     migrations: PendingMigrations | None = None
     attachment: Attachment | None = None
     previous_attachment: Attachment | None = None
+    changed_secrets: tuple[str, ...] = ()
+    content_sha256: str | None = None
+    size: int | None = None
+    drift: tuple[Drift, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,17 +9,19 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from email.message import Message
 from typing import Any, Protocol, cast
 
 from deployer.errors import CloudflareApiError, DeployerError
+from deployer.escape import escape_text
 from deployer.fingerprint import fingerprint_secret
 from deployer.kinds.attachment import Session, TriggerClient
 from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS
 from deployer.kinds.settings import remote_settings, setting_digests
-from deployer.models import Attachment, DeployedBinding, Manifest, Script, ScriptFormat, ScriptState, State
-from deployer.plan.planner import RemoteScript, RemoteSnapshot
+from deployer.models import Attachment, DeployedBinding, Drift, Manifest, Script, ScriptFormat, ScriptState, State
+from deployer.plan.planner import RemoteScript, RemoteSnapshot, refreshed, script_drift
 from deployer.apply.upload import SERVICE_WORKER_PART, SERVICE_WORKER_TYPE, content_digest
 
 
@@ -32,21 +34,30 @@ class _Client(Protocol):
     def download_script(self, account_id: str, name: str) -> tuple[str, bytes]: ...
 
 
-def read_remote(manifest: Manifest, client: _Client, state: State | None = None) -> RemoteSnapshot:
+def read_remote(manifest: Manifest, client: _Client, state: State | None = None, *,
+                parallelism: int = 4) -> RemoteSnapshot:
     """One list of scripts and one of each kind of owned resource in use: what ``--refresh``
     compares with the state (ids: gone or not; names: a resource to create that exists already
-    is adopted); with ``state``, also what Cloudflare has for each attachment it records (a
-    zone's routes and the account's domains listed once each)."""
+    is adopted). With ``state``, each recorded script whose etag changed is read further (its
+    settings and code, ``parallelism`` scripts at a time), so the plan can say what changed
+    outside, and so is what Cloudflare has for each attachment it records (a zone's routes and
+    the account's domains listed once each)."""
     account_id = manifest.require_account("--refresh")
-    scripts = {
-        item["id"]: RemoteScript(item["id"], item.get("etag"), item.get("modified_on"))
-        for item in client.list_scripts(account_id)
-    }
+    listed = client.list_scripts(account_id)
+    scripts = {item["id"]: RemoteScript(item["id"], item.get("etag"), item.get("modified_on")) for item in listed}
+    if state is not None:
+        changed = [s for s in state.scripts if s.name in scripts
+                   and (scripts[s.name].etag, scripts[s.name].modified_on) != (s.etag, s.modified_on)]
+        wanted = {script.name: script for script in manifest.scripts}
+        for name, (bindings, digest, unmanaged) in _read_scripts(account_id, client, changed, wanted,
+                                                                 parallelism).items():
+            scripts[name] = dataclasses.replace(scripts[name], bindings=bindings, content_sha256=digest,
+                                                unmanaged=unmanaged)
     # Each resource kind the manifest or state has is listed once (KV always, as before).
     used = {r.type for r in manifest.resources} | {kind.type for kind in RESOURCE_KINDS.values() if kind.always_in_state}
-    listed = {t: RESOURCE_KINDS[t].listed_in(client, account_id) for t in sorted(used)}
-    return RemoteSnapshot(scripts, {t: ids for t, (ids, _) in listed.items()},
-                          {t: names for t, (_, names) in listed.items()},
+    owned = {t: RESOURCE_KINDS[t].listed_in(client, account_id) for t in sorted(used)}
+    return RemoteSnapshot(scripts, {t: ids for t, (ids, _) in owned.items()},
+                          {t: names for t, (_, names) in owned.items()},
                           read_attachments(state.attachments, account_id, client) if state is not None else {})
 
 
@@ -86,15 +97,40 @@ def adopt_attachments(script: Script, account_id: str, client: object) -> tuple[
     return tuple(adopted), warnings
 
 
+_Read = tuple[tuple[DeployedBinding, ...], str, tuple[tuple[str, str], ...]]
+
+
+def _read_scripts(account_id: str, client: _Client, changed: Sequence[ScriptState], wanted: Mapping[str, Script],
+                  parallelism: int) -> dict[str, _Read]:
+    """``(bindings, code hash, unmanaged bindings)`` of each ``changed`` script from its settings
+    and code, read in parallel (the client's request budget paces them); the first failure is
+    raised once every read has ended."""
+    if not changed:
+        return {}
+
+    def read(recorded: ScriptState) -> _Read:
+        settings = client.get_script_settings(account_id, recorded.name)
+        content_type, body = client.download_script(account_id, recorded.name)
+        bindings, unmanaged = _split_bindings(settings.get("bindings") or [])
+        digest = _code_digest(wanted.get(recorded.name), content_type, body, settings, recorded.content_sha256)
+        return bindings, digest, unmanaged
+
+    with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(changed))),
+                            thread_name_prefix="deployer-refresh") as pool:
+        futures = {recorded.name: pool.submit(read, recorded) for recorded in changed}
+    return {name: future.result() for name, future in futures.items()}
+
+
 # --- deployer refresh ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class Refresh:
-    """What ``deployer refresh`` records: scripts with the remote's etag and modified_on,
-    scripts and namespaces gone from Cloudflare (dropped, so the next plan creates them)."""
+    """What ``deployer refresh`` records: scripts as deployed (etag, bindings, code hash), with
+    what changed outside each one, and scripts and namespaces gone from Cloudflare (dropped, so
+    the next plan creates them)."""
 
-    updated: tuple[ScriptState, ...]
+    updated: tuple[tuple[ScriptState, tuple[Drift, ...]], ...]
     gone_scripts: tuple[str, ...]
     gone_resources: tuple[tuple[str, str], ...]  # (type, key)
     unchanged: int
@@ -110,7 +146,7 @@ def refresh_state(state: State, remote: RemoteSnapshot) -> Refresh:
         if seen is None:
             gone.append(recorded.name)
         elif (seen.etag, seen.modified_on) != (recorded.etag, recorded.modified_on):
-            updated.append(dataclasses.replace(recorded, etag=seen.etag, modified_on=seen.modified_on))
+            updated.append((refreshed(recorded, seen), script_drift(recorded, seen)))
     gone_resources = tuple((r.type, r.key) for r in state.resources if remote.resource_gone(r))
     unchanged = len(state.scripts) - len(updated) - len(gone)
     attachments: list[Attachment] = []
@@ -160,11 +196,9 @@ def import_script(
                             "(deployer plan shows it as a create)")
     content_type, body = client.download_script(account_id, script.name)
     settings = client.get_script_settings(account_id, script.name)
-    script_format, parts = _code_parts(content_type, body)
-    date = settings.get("compatibility_date") if script.compatibility_date is not None else None
-    flags = tuple(settings.get("compatibility_flags") or ()) if script.compatibility_flags else ()
-    digest = content_digest(script_format, parts, date, flags)
-    bindings, warnings = _deployed_bindings(settings.get("bindings") or [])
+    digest = _code_digest(script, content_type, body, settings)
+    bindings, unmanaged = _split_bindings(settings.get("bindings") or [])
+    warnings = [unmanaged_warning(name, binding_type) for name, binding_type in unmanaged]
     fingerprints: tuple[tuple[str, str], ...] = ()
     if trust_secrets:
         fingerprints, untrusted = _trusted_secrets(script, bindings)
@@ -198,6 +232,22 @@ def _trusted_secrets(
             else:
                 missing.append(binding.name)
     return tuple(trusted), missing
+
+
+def _code_digest(script: Script | None, content_type: str, body: bytes, settings: Mapping[str, Any],
+                 recorded: str | None = None) -> str:
+    """The ``content_sha256`` of downloaded code, computed the way the manifest computes its
+    own: with the compatibility settings only when the manifest's ``script`` sets them (the
+    settings always report a date). For a script the manifest no longer has, the form that
+    matches ``recorded`` if any (it is about to be deleted; only drift is shown for it)."""
+    script_format, parts = _code_parts(content_type, body)
+    date = settings.get("compatibility_date")
+    flags = tuple(settings.get("compatibility_flags") or ())
+    if script is not None:
+        return content_digest(script_format, parts, date if script.compatibility_date is not None else None,
+                              flags if script.compatibility_flags else ())
+    forms = [content_digest(script_format, parts, date, flags), content_digest(script_format, parts)]
+    return recorded if recorded in forms else forms[0]
 
 
 def _code_parts(content_type: str, body: bytes) -> tuple[ScriptFormat, list[tuple[str, str, str]]]:
@@ -237,18 +287,24 @@ def _split_multipart(body: bytes, boundary: str) -> list[tuple[str, str, bytes]]
     return parts
 
 
-def _deployed_bindings(items: Sequence[Any]) -> tuple[tuple[DeployedBinding, ...], list[str]]:
-    bindings, warnings = [], []
+def _split_bindings(items: Sequence[Any]) -> tuple[tuple[DeployedBinding, ...], tuple[tuple[str, str], ...]]:
+    """The settings' bindings deployer manages, read back by their kinds, and ``(name, type)``
+    of the others."""
+    bindings, unmanaged = [], []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
         kind = BINDING_KINDS.get(str(item.get("type")))
         if kind is None:
-            warnings.append(f"binding {item['name']} of type {item.get('type')} is not one deployer manages; "
-                            "the next apply uploads the script without it")
+            unmanaged.append((item["name"], str(item.get("type"))))
             continue
         bindings.append(kind.from_remote(item))
-    return tuple(bindings), warnings
+    return tuple(bindings), tuple(unmanaged)
+
+
+def unmanaged_warning(name: str, binding_type: str) -> str:
+    return (f"binding {escape_text(name)} of type {escape_text(binding_type)} is not one deployer manages; "
+            "the next apply uploads the script without it")
 
 
 def _text(value: object) -> str | None:

@@ -34,8 +34,12 @@ def test_plan_runs_the_build_before_hashing_and_shows_its_output_on_stderr(tmp_p
     result = run("plan", "--format", "json", cwd=project)
     assert result.stderr.splitlines()[:3] == [f"build (api): {MAKE_DIST} && echo done building && echo to-stderr >&2",
                                               "done building", "to-stderr"]
-    assert json.loads(result.stdout)["changes"] == [{"type": "script", "name": "api", "action": "create",
-                                                    "reasons": []}]
+    (change,) = json.loads(result.stdout)["changes"]
+    assert {k: change[k] for k in ("type", "name", "action", "reasons")} == {
+        "type": "script", "name": "api", "action": "create", "reasons": []}
+    # Hashed after the build: the code the plan names is what the build made.
+    built = (project / "dist" / "index.js").read_bytes()
+    assert change["size"] == len(built)
     assert (project / "dist" / "index.js").read_text() == "export default {}\n"
 
 

@@ -98,8 +98,10 @@ def test_a_changed_module_is_a_content_update_of_that_script_only(project: Path,
     run("apply", "--auto-approve", cwd=project, env=api.environ())
     (project / "modules" / "greeting.js").write_text("export function greet() { return 'hi' }\n")
     doc = json.loads(run("plan", "--format", "json", cwd=project).stdout)
-    changed = [c for c in doc["changes"] if c["action"] != "no-op"]
-    assert changed == [{"type": "script", "name": "hello-modules", "action": "update", "reasons": ["content"]}]
+    (changed,) = [c for c in doc["changes"] if c["action"] != "no-op"]
+    assert (changed["name"], changed["action"], changed["reasons"]) == ("hello-modules", "update", ["content"])
+    parts = [project / "modules" / "index.js", project / "modules" / "greeting.js"]
+    assert changed["size"] == sum(len(p.read_bytes()) for p in parts)
     api.clear_requests()
     run("apply", "--auto-approve", cwd=project, env=api.environ())
     assert [r.path for r in api.find("PUT")] == [f"{SCRIPTS_URL}/hello-modules"]

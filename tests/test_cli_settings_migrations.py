@@ -241,7 +241,7 @@ def test_a_changed_setting_is_an_update_with_reason_settings(settings_project: P
     assert '~ script api (settings)\n      ~ setting limits: now {"cpu_ms":100}\n' \
            "      - setting logpush (no longer sent: Cloudflare's default)\n" in text
     markdown = run("plan", "--format", "markdown", cwd=settings_project).stdout
-    assert '| ~ update | script | `api` | settings<br>~ setting limits: now {"cpu_ms":100}' in markdown
+    assert '| ~ update | script | `api` | settings<br>\\~ setting limits: now {"cpu\\_ms":100}' in markdown
     run("apply", "--auto-approve", "--verify", cwd=settings_project, env=api.environ())
     found = _settings(api, "api")
     assert (found["limits"], found["logpush"]) == ({"cpu_ms": 100}, False)

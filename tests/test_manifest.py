@@ -88,11 +88,13 @@ def test_valid_manifest_builds_exactly_the_expected_manifest(project: Path) -> N
                     plain("ENVIRONMENT", "production"),
                     secret("API_KEY", "s3cr3t"),
                 ),
+                size=len(WORKER_JS),
             ),
             Script(
                 name="another",
                 path=(project / "src" / "other.js").resolve(),
                 content_sha256=hashlib.sha256(b"// other\n").hexdigest(),
+                size=len(b"// other\n"),
             ),
         ),
         environment="staging",

@@ -38,7 +38,8 @@ def test_new_script_is_a_create_with_its_bindings() -> None:
     plan = make_plan(make_manifest(script), make_state(serial=0))
     assert plan == Plan(
         changes=(
-            Change(SCRIPT, "my-worker", Action.CREATE, bindings=(deployed(kv("myNamespace")),)),
+            Change(SCRIPT, "my-worker", Action.CREATE, bindings=(deployed(kv("myNamespace")),),
+                   content_sha256=script.content_sha256, size=script.size),
         ),
         lineage="lineage-1",
         serial=0,
@@ -137,6 +138,8 @@ def test_new_namespace_is_created_and_its_id_is_known_after_apply() -> None:
             "my-worker",
             Action.CREATE,
             bindings=(deployed_kv("CACHE", None),),
+            content_sha256=script.content_sha256,
+            size=script.size,
         ),
     )
 

@@ -48,7 +48,8 @@ def test_a_new_bucket_is_created_and_its_binding_already_knows_the_name() -> Non
     assert make_plan(manifest, State()) == Plan((
         Change("r2_bucket", "assets", Action.CREATE, resource_name="shop-assets"),
         Change(SCRIPT, "api", Action.CREATE,
-               bindings=(DeployedBinding("r2_bucket", "ASSETS", (("bucket_name", "shop-assets"),)),)),
+               bindings=(DeployedBinding("r2_bucket", "ASSETS", (("bucket_name", "shop-assets"),)),),
+               content_sha256=script.content_sha256, size=script.size),
     ))
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from deployer.models import Drift
 from deployer.plan.planner import RemoteScript, RemoteSnapshot
 from deployer.remote import binding_mismatches, refresh_state
 from tests.factories import NAMESPACE_ID, make_script, make_state, namespace_state, recorded, resource_ids
@@ -19,7 +20,8 @@ def test_refresh_takes_the_remote_etags_and_drops_what_is_gone() -> None:
         {"a": RemoteScript("a", "2", "t2"), "b": RemoteScript("b", "1", "t1")}, resource_ids({OTHER_ID})
     )
     found = refresh_state(state, remote)
-    assert found.updated == (dataclasses.replace(a, etag="2", modified_on="t2"),)
+    # Only the list was read for a: its etag is taken, and nothing more is known of what changed.
+    assert found.updated == ((dataclasses.replace(a, etag="2", modified_on="t2"), (Drift("etag"),)),)
     assert (found.gone_scripts, found.gone_resources, found.unchanged) == (("c",), (("kv_namespace", "cache"),), 1)
 
 

@@ -109,3 +109,16 @@ def test_no_changes_without_refresh_says_only_the_state_was_compared() -> None:
         "compares with what is deployed).\n")
     assert render_markdown(quiet, refreshed=True).endswith(
         "No changes: the manifest matches the recorded state, and Cloudflare matches the state.\n")
+
+
+def test_json_plan_lists_every_binding_with_its_action_and_values() -> None:
+    (_, script, same, gone) = json.loads(render_json(PLAN))["changes"]
+    assert script["bindings"] == [
+        {"name": "CACHE", "type": "kv_namespace", "action": "create", "new": {"namespace_id": "(known after apply)"}},
+        {"name": "ENVIRONMENT", "type": "plain_text", "action": "update", "old": {"text": "staging"},
+         "new": {"text": "production"}},
+        {"name": "API_KEY", "type": "secret_text", "action": "no-op", "old": "(sensitive)", "new": "(sensitive)"},
+        {"name": "OLD_TOKEN", "type": "secret_text", "action": "delete", "old": "(sensitive)"},
+    ]
+    assert same["bindings"] == [] and gone["bindings"] == []
+    assert "drift" not in script  # only a plan made with --refresh can say what drifted

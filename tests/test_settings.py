@@ -200,7 +200,7 @@ def test_a_changed_setting_is_an_update_with_reason_settings_shown_in_every_form
     change = SettingChange("limits", Action.UPDATE, frozen({"cpu_ms": 100}))
     assert plan.changes == (Change(SCRIPT, "api", Action.UPDATE, (Reason.SETTINGS,), settings=(change,)),)
     assert '  ~ script api (settings)\n      ~ setting limits: now {"cpu_ms":100}\n' in render_text(plan)
-    assert '| ~ update | script | `api` | settings<br>~ setting limits: now {"cpu_ms":100} |' in render_markdown(plan)
+    assert '| ~ update | script | `api` | settings<br>\\~ setting limits: now {"cpu\\_ms":100} |' in render_markdown(plan)
     assert plan_document(plan)["changes"][0]["settings"] == [  # type: ignore[index]
         {"name": "limits", "action": "update", "value": {"cpu_ms": 100}}]
 

@@ -51,9 +51,13 @@ class CachedReads:
 
     def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]:
         with self._lock:
-            if (account_id, name) not in self._settings:
-                self._settings[account_id, name] = self._client.get_script_settings(account_id, name)
-            return self._settings[account_id, name]
+            cached = self._settings.get((account_id, name))
+        if cached is None:
+            # Read outside the lock: --refresh reads several scripts' settings in parallel.
+            cached = self._client.get_script_settings(account_id, name)
+            with self._lock:
+                cached = self._settings.setdefault((account_id, name), cached)
+        return cached
 
     def list_kv_namespaces(self, account_id: str) -> list[dict[str, Any]]:
         return self._client.list_kv_namespaces(account_id)

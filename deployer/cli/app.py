@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from deployer.manifest.build import BuildStep
     from deployer.state.backend import StateBackend
     from deployer.cloudflare.client import CloudflareClient
-    from deployer.models import Manifest, Plan, State
+    from deployer.models import Drift, Manifest, Plan, State
     from deployer.plan.planner import RemoteSnapshot
     from deployer.state.siblings import OtherState
 
@@ -401,7 +401,7 @@ def apply(
             _note_former_state(store)
             others = _other_environments(manifest, store, state_name)
             reads = CachedReads(client)  # the guard and --refresh share one script list
-            remote = read_remote(manifest, reads, current) if refresh else None
+            remote = read_remote(manifest, reads, current, parallelism=parallelism) if refresh else None
             the_plan = _plan_against(manifest, current, remote, others)
             if saved is not None and planfile is not None:
                 from deployer.plan.planfile import check_planfile
@@ -458,8 +458,10 @@ def refresh(
     lock_timeout: float = LockTimeoutOption,
     debug: bool = DebugOption,
 ) -> int:
-    """Record Cloudflare's current etags in the state (accepting changes made outside deployer); no upload."""
-    from deployer.remote import read_remote, refresh_state
+    """Record what is deployed in the state (etags, and the bindings and code hash of scripts changed outside
+    deployer), accepting changes made outside deployer; no upload."""
+    from deployer.escape import escape_text
+    from deployer.remote import read_remote, refresh_state, unmanaged_warning
 
     manifest = _load_manifest(file, env)
     client = _client()
@@ -467,9 +469,14 @@ def refresh(
     try:
         with store.lock(command="deployer refresh", timeout=lock_timeout, warn=warn):
             _check_target(manifest, store, store.state, _identity(file, manifest))  # before any request
-            found = refresh_state(store.state, read_remote(manifest, client, store.state))
-            for script in found.updated:
-                stderr(f"script {script.name}: etag {script.etag}, modified {script.modified_on}")
+            remote = read_remote(manifest, client, store.state)
+            found = refresh_state(store.state, remote)
+            for script, drift in found.updated:
+                changed = "; ".join(_drift_words(d) for d in drift)
+                stderr(escape_text(f"script {script.name}: recorded as deployed ({changed}; etag {script.etag}, "
+                                   f"modified {script.modified_on})"))
+                for name, binding_type in remote.scripts[script.name].unmanaged:
+                    warn(f"script {script.name}: {unmanaged_warning(name, binding_type)}")
             for name in found.gone_scripts:
                 warn(f"script {name} no longer exists in Cloudflare: dropped from the state (plan shows a create)")
             for kind, key in found.gone_resources:
@@ -477,7 +484,7 @@ def refresh(
             for kind, key in found.gone_attachments:
                 warn(f"{kind} {key} is no longer attached in Cloudflare: dropped from the state")
             if found.updated or found.gone_scripts or found.gone_resources or found.attachments or found.gone_attachments:
-                store.record(scripts=found.updated, removed_scripts=found.gone_scripts,
+                store.record(scripts=[script for script, _ in found.updated], removed_scripts=found.gone_scripts,
                              forgotten=found.gone_resources, attachments=found.attachments,
                              removed_attachments=found.gone_attachments)
                 store.commit()
@@ -486,6 +493,15 @@ def refresh(
     print(f"Refresh complete: {len(found.updated)} updated, {len(found.gone_scripts)} script(s) and "
           f"{_resources_gone(found.gone_resources)}, {found.unchanged} unchanged.")
     return ExitStatus.OK
+
+
+def _drift_words(drift: Drift) -> str:
+    """What ``deployer refresh`` says it found changed in a script (names are escaped by the caller)."""
+    if drift.what == "binding":
+        return f"binding {drift.name} {drift.change.value}"
+    if drift.what == "content":
+        return "code changed"
+    return "code and bindings as recorded"
 
 
 def _resources_gone(gone: tuple[tuple[str, str], ...]) -> str:
@@ -522,6 +538,7 @@ def import_script(
 ) -> int:
     """Adopt scripts that already exist in Cloudflare into the state, so plan shows only real differences."""
     from deployer.apply.guard import CachedReads, refuse_other_owner
+    from deployer.escape import escape_text
     from deployer.remote import adopt_attachments, deployed_scripts, import_script as read_deployed
 
     if (name is None) == (not all_scripts):
@@ -574,7 +591,8 @@ def import_script(
         warn(warning)
     for recorded in imported:
         trusted = f", {len(recorded.secret_fingerprints)} secret(s) trusted" if trust_secrets else ""
-        print(f"Imported script {recorded.name} ({len(recorded.bindings)} binding(s){trusted}, etag {recorded.etag})")
+        print(escape_text(f"Imported script {recorded.name} ({len(recorded.bindings)} binding(s){trusted}, "
+                          f"etag {recorded.etag})"))  # the etag is Cloudflare's text
     if name is None:
         print(f"Imported {len(imported)} script(s)"
               + (f"; not in Cloudflare (plan shows a create): {', '.join(absent)}" if absent else "")

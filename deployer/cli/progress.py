@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from deployer.apply.executor import ProgressEvent, Step
 from deployer.cli.shared import stderr
+from deployer.escape import escape_text
 from deployer.models import SCRIPT, Action, Change, Plan
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ class ApplyReporter:
         watch: bool = True,
     ) -> None:
         self.total = total
-        self._write = write
+        # Every line names a change, and the executor's messages may quote a title: escaped.
+        self._write: Callable[[str], None] = lambda line: write(escape_text(line))
         self._clock = clock
         self._slow = slow
         self._started = clock()

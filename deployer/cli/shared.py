@@ -48,7 +48,11 @@ def stderr(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    stderr(f"warning: {message}")
+    """One warning line; a value in it (a name, a title, a path) cannot break the line or
+    colour the terminal: control characters are escaped."""
+    from deployer.escape import escape_text
+
+    stderr(f"warning: {escape_text(message)}")
 
 
 def open_state(

@@ -34,13 +34,16 @@ def state_list(
     debug: bool = DebugOption,
 ) -> int:
     """List every recorded owned resource (namespace, ...), script and attachment (route, ...)."""
+    from deployer.escape import escape_text
+
     recorded = open_state(file, env, state, state_name, peek=True).load()
+    # One line per item, tab-separated: a title holding a tab or newline must not add columns or lines.
     for resource in recorded.resources:
-        print(f"{resource.type}.{resource.key}\t{resource.id}\t{resource.name}")
+        print("\t".join(escape_text(part) for part in (f"{resource.type}.{resource.key}", resource.id, resource.name)))
     for script in recorded.scripts:
-        print(f"script.{script.name}\t{script.content_sha256[:12]}\t{len(script.bindings)} binding(s)")
+        print(escape_text(f"script.{script.name}") + f"\t{script.content_sha256[:12]}\t{len(script.bindings)} binding(s)")
     for attachment in recorded.attachments:
-        print(f"{attachment.type}.{attachment.name}\t{attachment.id or '-'}\t-> {attachment.script}")
+        print(escape_text(f"{attachment.type}.{attachment.name}\t{attachment.id or '-'}\t-> {attachment.script}"))
     return ExitStatus.OK
 
 

@@ -14,9 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deployer.errors import DeployerError
+from deployer.escape import escape_text
 from deployer.manifest.rules import Rule, schema_pattern
 from deployer.models import Binding, DeployedBinding, JsonValue, Secret, Value
 from deployer.state.fields import Invalid, join, json_kind, object_fields, string
+
+SENSITIVE = "(sensitive)"
+UNKNOWN = "(known after apply)"
 
 Resolve = Callable[[str, str], "str | None"]
 """``resolve(section, key)``: what a reference to ``section.key`` sends (an id or a name), or
@@ -30,7 +34,9 @@ class Key:
     ``kind``: ``string`` (checked by ``rule`` if given), ``boolean``, ``integer`` (within
     ``minimum``/``maximum`` if given), ``strings`` (a list of non-empty strings), ``object`` (a
     mapping of the JSON Schema ``shape``, sent as written) or ``json`` (any value). ``quoted``: shown as a JSON string (free
-    text) rather than bare (an id)."""
+    text) rather than bare (an id).
+    ``empty_unless``: an empty value is a validation error unless the binding sets this option
+    (one of the kind's ``options``) to true."""
 
     name: str
     description: str
@@ -42,6 +48,7 @@ class Key:
     minimum: int | None = None
     maximum: int | None = None
     shape: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)  # an object's schema
+    empty_unless: str | None = None
 
 
     def schema(self) -> dict[str, Any]:
@@ -88,13 +95,15 @@ class Reference:
 @dataclass(frozen=True)
 class BindingKind:
     """One binding type. ``secret``: the key holding a secret value (never stored or shown;
-    the binding is a script secret, deleted explicitly when it leaves the manifest)."""
+    the binding is a script secret, deleted explicitly when it leaves the manifest).
+    ``options``: manifest-only switches (``allow_empty``), never sent, recorded or shown."""
 
     type: str
     description: str
     keys: tuple[Key, ...] = ()
     reference: Reference | None = None
     secret: Key | None = None
+    options: tuple[Key, ...] = ()
     _key_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -109,7 +118,7 @@ class BindingKind:
     def manifest_keys(self) -> tuple[str, ...]:
         """Every key a binding of this type may have, type and name first."""
         secret = (self.secret.name,) if self.secret else ()
-        return ("type", "name", *self._key_names, *secret)
+        return ("type", "name", *self._key_names, *secret, *(option.name for option in self.options))
 
     @property
     def required_keys(self) -> tuple[str, ...]:
@@ -132,6 +141,7 @@ class BindingKind:
                                        "type": "string"}
         if self.secret is not None:
             properties[self.secret.name] = self.secret.schema()
+        properties.update((option.name, option.schema()) for option in self.options)
         branch: dict[str, Any] = {"propertyNames": {"enum": list(self.manifest_keys)}, "properties": properties}
         if self.required_keys:
             branch["required"] = list(self.required_keys)
@@ -156,6 +166,18 @@ class BindingKind:
             return frozenset()
         value = binding.get(self.reference.fills)
         return frozenset((value,)) if isinstance(value, str) else frozenset()
+
+    def problems(self, values: Mapping[str, object]) -> list[tuple[str, str]]:
+        """``(key, what is wrong)`` for the filled-in values beyond the schema: an empty value
+        where the kind needs an opt-in (``empty_unless``). The text completes "<value> ..."."""
+        found = []
+        for key in (*self.keys, *((self.secret,) if self.secret is not None else ())):
+            if key.empty_unless is not None and values.get(key.name) == "" and values.get(key.empty_unless) is not True:
+                problem = (f"is empty: a {self.type} binding would replace the deployed value with \"\" (CI "
+                           "systems set a missing secret to the empty string); set it, or add "
+                           f"{key.empty_unless}: true to the binding if empty is meant")
+                found.append((key.name, problem))
+        return found
 
     def build(self, name: str, values: Mapping[str, object]) -> Binding:
         """The Binding from the manifest's filled-in values (already checked)."""
@@ -241,15 +263,23 @@ class BindingKind:
 
     # --- display -------------------------------------------------------------------------
 
-    def describe(self, binding: DeployedBinding) -> str:
-        """One line for a person: the type, then the first value bare and the others named."""
+    def describe(self, binding: DeployedBinding, escape: Callable[[str], str] = escape_text) -> str:
+        """One line for a person: the type, then the first value bare and the others named;
+        every value passed through ``escape`` (the output format's: text or markdown)."""
         if self.secret is not None:
             return f"{self.type} (sensitive)"
         parts = [self.type]
         for index, (key, value) in enumerate(binding.values):
-            shown = "(known after apply)" if value is None else self._show(key, value)
+            shown = "(known after apply)" if value is None else escape(self._show(key, value))
             parts.append(shown if index == 0 else f"({key} {shown})")
         return " ".join(parts)
+
+    def plan_values(self, binding: DeployedBinding) -> dict[str, object] | str:
+        """The binding's values as the JSON plan shows them: a secret as ``"(sensitive)"``, a
+        value known only after apply as ``"(known after apply)"``."""
+        if self.secret is not None:
+            return SENSITIVE
+        return {key: UNKNOWN if value is None else _thawed(value) for key, value in binding.values}
 
     def _show(self, key: str, value: Value) -> str:
         spec = next((k for k in self.keys if k.name == key), None)

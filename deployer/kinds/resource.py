@@ -6,9 +6,12 @@ never deleted when they leave the manifest (``forget``: their data would go with
 """
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from deployer.escape import escape_text
 from deployer.manifest.rules import Rule, schema_pattern
 
 
@@ -65,7 +68,8 @@ class ResourceKind:
 
     def schema_definitions(self) -> dict[str, dict[str, Any]]:
         """``$defs`` entries: the section (key -> resource) and one resource."""
-        name_schema: dict[str, Any] = {"description": self.name_description, "type": "string", "minLength": 1}
+        name_schema: dict[str, Any] = {"description": self.name_description, "type": "string", "minLength": 1,
+                                       "pattern": schema_pattern(self.name_rule)}
         if self.name_rule.max_length:
             name_schema["maxLength"] = self.name_rule.max_length
         if self.name_rule.pattern.pattern != ".+":  # any title: only its length is checked
@@ -115,18 +119,21 @@ class ResourceKind:
 
     # --- display --------------------------------------------------------------------------
 
-    def headline(self, action: str, name: str | None, resource_id: str | None) -> str:
-        """What the plan says after ``<type> <key>`` for each action."""
+    def headline(self, action: str, name: str | None, resource_id: str | None,
+                 escape: Callable[[str], str] = escape_text) -> str:
+        """What the plan says after ``<type> <key>`` for each action; the name (quoted) and id
+        passed through ``escape``, the output format's."""
+        quoted = escape(json.dumps(name, ensure_ascii=False))
         match action:
             case "create" if self.id_is_name:
                 return f' ({self.name_key} "{name}", created or adopted by {self.name_key})'
             case "create":
-                return (f' ({self.name_key} "{name}", created or adopted by {self.name_key}; '
+                return (f" ({self.name_key} {quoted}, created or adopted by {self.name_key}; "
                         "id known after apply)")
             case "adopt":
                 return f' ({self.name_key} "{name}" exists in Cloudflare: adopted, not created)'
             case "update":
-                return f' (rename to "{name}")'
+                return f" (rename to {quoted})"
             case "forget":
-                return f" (id {resource_id}: dropped from the state, kept in Cloudflare with its data)"
+                return f" (id {escape(str(resource_id))}: dropped from the state, kept in Cloudflare with its data)"
         return ""

@@ -5,5 +5,10 @@ from deployer.kinds.binding import BindingKind, Key
 KIND = BindingKind(
     type="secret_text",
     description="A secret value, normally ${VAR} from the environment; never stored or printed.",
-    secret=Key("text", "The secret, normally ${VAR} from the environment; never stored or printed.", quoted=True),
+    secret=Key("text", "The secret, normally ${VAR} from the environment; never stored or printed. Must not be "
+                       "empty unless `allow_empty: true`.", quoted=True, empty_unless="allow_empty"),
+    # CI systems set a secret that is not configured to "": uploading it would silently replace
+    # the live secret, so an empty value has to be asked for.
+    options=(Key("allow_empty", "true: an empty `text` is meant (otherwise it is a validation error).",
+                 kind="boolean", required=False),),
 )

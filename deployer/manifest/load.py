@@ -22,7 +22,13 @@ from deployer.manifest import environments, rules, validate
 from deployer.manifest.build import BuildStep, build_steps
 from deployer.manifest.entry_exports import has_default_export
 from deployer.manifest.yaml_nodes import TAG, Parser, locate, mark, plain_value, read_text
-from deployer.manifest.script_files import MAX_FILE_BYTES, script_digest, script_file, sha256_file
+from deployer.manifest.script_files import (  # noqa: F401  (sha256_file: re-exported for tests)
+    MAX_FILE_BYTES,
+    script_digest,
+    script_file,
+    sha256_and_size,
+    sha256_file,
+)
 from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
 from deployer.kinds import migrations
@@ -293,14 +299,15 @@ class _Document:
             return script_file(field, self.base, self.file, self.diagnostics, missing_hint=hint, on_missing=on_missing)
 
         entry = resolve(script.path)
-        digest = script_digest(script.path, entry, self.file, self.diagnostics) if entry is not None else None
+        hashed = script_digest(script.path, entry, self.file, self.diagnostics) if entry is not None else None
+        digest, size = hashed if hashed is not None else (None, 0)
         if entry is not None and digest is not None and script.path is not None:
             self._check_exports(script, script.path, entry)
         if script.format != ScriptFormat.MODULES.value or entry is None or script.path is None:
-            return _Files(entry, (), digest)
+            return _Files(entry, (), digest, size)
         modules = _modules(script, script.path, entry, resolve, self.file, self.diagnostics)
         _check_upload_size(script.path, entry, modules, self.file, self.diagnostics)
-        return _Files(entry, modules, digest)
+        return _Files(entry, modules, digest, size)
 
     def _unbuilt(self, field: Field) -> None:
         self.warnings.add(Diagnostic(self.file, field.line, field.col, field.path,
@@ -342,6 +349,7 @@ class _Files:
     entry: Path | None
     modules: tuple[Module, ...]
     entry_sha256: str | None  # None: unreadable or not UTF-8 text (a diagnostic says so)
+    entry_size: int = 0
 
 
 # --- the draft the semantic checks read -----------------------------------------------------
@@ -546,7 +554,11 @@ def _modules(
         return ()
     entry_dir = PurePosixPath(os.path.normpath(entry_field.value)).parent
     where = f"{entry_dir.as_posix()}/" if entry_dir != PurePosixPath(".") else "the manifest's directory"
-    names: dict[str, Field] = {entry_part(ScriptFormat.MODULES, entry)[0]: entry_field}
+    entry_name = entry_part(ScriptFormat.MODULES, entry)[0]
+    names: dict[str, Field] = {entry_name: entry_field}
+    if (problem := _part_name_problem(entry_name)) is not None:
+        diagnostics.append(Diagnostic(file, entry_field.line, entry_field.col, entry_field.path,
+                                      f"{entry_field.raw!r}: the entry module's part {problem}"))
     modules = []
     for module in script.modules:
         field = module.path
@@ -561,6 +573,9 @@ def _modules(
                                           f"{field.raw!r} is outside {where}, the directory of the entry module "
                                           f"{entry_field.raw!r}: module names are relative to it"))
             continue
+        if (problem := _part_name_problem(name)) is not None:
+            diagnostics.append(Diagnostic(file, field.line, field.col, field.path, f"{field.raw!r}: its part {problem}"))
+            continue
         first = names.setdefault(name, field)
         if first is not field:
             diagnostics.append(Diagnostic(file, field.line, field.col, field.path,
@@ -568,6 +583,15 @@ def _modules(
             continue
         modules.append(Module(name, resolved, module.type or module_type(name)))
     return tuple(modules)
+
+
+def _part_name_problem(name: str) -> str | None:
+    """Why Cloudflare would refuse ``name`` as the name of an upload part, or None."""
+    if name == "metadata":
+        return "would be named 'metadata', which is the upload's metadata part: rename the file"
+    if any(char in name for char in '"\r\n'):
+        return "name would hold a '\"', CR or LF, which a multipart part name cannot carry: rename the file"
+    return None
 
 
 def _check_upload_size(field: Field, entry: Path, modules: tuple[Module, ...], file: str,
@@ -591,7 +615,11 @@ def _script(draft: ScriptDraft, files: _Files, suffix: str, names: Callable[[str
     date = _value(draft.compatibility_date)
     flags = tuple(_text(flag) for flag in draft.compatibility_flags)
     parts = [(*entry_part(script_format, files.entry), files.entry_sha256)]
-    parts += [(m.name, m.content_type, sha256_file(m.path)) for m in files.modules]
+    size = files.entry_size
+    for module in files.modules:
+        digest, module_size = sha256_and_size(module.path)
+        parts.append((module.name, module.content_type, digest))
+        size += module_size
     return Script(
         name=_text(draft.name) + suffix,
         key=_text(draft.name) if suffix else "",
@@ -607,6 +635,7 @@ def _script(draft: ScriptDraft, files: _Files, suffix: str, names: Callable[[str
         migrations=(migrations.steps_from_manifest(draft.durable_objects.value)
                     if draft.durable_objects is not None and isinstance(draft.durable_objects.value, dict) else ()),
         attachments=_attachments(draft, _text(draft.name) + suffix, names),
+        size=size,
     )
 
 

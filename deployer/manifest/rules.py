@@ -30,7 +30,8 @@ NAMESPACE_KEY = Rule(
     "a valid namespace key (letters, digits, '-' and '_', not starting with '-')",
     re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*"),
 )
-TITLE = Rule("a title of 1 to 512 characters", re.compile(r".+", re.DOTALL), max_length=512)
+# Written so that Python and the schema's ECMAScript regexes read it alike (no DOTALL flag).
+TITLE = Rule("a title of 1 to 512 characters, not only spaces", re.compile(r"[\s\S]*\S[\s\S]*"), max_length=512)
 BUCKET_NAME = Rule(
     "a valid R2 bucket name (3 to 63 lowercase letters, digits and '-', starting and ending with a letter or "
     "digit)",
@@ -72,10 +73,13 @@ JS_RESERVED_WORDS = frozenset(
 )
 
 
+_ASCII_IDENTIFIER = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*")
+
+
 def is_js_identifier(name: str) -> bool:
-    """True for a JavaScript IdentifierName (Unicode ID_Start/ID_Continue, plus ``$`` and ``_``)."""
-    # Python identifiers use the same Unicode classes; JavaScript adds '$' anywhere.
-    return name.replace("$", "_").isidentifier()
+    """True for an ASCII JavaScript identifier (letters, digits, ``_`` and ``$``, not starting
+    with a digit): Cloudflare refuses binding names outside ASCII, which JavaScript allows."""
+    return _ASCII_IDENTIFIER.fullmatch(name) is not None
 
 
 def rule_for_pattern(pattern: str) -> Rule | None:

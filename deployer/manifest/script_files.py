@@ -74,12 +74,14 @@ def script_file(
     return resolved
 
 
-def script_digest(field: Field | None, path: Path | None, file: str, diagnostics: list[Diagnostic]) -> str | None:
-    """The script's sha256, or None (with a diagnostic) when it is not UTF-8 text: the
-    script is uploaded as service-worker JavaScript source, which Cloudflare reads as UTF-8."""
+def script_digest(field: Field | None, path: Path | None, file: str, diagnostics: list[Diagnostic]
+                  ) -> tuple[str, int] | None:
+    """The script's sha256 and size in bytes, or None (with a diagnostic) when it is not UTF-8
+    text: the script is uploaded as service-worker JavaScript source, which Cloudflare reads as
+    UTF-8."""
     assert field is not None and path is not None
     try:
-        digest, bad_offset = _hash_and_check_utf8(path)
+        digest, bad_offset, size = _hash_and_check_utf8(path)
     except DeployerError as exc:
         diagnostics.append(Diagnostic(file, field.line, field.col, field.path, str(exc)))
         return None
@@ -90,12 +92,12 @@ def script_digest(field: Field | None, path: Path | None, file: str, diagnostics
             "script is uploaded as JavaScript source; is it a binary or a differently encoded file?",
         ))
         return None
-    return digest
+    return digest, size
 
 
-def _hash_and_check_utf8(path: Path) -> tuple[str, int | None]:
-    """Hex sha256 of the file and the offset of its first byte that is not UTF-8 (or None),
-    in one pass of 1 MiB chunks."""
+def _hash_and_check_utf8(path: Path) -> tuple[str, int | None, int]:
+    """Hex sha256 of the file, the offset of its first byte that is not UTF-8 (or None) and its
+    size, in one pass of 1 MiB chunks."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     bad_offset: int | None = None
@@ -119,16 +121,23 @@ def _hash_and_check_utf8(path: Path) -> tuple[str, int | None]:
                     bad_offset = offset - pending
     except OSError as exc:
         raise DeployerError(f"cannot read script file {path}: {exc.strerror}") from exc
-    return digest.hexdigest(), bad_offset
+    return digest.hexdigest(), bad_offset, offset
 
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file (any bytes: a module may be wasm), read in 1 MiB chunks."""
+    return sha256_and_size(path)[0]
+
+
+def sha256_and_size(path: Path) -> tuple[str, int]:
+    """Hex sha256 of a file and its size in bytes, in one pass of 1 MiB chunks."""
     digest = hashlib.sha256()
+    size = 0
     try:
         with path.open("rb") as stream:
             while chunk := stream.read(HASH_CHUNK):
                 digest.update(chunk)
+                size += len(chunk)
     except OSError as exc:
         raise DeployerError(f"cannot read script file {path}: {exc.strerror}") from exc
-    return digest.hexdigest()
+    return digest.hexdigest(), size

@@ -204,6 +204,8 @@ def _explain(error: ValidationError, data: object, *, top: bool = True) -> Itera
             yield path, False, _unknown_choice(instance, what, expected)
         case "enum" if path and isinstance(path[-1], str):
             yield path, False, _unknown_choice(instance, f"a valid {path[-1]}", expected)
+        case "pattern" if instance == "" and "minLength" in schema:
+            return  # minLength says it: "must not be empty"
         case _:
             yield path, False, _value_message(error, instance)
 
@@ -533,7 +535,10 @@ def _check_one_script(
         # A literal empty name is the schema's to report.
         if name is not None and name.value is not None and (name.value or name.filled_in):
             if not is_js_identifier(name.value):
-                report(name, f"{name.subject()} is not a valid JavaScript identifier")
+                # Cloudflare takes ASCII identifiers only, though JavaScript allows more.
+                hint = (" (Cloudflare takes ASCII letters, digits, '_' and '$' only)"
+                        if name.value.replace("$", "_").isidentifier() else "")
+                report(name, f"{name.subject()} is not a valid JavaScript identifier{hint}")
             elif name.value in JS_RESERVED_WORDS:
                 report(name, f"{name.subject()} is a reserved word in JavaScript; choose another name")
             _check_unique(name, "binding name", binding_names, report)
@@ -543,6 +548,10 @@ def _check_one_script(
         for key in kind.keys:
             if key.rule is not None:
                 recheck(binding.fields.get(key.name), key.rule)
+        for key_name, wrong in kind.problems(binding.values):
+            given = binding.fields.get(key_name)
+            if given is not None:
+                report(given, f"{given.subject()} {wrong}")
         if kind.reference is not None:
             _check_reference(binding.fields.get(kind.reference.key), kind.reference, sections, recheck, report)
 

@@ -15,7 +15,7 @@ from deployer.files import parse_json, read_regular, write_atomically
 from deployer.fingerprint import fingerprint_secret, secret_matches
 from deployer.kinds.registry import binding_kind
 from deployer.models import Manifest, Plan, Script, State
-from deployer.plan.render import plan_document
+from deployer.plan.render import plan_document, without_details
 from deployer.state.fields import json_kind
 
 PLANFILE_KIND = "deployer-plan"
@@ -145,8 +145,19 @@ def check_planfile(doc: dict[str, object], path: Path, manifest: Manifest, state
                         f"secret {binding.name} of script {script.name} changed since plan {path} was made; "
                         "run plan again"
                     )
-    if plan_document(plan) != doc.get("plan"):
+    now: object = plan_document(plan)
+    saved_plan = doc.get("plan")
+    if not _carries_details(saved_plan):
+        now = without_details(now)  # made before plans carried binding details: compare the rest
+    if now != saved_plan:
         raise StalePlanError(f"the manifest {manifest.path} changed since plan {path} was made; run plan again")
+
+
+def _carries_details(saved_plan: object) -> bool:
+    """Whether a saved plan document has the binding details (every script change then has
+    ``bindings``); a plan without script changes compares equal either way."""
+    changes = saved_plan.get("changes") if isinstance(saved_plan, dict) else None
+    return isinstance(changes, list) and any(isinstance(c, dict) and "bindings" in c for c in changes)
 
 
 def _target(manifest: Manifest) -> dict[str, str | None]:

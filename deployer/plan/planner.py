@@ -22,6 +22,8 @@ from deployer.models import (
     Binding,
     Change,
     DeployedBinding,
+    Drift,
+    DriftKind,
     Manifest,
     Plan,
     Reason,
@@ -35,11 +37,22 @@ from deployer.models import (
 
 @dataclass(frozen=True, slots=True)
 class RemoteScript:
-    """A script as the account's script list shows it (``plan --refresh``)."""
+    """A script as the account's script list shows it (``plan --refresh``). For a script whose
+    etag differs from the state, also what its settings and code say (else None): its
+    ``bindings`` (secrets without values), the ``content_sha256`` of its code, and the bindings
+    of types deployer does not manage (``unmanaged``: name, type)."""
 
     name: str
     etag: str | None = None
     modified_on: str | None = None
+    bindings: tuple[DeployedBinding, ...] | None = None
+    content_sha256: str | None = None
+    unmanaged: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def read(self) -> bool:
+        """Whether its settings and code were read (not only the list)."""
+        return self.bindings is not None and self.content_sha256 is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +240,8 @@ def _resource_change(
     resource_type: str, key: str, action: Action, name: str, resource_id: str | None,
     reasons: tuple[Reason, ...] = (),
 ) -> Change:
-    return Change(resource_type, key, action, reasons, resource_name=name, resource_id=resource_id)
+    drift = (Drift(resource_type, DriftKind.REMOVED),) if Reason.DRIFT in reasons else ()
+    return Change(resource_type, key, action, reasons, resource_name=name, resource_id=resource_id, drift=drift)
 
 
 def _plan_script(
@@ -247,20 +261,29 @@ def _plan_script(
         overwrites = remote is not None and name in remote.scripts
         return Change(SCRIPT, name, Action.CREATE, bindings=bindings, overwrites_remote=overwrites,
                       settings=setting_changes(settings, ()),
-                      migrations=pending_migrations(name, script.migrations, None))
+                      migrations=pending_migrations(name, script.migrations, None),
+                      content_sha256=script.content_sha256, size=script.size)
     if remote is not None and name not in remote.scripts:
         # Deleted outside the deployer: upload it again from scratch.
-        return Change(
-            SCRIPT, name, Action.CREATE, (Reason.DRIFT,), bindings, recorded.bindings,
-            settings=setting_changes(settings, ()), migrations=pending_migrations(name, script.migrations, None),
-        )
+        return Change(SCRIPT, name, Action.CREATE, (Reason.DRIFT,), bindings, recorded.bindings,
+                      drift=(Drift(SCRIPT, DriftKind.REMOVED),), content_sha256=script.content_sha256,
+                      size=script.size, settings=setting_changes(settings, ()),
+                      migrations=pending_migrations(name, script.migrations, None))
+    drift: tuple[Drift, ...] = ()
+    seen = remote.scripts[name] if remote is not None else None
+    if seen is not None and _drifted(recorded, seen):
+        # Compare the manifest with what is deployed, as far as Cloudflare told us.
+        drift = script_drift(recorded, seen)
+        recorded = refreshed(recorded, seen)
     changed_settings = setting_changes(settings, recorded.settings_sha256)
     migrations = pending_migrations(name, script.migrations, recorded)
-    reasons = _reasons(script, recorded, bindings, remote)
+    reasons = _reasons(script, recorded, bindings)
     if any(setting.action is not Action.NO_OP for setting in changed_settings):
         reasons += (Reason.SETTINGS,)
     if migrations is not None:
         reasons += (Reason.MIGRATIONS,)
+    if drift:
+        reasons += (Reason.DRIFT,)
     kept_secrets = {b.name for b in script.bindings if b.secret is not None}
     removed_secrets = tuple(
         b.name for b in recorded.bindings if is_secret(b) and b.name not in kept_secrets
@@ -275,25 +298,61 @@ def _plan_script(
         removed_secrets=removed_secrets,
         settings=changed_settings,
         migrations=migrations,
+        changed_secrets=_changed_secrets(script, recorded),
+        drift=drift,
+        content_sha256=script.content_sha256 if Reason.CONTENT in reasons else None,
+        size=script.size if Reason.CONTENT in reasons else None,
     )
 
 
-def _reasons(
-    script: Script,
-    recorded: ScriptState,
-    bindings: tuple[DeployedBinding, ...],
-    remote: RemoteSnapshot | None,
-) -> tuple[Reason, ...]:
+def _reasons(script: Script, recorded: ScriptState, bindings: tuple[DeployedBinding, ...]) -> tuple[Reason, ...]:
     reasons = []
     if script.content_sha256 != recorded.content_sha256:
         reasons.append(Reason.CONTENT)
     if _binding_set(bindings) != _binding_set(recorded.bindings):
         reasons.append(Reason.BINDINGS)
-    if _secret_changed(script, recorded):
+    if _changed_secrets(script, recorded):
         reasons.append(Reason.SECRET)
-    if remote is not None and _drifted(recorded, remote.scripts[script.name]):
-        reasons.append(Reason.DRIFT)
     return tuple(reasons)
+
+
+def refreshed(recorded: ScriptState, remote: RemoteScript) -> ScriptState:
+    """``recorded`` made to say what Cloudflare has (``deployer refresh``, and what a plan with
+    ``--refresh`` compares the manifest with): the remote's etag, and when its settings and code
+    were read, its bindings and code hash. Cloudflare never returns a secret's value, so a
+    script changed outside keeps no secret fingerprint: the next apply sends the manifest's
+    secrets again, as after ``deployer import``."""
+    if not remote.read:
+        return dataclasses.replace(recorded, etag=remote.etag, modified_on=remote.modified_on)
+    assert remote.bindings is not None and remote.content_sha256 is not None
+    return dataclasses.replace(recorded, etag=remote.etag, modified_on=remote.modified_on,
+                               bindings=remote.bindings, content_sha256=remote.content_sha256,
+                               secret_fingerprints=())
+
+
+def script_drift(recorded: ScriptState, remote: RemoteScript) -> tuple[Drift, ...]:
+    """What changed outside deployer in a script whose etag differs from the state: each
+    binding added, removed or changed, and the code; ``etag`` alone when its settings and code
+    match the record (or were not read)."""
+    found: list[Drift] = []
+    if remote.read:
+        assert remote.bindings is not None
+        before = {b.name: b for b in recorded.bindings}
+        after = {b.name: b for b in remote.bindings}
+        for name in sorted(before.keys() | after.keys()):
+            old, new = before.get(name), after.get(name)
+            if old is None:
+                found.append(Drift("binding", DriftKind.ADDED, name, deployed=new))
+            elif new is None:
+                found.append(Drift("binding", DriftKind.REMOVED, name, recorded=old))
+            elif old != new:
+                found.append(Drift("binding", DriftKind.CHANGED, name, old, new))
+        for name, binding_type in remote.unmanaged:
+            # Not recorded (deployer does not manage its type): the next upload drops it.
+            found.append(Drift("binding", DriftKind.ADDED, name, deployed=DeployedBinding(binding_type, name)))
+        if remote.content_sha256 != recorded.content_sha256:
+            found.append(Drift("content"))
+    return tuple(found) or (Drift("etag"),)
 
 
 def _binding_set(bindings: tuple[DeployedBinding, ...]) -> object:
@@ -303,17 +362,18 @@ def _binding_set(bindings: tuple[DeployedBinding, ...]) -> object:
     return sorted(bindings, key=lambda b: b.name)
 
 
-def _secret_changed(script: Script, recorded: ScriptState) -> bool:
+def _changed_secrets(script: Script, recorded: ScriptState) -> tuple[str, ...]:
+    """The secrets the script had and keeps whose value will change (a secret new to the
+    script already counts as a bindings change)."""
     recorded_secrets = {b.name for b in recorded.bindings if is_secret(b)}
+    changed = []
     for binding in script.bindings:
         if binding.secret is not None and binding.name in recorded_secrets:
-            # A secret new to this script already counts as a bindings change.
             fingerprint = recorded.fingerprint_of(binding.name)
-            if fingerprint is None:
-                return True  # imported: its value was never seen, so send it to be sure
-            if not secret_matches(binding.secret.value, fingerprint):
-                return True
-    return False
+            # No fingerprint: imported or changed outside, its value never seen; send it to be sure.
+            if fingerprint is None or not secret_matches(binding.secret.value, fingerprint):
+                changed.append(binding.name)
+    return tuple(changed)
 
 
 def _drifted(recorded: ScriptState, remote: RemoteScript) -> bool:

@@ -3,13 +3,27 @@ and ``render_markdown`` (a pull-request comment). Strings only: no printing, no 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
+from deployer.escape import escape_markdown, escape_text
 from deployer.kinds import migrations, settings
 from deployer.kinds.attachment import thawed
-from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, binding_kind
-from deployer.models import SCRIPT, Action, Change, DeployedBinding, Manifest, Plan, Reason, SettingChange
+from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS, binding_kind
+from deployer.models import (
+    SCRIPT,
+    Action,
+    Change,
+    DeployedBinding,
+    Drift,
+    DriftKind,
+    Manifest,
+    Plan,
+    Reason,
+    SettingChange,
+)
 from deployer.plan.diagram import markdown_section
+
+Escape = Callable[[str], str]
 
 FORMAT_VERSION = 1
 
@@ -43,6 +57,10 @@ def plan_document(plan: Plan) -> dict[str, object]:
     }
 
 
+DETAIL_KEYS = ("content_sha256", "size", "bindings", "drift")
+"""The keys a change's JSON gained with the binding details (plan files made before lack them)."""
+
+
 def _change_document(change: Change) -> dict[str, object]:
     doc: dict[str, object] = {"type": change.type, "name": change.name, "action": change.action.value}
     kind = RESOURCE_KINDS.get(change.type)
@@ -62,12 +80,18 @@ def _change_document(change: Change) -> dict[str, object]:
             doc["migrations"] = {"old_tag": pending.old_tag, "old_tag_known": pending.old_tag_known,
                                  "new_tag": pending.new_tag,
                                  "steps": [migrations.step_document(step) for step in pending.steps]}
+        if change.content_sha256 is not None:
+            doc["content_sha256"] = change.content_sha256
+            doc["size"] = change.size
+        doc["bindings"] = [_binding_document(*item) for item in _binding_changes(change)]
     else:
         doc[kind.plan_name] = change.resource_name
         if kind.plan_id_key:  # none for a kind whose name is its id
             doc[kind.plan_id_key] = change.resource_id
         if change.reasons:
             doc["reasons"] = [reason.value for reason in change.reasons]
+    if change.drift:
+        doc["drift"] = [_drift_document(drift) for drift in change.drift]
     return doc
 
 
@@ -92,6 +116,50 @@ def _attachment_document(change: Change) -> dict[str, object]:
     return doc
 
 
+def _binding_document(name: str, action: Action, old: DeployedBinding | None, new: DeployedBinding | None
+                      ) -> dict[str, object]:
+    """One binding of a script change: ``old`` as deployed, ``new`` as the manifest has it
+    (each present when the binding exists then), secrets as ``"(sensitive)"``."""
+    current = new or old
+    assert current is not None
+    doc: dict[str, object] = {"name": name, "type": current.type, "action": action.value}
+    if old is not None and new is not None and old.type != new.type:
+        doc["old_type"] = old.type
+    if old is not None:
+        doc["old"] = _values(old)
+    if new is not None:
+        doc["new"] = _values(new)
+    return doc
+
+
+def _drift_document(drift: Drift) -> dict[str, object]:
+    doc: dict[str, object] = {"what": drift.what, "change": drift.change.value}
+    if drift.name is not None:
+        doc["name"] = drift.name
+    binding = drift.deployed or drift.recorded
+    if binding is not None:
+        doc["type"] = binding.type
+    if drift.recorded is not None:
+        doc["old"] = _values(drift.recorded)
+    if drift.deployed is not None and drift.deployed.type in BINDING_KINDS:
+        doc["new"] = _values(drift.deployed)
+    return doc
+
+
+def _values(binding: DeployedBinding) -> object:
+    return binding_kind(binding.type).plan_values(binding)
+
+
+def without_details(doc: object) -> object:
+    """A JSON plan without the keys ``DETAIL_KEYS`` (to compare with a plan file made before
+    deployer wrote them)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("changes"), list):
+        return doc
+    changes = [{k: v for k, v in c.items() if k not in DETAIL_KEYS} if isinstance(c, dict) else c
+               for c in doc["changes"]]
+    return {**doc, "changes": changes}
+
+
 def render_json(plan: Plan) -> str:
     return json.dumps(plan_document(plan), indent=2) + "\n"
 
@@ -103,7 +171,7 @@ def render_text(plan: Plan, *, color: bool = False, refreshed: bool = False) -> 
     def paint(action: Action, text: str) -> str:
         return f"\x1b[{_COLORS[action]}m{text}\x1b[0m" if color else text
 
-    where = f" (environment: {plan.environment})" if plan.environment else ""
+    where = f" (environment: {escape_text(plan.environment)})" if plan.environment else ""
     lines = [f"deployer plan{where}", ""]
     shown = [change for change in plan.changes if change.action is not Action.NO_OP]
     if not shown:
@@ -111,7 +179,7 @@ def render_text(plan: Plan, *, color: bool = False, refreshed: bool = False) -> 
     for change in shown:
         symbol = _SYMBOLS[change.action]
         lines.append(paint(change.action, f"  {symbol} {_headline(change)}"))
-        lines += [f"      {detail}" for detail in _details(change)]
+        lines += [f"      {detail}" for detail in _details(change, escape_text)]
     lines += ["", _summary_line(plan)]
     return "\n".join(lines) + "\n"
 
@@ -120,16 +188,17 @@ def render_markdown(plan: Plan, manifest: Manifest | None = None, *, refreshed: 
     """A pull-request comment: summary, a table of the changes (no-ops only counted), then the
     dependency graph in a collapsed section (``manifest``, the one planned, adds the edges to
     resources this plan creates)."""
-    where = f" — `{plan.environment}`" if plan.environment else ""
+    where = f" — {escape_markdown(plan.environment, code=True)}" if plan.environment else ""
     lines = [f"### deployer plan{where}", "", f"**{_summary_line(plan)}**", ""]
     shown = [change for change in plan.changes if change.action is not Action.NO_OP]
     if shown:
         lines += ["| action | type | name | details |", "|---|---|---|---|"]
         for change in shown:
-            details = "<br>".join(_escape_cell(d) for d in (_reason_text(change), *_details(change)) if d)
+            # Each value in the details is escaped for markdown already; the rest is our words.
+            details = "<br>".join(d for d in (_reason_text(change), *_details(change, escape_markdown)) if d)
             lines.append(
                 f"| {_SYMBOLS[change.action]} {change.action.value} | {change.type} "
-                f"| `{_escape_cell(change.name)}` | {details} |"
+                f"| {escape_markdown(change.name, code=True)} | {details} |"
             )
     else:
         lines.append("No changes: " + _no_changes(refreshed).replace("'", "`") + ".")
@@ -144,10 +213,6 @@ def _no_changes(refreshed: bool) -> str:
             "'deployer plan --refresh' compares with what is deployed)")
 
 
-def _escape_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _summary_line(plan: Plan) -> str:
     counts = plan.summary()
     parts = [f"{counts[action.value]} {_VERBS[action]}" for action in (Action.CREATE, Action.UPDATE, Action.DELETE)]
@@ -158,13 +223,13 @@ def _summary_line(plan: Plan) -> str:
 
 
 def _headline(change: Change) -> str:
-    head = f"{change.type} {change.name}"
+    head = f"{escape_text(change.type)} {escape_text(change.name)}"
     kind = RESOURCE_KINDS.get(change.type)
     if kind is not None:
-        head += kind.headline(change.action.value, change.resource_name, change.resource_id)
+        head += kind.headline(change.action.value, change.resource_name, change.resource_id, escape_text)
     attachment = change.attachment or change.previous_attachment
     if change.type in ATTACHMENT_KINDS and attachment is not None:
-        head += " " + ATTACHMENT_KINDS[change.type].summary(attachment)
+        head += " " + escape_text(ATTACHMENT_KINDS[change.type].summary(attachment))
         if change.action is Action.FORGET:
             head += " (dropped from the state; left as it is in Cloudflare)"
     reasons = _reason_text(change)
@@ -178,10 +243,11 @@ def render_warnings(plan: Plan) -> list[str]:
     warnings = []
     for change in plan.changes:
         gone = change.action in (Action.CREATE, Action.ADOPT) and Reason.DRIFT in change.reasons
+        name = escape_text(change.name)
         if change.overwrites_remote:
             warnings.append(
-                f"script {change.name} exists in Cloudflare but not in the state: apply would overwrite it. "
-                f"Adopt it with 'deployer import {change.name}', or pass --allow-overwrite to apply"
+                f"script {name} exists in Cloudflare but not in the state: apply would overwrite it. "
+                f"Adopt it with 'deployer import {name}', or pass --allow-overwrite to apply"
             )
         elif gone and change.type in RESOURCE_KINDS and change.action is Action.ADOPT:
             name_key = RESOURCE_KINDS[change.type].name_key
@@ -193,12 +259,13 @@ def render_warnings(plan: Plan) -> list[str]:
                             "says")
         elif gone and change.type in RESOURCE_KINDS:
             name_key = RESOURCE_KINDS[change.type].name_key
-            warnings.append(f"{change.type} {change.name} ({name_key} {change.resource_name!r}) was deleted outside "
+            title = escape_text(repr(change.resource_name))
+            warnings.append(f"{change.type} {name} ({name_key} {title}) was deleted outside "
                             "deployer; it will be created again, empty")
         elif gone:
-            warnings.append(f"script {change.name} was deleted outside deployer; it will be uploaded again")
+            warnings.append(f"script {name} was deleted outside deployer; it will be uploaded again")
         elif Reason.DRIFT in change.reasons:
-            warnings.append(f"script {change.name} was changed outside deployer; apply uploads the manifest's "
+            warnings.append(f"script {name} was changed outside deployer; apply uploads the manifest's "
                             "version again")
     return warnings
 
@@ -207,38 +274,87 @@ def _reason_text(change: Change) -> str:
     return ", ".join(reason.value for reason in change.reasons)
 
 
-def _details(change: Change) -> Iterator[str]:
+def _details(change: Change, escape: Escape) -> Iterator[str]:
+    """The lines under a change: what drifted, then each binding that changes; every value
+    through ``escape`` (the output format's)."""
     if change.type in ATTACHMENT_KINDS:
-        yield from ATTACHMENT_KINDS[change.type].details(change)
+        yield from (escape(line) for line in ATTACHMENT_KINDS[change.type].details(change))
         return
+    for drift in change.drift:
+        yield "drift: " + _drift_text(drift, escape)
     if change.type != SCRIPT or change.action is Action.DELETE:
         return
-    before = {b.name: b for b in change.previous_bindings}
-    after = {b.name: b for b in change.bindings}
-    for name, binding in after.items():
-        old = before.get(name)
-        if old is None:
-            yield f"+ binding {name}: {_describe(binding)}"
-        elif old != binding or not binding.known:
-            yield f"~ binding {name}: {_describe(old)} -> {_describe(binding)}"
-    for name, binding in before.items():
-        if name not in after:
-            yield f"- binding {name}: {_describe(binding)}"
+    for name, action, old, new in _binding_changes(change):
+        shown = escape(name)
+        match action:
+            case Action.CREATE:
+                assert new is not None
+                yield f"+ binding {shown}: {_describe(new, escape)}"
+            case Action.UPDATE if old == new:
+                assert new is not None
+                yield f"~ binding {shown}: {_describe(new, escape)}, its value changes"
+            case Action.UPDATE:
+                assert old is not None and new is not None
+                yield f"~ binding {shown}: {_describe(old, escape)} -> {_describe(new, escape)}"
+            case Action.DELETE:
+                assert old is not None
+                yield f"- binding {shown}: {_describe(old, escape)}"
     for secret in change.removed_secrets:
-        yield f"- secret {secret} (deleted from the script's secrets)"
+        yield f"- secret {escape(secret)} (deleted from the script's secrets)"
     for setting in change.settings:
         if setting.action is not Action.NO_OP:
-            yield settings.describe(setting)
+            yield escape(settings.describe(setting))
     if change.migrations is not None:
         pending = change.migrations
         for step in pending.steps:
-            yield f"+ {migrations.describe(step)}"
+            yield escape(f"+ {migrations.describe(step)}")
         if not pending.old_tag_known:
             yield ("  (the script's current migration tag is read from Cloudflare at apply; only the steps after "
                    "it are sent)")
         else:
-            yield f"  (after the script's current migration tag {pending.old_tag})"
+            yield escape(f"  (after the script's current migration tag {pending.old_tag})")
 
 
-def _describe(binding: DeployedBinding) -> str:
-    return binding_kind(binding.type).describe(binding)
+def _drift_text(drift: Drift, escape: Escape) -> str:
+    what = f"binding {escape(drift.name or '')}"
+    match drift.what, drift.change:
+        case "binding", DriftKind.ADDED:
+            assert drift.deployed is not None
+            return f"{what} added outside deployer: {_describe(drift.deployed, escape)}"
+        case "binding", DriftKind.REMOVED:
+            assert drift.recorded is not None
+            return f"{what} removed outside deployer (was {_describe(drift.recorded, escape)})"
+        case "binding", _:
+            assert drift.recorded is not None and drift.deployed is not None
+            return (f"{what} changed outside deployer: {_describe(drift.recorded, escape)} -> "
+                    f"{_describe(drift.deployed, escape)}")
+        case "content", _:
+            return "code changed outside deployer"
+        case "etag", _:
+            return "a version deployed outside deployer (its code and bindings are as recorded)"
+    return "deleted outside deployer"
+
+
+def _binding_changes(change: Change
+                     ) -> Iterator[tuple[str, Action, DeployedBinding | None, DeployedBinding | None]]:
+    """``(name, action, old, new)`` per binding of a script change, the manifest's order first,
+    then the removed ones. ``old`` is what is deployed (nothing for a script being created)."""
+    before = {} if change.action is Action.CREATE else {b.name: b for b in change.previous_bindings}
+    after = {b.name: b for b in change.bindings}
+    for name, binding in after.items():
+        old = before.get(name)
+        if old is None:
+            yield name, Action.CREATE, None, binding
+        elif old != binding or not binding.known or name in change.changed_secrets:
+            yield name, Action.UPDATE, old, binding
+        else:
+            yield name, Action.NO_OP, old, binding
+    for name, binding in before.items():
+        if name not in after:
+            yield name, Action.DELETE, binding, None
+
+
+def _describe(binding: DeployedBinding, escape: Escape) -> str:
+    kind = BINDING_KINDS.get(binding.type)
+    # A type deployer does not manage is only ever seen as drift (added in the dashboard).
+    return kind.describe(binding, escape) if kind is not None else escape(binding.type)
