@@ -1,5 +1,5 @@
 """The Cloudflare v4 API client: one object holding the retrying transport (``transport``) and
-every product's endpoints (``workers``, ``kv``, ``r2``, ``d1``, ``queues``, ...), shared by the apply's worker threads.
+every product's endpoints (``workers``, ``kv``, ``r2``, ``d1``, ``queues``, ``versions``, ...), shared by the apply's worker threads.
 
 Reference: shared/reference/cloudflare-api.md.
 """
@@ -11,12 +11,13 @@ from deployer.cloudflare.kv import KvApi
 from deployer.cloudflare.queues import QueuesApi
 from deployer.cloudflare.r2 import R2Api
 from deployer.cloudflare.transport import DEFAULT_BASE_URL
+from deployer.cloudflare.versions import VersionsApi
 from deployer.cloudflare.workers import WorkersApi
 
 __all__ = ["DEFAULT_BASE_URL", "CloudflareClient", "Credentials", "credentials_from_env"]
 
 
-class CloudflareClient(WorkersApi, KvApi, R2Api, D1Api, QueuesApi):
+class CloudflareClient(WorkersApi, KvApi, R2Api, D1Api, QueuesApi, VersionsApi):
     """A thread-safe client shared by up to ``pool_size`` worker threads.
 
     Requests made through one client share a request budget (``rate_limit`` requests per

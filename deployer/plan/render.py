@@ -7,7 +7,18 @@ from collections.abc import Iterator
 
 from deployer.kinds import migrations, settings
 from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
-from deployer.models import SCRIPT, Action, Change, DeployedBinding, Manifest, Plan, Reason, SettingChange
+from deployer.models import (
+    SCRIPT,
+    Action,
+    Change,
+    DeployedBinding,
+    Manifest,
+    Plan,
+    Reason,
+    Rollout,
+    SettingChange,
+    VersionShare,
+)
 from deployer.plan.diagram import markdown_section
 
 FORMAT_VERSION = 1
@@ -58,6 +69,11 @@ def _change_document(change: Change) -> dict[str, object]:
             doc["migrations"] = {"old_tag": pending.old_tag, "old_tag_known": pending.old_tag_known,
                                  "new_tag": pending.new_tag,
                                  "steps": [migrations.step_document(step) for step in pending.steps]}
+        # Only in --gradual plans and for scripts in a gradual deployment: other plans stay as they were.
+        if change.rollout is not None:
+            doc["rollout"] = _rollout_document(change.rollout)
+        if change.live_split:
+            doc["gradual_deployment"] = _split_document(change.live_split)
     else:
         doc[kind.plan_name] = change.resource_name
         if kind.plan_id_key:  # none for a kind whose name is its id
@@ -71,6 +87,20 @@ def _setting_document(setting: SettingChange) -> dict[str, object]:
     doc: dict[str, object] = {"name": setting.name, "action": setting.action.value}
     if setting.value is not None:
         doc["value"] = settings.thawed(setting.value)
+    return doc
+
+
+def _rollout_document(rollout: Rollout) -> dict[str, object]:
+    if rollout.percentage is None:
+        return {"method": "upload", "percentage": 100, "because": rollout.because}
+    return {"method": "version", "percentage": rollout.percentage}
+
+
+def _split_document(split: tuple[VersionShare, ...]) -> dict[str, object]:
+    new, *previous = split
+    doc: dict[str, object] = {"version_id": new.version_id, "percentage": new.percentage}
+    for share in previous:
+        doc.update(previous_version_id=share.version_id, previous_percentage=share.percentage)
     return doc
 
 
@@ -94,6 +124,10 @@ def render_text(plan: Plan, *, color: bool = False, refreshed: bool = False) -> 
         symbol = _SYMBOLS[change.action]
         lines.append(paint(change.action, f"  {symbol} {_headline(change)}"))
         lines += [f"      {detail}" for detail in _details(change)]
+    gradual = _gradual_lines(plan)
+    if gradual:
+        lines += ["", "Gradual deployments in progress (apply changes none of these until it is promoted or "
+                      "rolled back):", *(f"  {line}" for line in gradual)]
     lines += ["", _summary_line(plan)]
     return "\n".join(lines) + "\n"
 
@@ -115,7 +149,31 @@ def render_markdown(plan: Plan, manifest: Manifest | None = None, *, refreshed: 
             )
     else:
         lines.append("No changes: " + _no_changes(refreshed).replace("'", "`") + ".")
+    gradual = _gradual_lines(plan)
+    if gradual:
+        lines += ["", "**Gradual deployments in progress** (apply changes none of these until it is promoted or "
+                      "rolled back):", ""]
+        lines += [f"- {_escape_cell(line).replace(chr(39), '`')}" for line in gradual]
     return "\n".join(lines) + "\n" + markdown_section(plan, manifest)
+
+
+def _gradual_lines(plan: Plan) -> list[str]:
+    """One line per script in a gradual deployment: its split and the commands that end it."""
+    return [f"script {change.name}: {describe_split(change.live_split)}; end it with 'deployer promote "
+            f"{change.name}' or 'deployer rollback {change.name}'"
+            for change in plan.changes if change.live_split]
+
+
+def describe_split(split: tuple[VersionShare, ...]) -> str:
+    """``new version 1a2b3c4d at 10%, previous version 5e6f7a8b at 90%``."""
+    new, *previous = split
+    text = f"new version {short_id(new.version_id)} at {new.percentage}%"
+    return text + "".join(f", previous version {short_id(s.version_id)} at {s.percentage}%" for s in previous)
+
+
+def short_id(version_id: str) -> str:
+    """A version id as people read it: its first 8 characters (Cloudflare's dashboard does the same)."""
+    return version_id[:8]
 
 
 def _no_changes(refreshed: bool) -> str:
@@ -208,6 +266,15 @@ def _details(change: Change) -> Iterator[str]:
                    "it are sent)")
         else:
             yield f"  (after the script's current migration tag {pending.old_tag})"
+    if change.live_split:
+        yield (f"! in a gradual deployment ({describe_split(change.live_split)}): apply refuses to change it until "
+               f"'deployer promote {change.name}' or 'deployer rollback {change.name}'")
+    elif change.rollout is not None and change.rollout.percentage is not None:
+        share = change.rollout.percentage
+        yield (f"gradual: a new version gets {share}% of the traffic, the current one keeps {100 - share}% "
+               "(then 'deployer promote' or 'deployer rollback')")
+    elif change.rollout is not None:
+        yield f"gradual: uploaded the usual way, 100% at once: {change.rollout.because}"
 
 
 def _describe(binding: DeployedBinding) -> str:
