@@ -232,7 +232,7 @@ def test_versions_lists_them_and_marks_what_the_state_records(project: Path, api
     run("apply", "--auto-approve", "--gradual", "10", "--tag", "abc1234", cwd=project, env=api.environ())
     new = api.versions("api")[0]["id"]
     text = run("versions", "api", cwd=project, env=api.environ()).stdout
-    assert f"Live deployment of script api" in text and f"{new} at 10%" in text
+    assert "Live deployment of script api" in text and f"{new} at 10%" in text
     lines = {line.split()[1]: line for line in text.splitlines() if line.startswith("  #")}
     assert "tag abc1234" in lines[new] and "state: new, gradual" in lines[new] and " 10%" in lines[new]
     assert "state: previous" in lines[before] and " 90%" in lines[before]
