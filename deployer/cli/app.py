@@ -66,7 +66,6 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(state_app, name="state")
-register_version_commands(app)
 
 
 def _print_version(value: bool) -> None:
@@ -708,6 +707,8 @@ def schema() -> int:
     sys.stdout.write(schema_text())
     return ExitStatus.OK
 
+
+register_version_commands(app)  # promote, rollback, versions: listed after the commands above
 
 _INTERRUPTED = 130
 
