@@ -91,6 +91,8 @@ def test_gradual_apply_then_promote_sends_all_traffic_to_the_new_version(project
 
     plan = run("plan", cwd=project).stdout
     assert "No changes" in plan
+    # Cloudflare lists the old version's etag while it has the larger share: not drift.
+    run("plan", "--refresh", "--detailed-exitcode", cwd=project, env=api.environ())
     assert f"script api: new version {new['id'][:8]} at 10%, previous version {before[:8]} at 90%" in plan
     gradual = json.loads(run("plan", "--format", "json", cwd=project).stdout)["changes"][0]["gradual_deployment"]
     assert gradual == {"version_id": new["id"], "percentage": 10, "previous_version_id": before,
@@ -111,6 +113,7 @@ def test_gradual_apply_then_promote_sends_all_traffic_to_the_new_version(project
     assert "split" not in recorded and "previous" not in recorded
     assert "No changes" in run("plan", "--detailed-exitcode", cwd=project).stdout
     assert "Gradual deployments" not in run("plan", cwd=project).stdout
+    run("plan", "--refresh", "--detailed-exitcode", cwd=project, env=api.environ())
 
 
 def test_rollback_returns_the_traffic_and_the_next_plan_shows_the_update_again(
@@ -246,3 +249,26 @@ def test_a_tag_over_100_bytes_is_refused_before_any_request(project: Path, api: 
                   env=api.environ(), expect=1)
     assert "--tag is 101 bytes; Cloudflare takes at most 100" in refused.stderr
     assert api.requests == []
+
+
+def test_a_pending_version_is_not_reused_once_a_secret_changed_and_no_secret_is_written(
+        project: Path, api: FakeCloudflare) -> None:
+    canary = "canary-SECRET-9f8e7d"
+    secret = "      - type: secret_text\n        name: TOKEN\n        text: ${API_TOKEN_VALUE}\n"
+    _write(project, "v1", greeting="hello", extra=secret)
+    run("apply", "--auto-approve", cwd=project, env={**api.environ(), "API_TOKEN_VALUE": "first-" + canary})
+    _write(project, "v2", greeting="hi", extra=secret)
+    api.fail("POST", r"/workers/scripts/api/deployments$", "reset", after=True)
+    first = run("apply", "--auto-approve", "--gradual", "10", "--max-retry-wait", "0", cwd=project,
+                env={**api.environ(), "API_TOKEN_VALUE": "first-" + canary}, expect=1)
+    pending = _state(project)["scripts"]["api"]["pending_version"]
+    api.clear_requests()
+    second = run("apply", "--auto-approve", "--gradual", "10", cwd=project,
+                 env={**api.environ(), "API_TOKEN_VALUE": "second-" + canary})
+    [upload] = _requests(api, "POST", "api/versions")  # the pending version holds the old secret value
+    sent = json.loads(upload.parts["metadata"].data)["bindings"]
+    assert {"type": "secret_text", "name": "TOKEN", "text": "second-" + canary} in sent
+    assert _split(api, "api")[0] == (api.versions("api")[0]["id"], 10) != (pending["version_id"], 10)
+    state_text = (project / ".deployer" / "state.json").read_text()
+    for text in (state_text, first.stdout, first.stderr, second.stdout, second.stderr):
+        assert canary not in text
