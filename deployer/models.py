@@ -204,12 +204,27 @@ class DeployedBinding:
 
 
 @dataclass(frozen=True, slots=True)
+class VersionShare:
+    """One version of a script's live deployment and its share of traffic, in percent."""
+
+    version_id: str
+    percentage: int
+
+
+@dataclass(frozen=True, slots=True)
 class ScriptState:
     """What was deployed for one script. ``secret_fingerprints`` pairs each secret binding name
     with a salted scrypt fingerprint of its value (never the value). ``settings_sha256`` pairs
     each upload setting sent with a digest of its value. ``migration_tag`` is the script's
     Durable Object migration tag when deployer knows it (None: unknown, read at apply), and
-    ``migrations`` the steps applied up to it, when known."""
+    ``migrations`` the steps applied up to it, when known.
+
+    Versions (``apply --gradual``; all absent otherwise): ``version_id`` is the Cloudflare
+    version this entry describes, when known. While a gradual deployment is live, ``split`` is
+    it (this entry's version first, then the one it shares traffic with) and ``previous`` what
+    ran before (a rollback makes it the entry again). ``pending`` is a version uploaded by a
+    gradual apply whose deployment was not made yet: the next gradual apply deploys it instead
+    of uploading the same code again."""
 
     name: str
     content_sha256: str
@@ -220,6 +235,10 @@ class ScriptState:
     settings_sha256: tuple[tuple[str, str], ...] = ()
     migration_tag: str | None = None
     migrations: tuple[MigrationStep, ...] = ()
+    version_id: str | None = None
+    split: tuple[VersionShare, ...] = ()
+    previous: ScriptState | None = None
+    pending: ScriptState | None = None
 
     def fingerprint_of(self, secret_name: str) -> str | None:
         return dict(self.secret_fingerprints).get(secret_name)
@@ -344,6 +363,16 @@ class Drift:
 
 
 @dataclass(frozen=True, slots=True)
+class Rollout:
+    """How ``apply --gradual`` deploys a script's update: a new version at ``percentage`` of
+    the traffic beside the current one, or (``percentage`` None) the usual upload, at 100% at
+    once, ``because`` the versions API cannot take this change."""
+
+    percentage: int | None
+    because: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One planned step. For scripts, ``bindings``/``previous_bindings`` are what will be and
     what is deployed (the state's record, or what ``--refresh`` read; no secret values),
@@ -356,7 +385,10 @@ class Change:
 
     ``overwrites_remote``: a script created by this plan already exists in Cloudflare without
     being in the state (seen with ``--refresh``); apply refuses it without ``--allow-overwrite``.
-    ``drift``: what ``--refresh`` found changed outside deployer."""
+    ``drift``: what ``--refresh`` found changed outside deployer.
+    ``rollout``: how a ``--gradual`` plan deploys a script's update (None: not planned with
+    ``--gradual``); ``live_split``: the gradual deployment the state records for the script
+    (apply refuses to change it until it is promoted or rolled back)."""
 
     type: str
     name: str
@@ -376,6 +408,8 @@ class Change:
     content_sha256: str | None = None
     size: int | None = None
     drift: tuple[Drift, ...] = ()
+    rollout: Rollout | None = None
+    live_split: tuple[VersionShare, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,10 +5,11 @@ cut off at any point can be re-run and finishes without redoing what already suc
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from deployer.apply.gradual import GradualUpload, VersionsClient
 from deployer.apply.scheduler import Job, run_jobs
 from deployer.apply.upload import UploadPart, read_parts, upload_metadata
 from deployer.errors import DeployerError
@@ -67,7 +68,7 @@ class ProgressEvent:
 Progress = Callable[[ProgressEvent], None]
 
 
-class _Client(Protocol):
+class _Client(VersionsClient, Protocol):
     """The part of CloudflareClient the executor uses (tests pass an in-memory fake)."""
 
     def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict[str, Any], bool]: ...
@@ -108,6 +109,7 @@ def apply_plan(
     progress: Progress = lambda message: None,
     verify: bool = False,
     project: str | None = None,
+    annotations: Mapping[str, str] | None = None,
 ) -> ApplyResult:
     """Apply ``plan`` (made from ``manifest`` and the store's current state).
 
@@ -118,6 +120,8 @@ def apply_plan(
     bindings are read back and compared with what was sent; a mismatch fails that script
     (not recorded, so the next apply tries again) with an error naming the binding.
     ``project`` (the identity from ``deployer.state.project``) is recorded with the account.
+    A change whose ``rollout`` has a percentage (``--gradual``) goes as a version and a
+    deployment at that share (``apply/gradual.py``), carrying ``annotations``.
     """
     result = ApplyResult()
     scripts = {script.name: script for script in manifest.scripts}
@@ -156,10 +160,15 @@ def apply_plan(
             named = referenced_scripts(deployed_settings(scripts[change.name].settings, resolve))
             bound |= named & uploads - {change.name}
             previous = store.state.script(change.name)
+            after = frozenset(f"upload {n}" for n in bound)
+            if change.rollout is not None and change.rollout.percentage is not None and previous is not None:
+                jobs += _gradual_jobs(change, scripts[change.name], previous, resolve, manifest, client, progress,
+                                      annotations or {}, after)
+                continue
             jobs.append(Job(f"upload {change.name}",
                             _upload_job(change, scripts[change.name], previous, resolve, manifest, client, progress,
                                         verify),
-                            frozenset(f"upload {n}" for n in bound)))
+                            after))
     errors = run_jobs(jobs, parallelism, lambda outcomes: _record(store, outcomes, result))
     if errors:
         _raise_failures(errors, result)
@@ -357,6 +366,30 @@ def _upload_job(
         )
 
     return _reported(change, progress, job)
+
+
+def _gradual_jobs(change: Change, script: Script, previous: ScriptState, resolve: Resolve, manifest: Manifest,
+                  client: _Client | CloudflareClient, progress: Progress, annotations: Mapping[str, str],
+                  after: frozenset[str]) -> list[Job[_Outcome]]:
+    """The version upload, then the deployment: two jobs, so that the uploaded version is
+    recorded before the deployment is asked for (a rerun deploys it without uploading it again).
+    Scripts that wait for this one wait for the deployment (its key is the upload's)."""
+    assert change.rollout is not None and change.rollout.percentage is not None
+    gradual = GradualUpload(change.rollout.percentage, script, previous, manifest, client, resolve, annotations,
+                            _fingerprints)
+
+    def upload_version() -> _Outcome:
+        recorded, note = gradual.upload_version()
+        progress(ProgressEvent(Step.NOTE, note))
+        return _Outcome(Action.NO_OP, uploaded=recorded)  # recorded, but not counted as a change
+
+    def deploy() -> _Outcome:
+        recorded, done = gradual.deploy()
+        progress(ProgressEvent(Step.DONE, done, change))
+        return _Outcome(change.action, uploaded=recorded)
+
+    return [Job(f"version {change.name}", _reported(change, progress, upload_version), after),
+            Job(f"upload {change.name}", _reported(change, progress, deploy), frozenset({f"version {change.name}"}))]
 
 
 def _migrations(change: Change, script: Script, previous: ScriptState | None, manifest: Manifest,

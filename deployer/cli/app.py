@@ -30,6 +30,7 @@ from deployer.cli.shared import (
     warn,
 )
 from deployer.cli.state import state_app
+from deployer.cli.versions import register as register_version_commands
 from deployer.errors import ApprovalRefused, DeployerError, Diagnostic, ManifestError, StateError
 
 if TYPE_CHECKING:
@@ -173,13 +174,13 @@ def _show_warnings(the_plan: Plan) -> None:
 
 
 def _plan_against(manifest: Manifest, current: State, remote: RemoteSnapshot | None,
-                  others: Sequence[OtherState] = ()) -> Plan:
+                  others: Sequence[OtherState] = (), gradual: int | None = None) -> Plan:
     """The plan, refused (before any request) when it would adopt a resource that another
     environment's state records (``others``)."""
     from deployer.plan.planner import make_plan
     from deployer.state.siblings import refuse_adopting_theirs, shared_resources
 
-    the_plan = make_plan(manifest, current, remote, shared=shared_resources(others))
+    the_plan = make_plan(manifest, current, remote, shared=shared_resources(others), gradual=gradual)
     if others:
         refuse_adopting_theirs(the_plan, manifest, others, _identity(manifest.path, manifest))
     return the_plan
@@ -235,6 +236,11 @@ def _use_color(no_color: bool, stream: TextIO | None = None) -> bool:
         return False
     return (stream or sys.stdout).isatty()
 
+
+GradualOption = typer.Option(
+    None, "--gradual", min=1, max=99, metavar="PERCENT",
+    help="Send each changed ES-modules script as a new version to PERCENT of the traffic, beside the current one "
+    "(then 'deployer promote' or 'deployer rollback'); the plan says which scripts must be uploaded whole.")
 
 ClaimStateOption = typer.Option(
     False, "--claim-state", help="Use a state written by another project identity (this project, moved or "
@@ -299,6 +305,7 @@ def plan(
     claim_state: bool = ClaimStateOption,
     no_build: bool = NoBuildOption,
     build_timeout: float = BuildTimeoutOption,
+    gradual: Optional[int] = GradualOption,
     debug: bool = DebugOption,
 ) -> int:
     """Show what apply would change: create / update / delete / no-op per script and namespace.
@@ -320,11 +327,11 @@ def plan(
             remote = read_remote(manifest, client, current)
         finally:
             client.close()
-    the_plan = _plan_against(manifest, current, remote, others)
+    the_plan = _plan_against(manifest, current, remote, others, gradual)
     if out is not None:
         from deployer.plan.planfile import write_planfile
 
-        write_planfile(out, the_plan, manifest, refreshed=refresh)
+        write_planfile(out, the_plan, manifest, refreshed=refresh, gradual=gradual)
         stderr(f"plan saved to {out}; apply it with: deployer apply {out}")
     _show_warnings(the_plan)
     match format:
@@ -367,12 +374,20 @@ def apply(
     claim_state: bool = ClaimStateOption,
     no_build: bool = NoBuildOption,
     build_timeout: float = BuildTimeoutOption,
+    gradual: Optional[int] = GradualOption,
+    message: Optional[str] = typer.Option(
+        None, "--message", help="With --gradual: the versions' workers/message annotation, cut to 1,000 bytes "
+        "(default: the subject of the git commit the manifest's work tree is at)."),
+    tag: Optional[str] = typer.Option(
+        None, "--tag", help="With --gradual: the versions' workers/tag annotation, at most 100 bytes (default: the "
+        "short id of that commit)."),
     debug: bool = DebugOption,
 ) -> int:
     """Create namespaces, upload each created/changed script once, delete removed scripts.
     Runs the scripts' build commands first (their output on stderr); a failed build stops it
     before any request."""
     from deployer.apply.executor import apply_plan
+    from deployer.apply.gradual import refuse_changing_gradual
     from deployer.apply.guard import CachedReads, check_before_apply
     from deployer.cli.progress import ApplyReporter
     from deployer.remote import read_remote
@@ -387,8 +402,10 @@ def apply(
             file = Path(saved["manifest"])  # type: ignore[arg-type]
         env = env or saved.get("environment")  # type: ignore[assignment]
         refresh = refresh or saved.get("refresh") is True  # re-read what the reviewed plan saw
+        gradual = _planned_gradual(saved, planfile, gradual)
     budget = _parse_rate_limit(rate_limit)
     manifest = _load_manifest(file, env, build_timeout=None if no_build else build_timeout, warnings=True)
+    annotations = _annotations(manifest, gradual, message, tag)  # a bad --tag fails before any request
     if verify:
         manifest.require_account("--verify")
     client = _client(parallelism, max_retry_wait, budget)  # missing credentials fail before any request
@@ -402,13 +419,14 @@ def apply(
             others = _other_environments(manifest, store, state_name)
             reads = CachedReads(client)  # the guard and --refresh share one script list
             remote = read_remote(manifest, reads, current, parallelism=parallelism) if refresh else None
-            the_plan = _plan_against(manifest, current, remote, others)
+            the_plan = _plan_against(manifest, current, remote, others, gradual)
             if saved is not None and planfile is not None:
                 from deployer.plan.planfile import check_planfile
 
                 check_planfile(saved, planfile, manifest, current, the_plan)
             sys.stdout.write(render_text(the_plan, color=_use_color(no_color), refreshed=refresh))
             _show_warnings(the_plan)
+            refuse_changing_gradual(the_plan)
             if not allow_overwrite:
                 check_before_apply(the_plan, current, manifest, reads)
             if not the_plan.has_changes:
@@ -421,7 +439,7 @@ def apply(
             reporter = ApplyReporter.for_plan(the_plan, sys.stderr)
             try:
                 result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=reporter,
-                                    verify=verify, project=identity)
+                                    verify=verify, project=identity, annotations=annotations)
             finally:
                 reporter.close()
                 store.commit()
@@ -433,7 +451,40 @@ def apply(
         + (f", {result.adopted} adopted" if result.adopted else "")
         + f". Took {reporter.elapsed():.1f} s."
     )
+    _print_gradual_started(the_plan, store.state)
     return ExitStatus.OK
+
+
+def _planned_gradual(saved: dict[str, object], planfile: Path, gradual: int | None) -> int | None:
+    """The --gradual a saved plan was made with; a different one given now is refused."""
+    planned = saved.get("gradual")
+    if gradual is not None and gradual != planned:
+        made = f"with --gradual {planned}" if planned is not None else "without --gradual"
+        raise DeployerError(f"plan {planfile} was made {made}: apply it without --gradual, or make the plan again "
+                            f"with 'deployer plan --gradual {gradual} --out {planfile}'")
+    return planned if isinstance(planned, int) else None
+
+
+def _annotations(manifest: Manifest, gradual: int | None, message: str | None, tag: str | None) -> dict[str, str]:
+    """The annotations of the versions a --gradual apply uploads (none without --gradual)."""
+    from deployer.apply.annotations import version_annotations
+
+    if gradual is None:
+        if message is not None or tag is not None:
+            warn("--message and --tag annotate the versions that --gradual uploads; without --gradual they are "
+                 "not sent")
+        return {}
+    return version_annotations(manifest.path, message, tag)
+
+
+def _print_gradual_started(the_plan: Plan, state: State) -> None:
+    from deployer.plan.render import describe_split
+
+    started = [(c.name, state.script(c.name)) for c in the_plan.changes if c.rollout and c.rollout.percentage]
+    lines = [f"  script {name}: {describe_split(s.split)}" for name, s in started if s is not None and s.split]
+    if lines:
+        print("Gradual deployments started:", *lines, "End them with 'deployer promote' (all traffic to the new "
+              "versions) or 'deployer rollback' (back to the previous ones).", sep="\n")
 
 
 def _confirm() -> None:
@@ -679,6 +730,8 @@ def schema() -> int:
     sys.stdout.write(schema_text())
     return ExitStatus.OK
 
+
+register_version_commands(app)  # promote, rollback, versions: listed after the commands above
 
 _INTERRUPTED = 130
 

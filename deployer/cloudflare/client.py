@@ -1,5 +1,5 @@
 """The Cloudflare v4 API client: one object holding the retrying transport (``transport``) and
-every product's endpoints (``workers``, ``kv``, ``r2``, ``d1``, ``queues``, ...), shared by the apply's worker threads.
+every product's endpoints (``workers``, ``kv``, ``r2``, ``d1``, ``queues``, ``versions``, ...), shared by the apply's worker threads.
 
 Reference: shared/reference/cloudflare-api.md.
 """
@@ -16,6 +16,7 @@ from deployer.cloudflare.routes import RoutesApi
 from deployer.cloudflare.schedules import SchedulesApi
 from deployer.cloudflare.subdomain import SubdomainApi
 from deployer.cloudflare.transport import DEFAULT_BASE_URL
+from deployer.cloudflare.versions import VersionsApi
 from deployer.cloudflare.workers import WorkersApi
 from deployer.cloudflare.zones import ZonesApi
 
@@ -23,7 +24,7 @@ __all__ = ["DEFAULT_BASE_URL", "CloudflareClient", "Credentials", "credentials_f
 
 
 class CloudflareClient(WorkersApi, KvApi, R2Api, D1Api, QueuesApi, ZonesApi, RoutesApi, DomainsApi, SchedulesApi,
-                       SubdomainApi, QueueConsumersApi):
+                       SubdomainApi, QueueConsumersApi, VersionsApi):
     """A thread-safe client shared by up to ``pool_size`` worker threads.
 
     Requests made through one client share a request budget (``rate_limit`` requests per

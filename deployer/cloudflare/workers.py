@@ -18,6 +18,21 @@ from deployer.cloudflare.transport import (
 from deployer.errors import CloudflareApiError
 
 
+UploadFiles = list[tuple[str, tuple[str | None, str | bytes, str]]]
+
+
+def upload_files(metadata: dict[str, Any], content: bytes | Sequence[UploadPart]) -> UploadFiles:
+    """The multipart body of an upload (``requests``' ``files``): the ``metadata`` part, then the
+    code: bytes as the seed's single ``script`` part, or every part under its name (as name and
+    filename). A version upload (``cloudflare/versions.py``) sends the same body."""
+    files: UploadFiles = [("metadata", (None, json.dumps(metadata), "application/json"))]
+    if isinstance(content, bytes):
+        files.append(("script", ("script.js", content, "application/javascript")))
+    else:
+        files += [(part.name, (part.name, part.data, part.content_type)) for part in content]
+    return files
+
+
 class WorkersApi(Transport):
     def upload_script(
         self,
@@ -33,15 +48,8 @@ class WorkersApi(Transport):
         ``content`` as bytes is a service-worker script, sent byte for byte as the part
         ``script``; otherwise every part is sent under its name (as name and filename).
         """
-        files: list[tuple[str, tuple[str | None, str | bytes, str]]] = [
-            ("metadata", (None, json.dumps(metadata), "application/json"))
-        ]
-        if isinstance(content, bytes):
-            files.append(("script", ("script.js", content, "application/javascript")))
-        else:
-            files += [(part.name, (part.name, part.data, part.content_type)) for part in content]
         path = self._script_path(name, account_id, zone_id)
-        body = self._request("PUT", path, files=files)
+        body = self._request("PUT", path, files=upload_files(metadata, content))
         return result_object(body, "PUT", path, (), optional=True)
 
     def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None:

@@ -40,7 +40,8 @@ class SettingKind:
     (read back as not set); ``send``: the metadata value from the manifest's; ``check``: the
     rules the schema cannot express (``scripts``: the script keys of the manifest, None when a
     key is unknown); ``read``: Cloudflare's report in the sent form; ``names``: the Workers a
-    sent value names (an upload waits for those of the same apply)."""
+    sent value names (an upload waits for those of the same apply); ``in_versions``: whether a
+    version upload (``apply --gradual``) may carry it, or only a script upload (reference §7.5)."""
 
     key: str
     description: str
@@ -50,6 +51,7 @@ class SettingKind:
     check: Callable[[ValueDraft, Mapping[str, Field] | None], list[Problem]] = _no_checks
     read: Callable[[object], object] = lambda value: value
     names: Callable[[object], Iterable[str]] = lambda value: ()
+    in_versions: bool = True
 
     def schema_fragment(self) -> dict[str, Any]:
         return {"description": self.description, **self.schema}
@@ -184,6 +186,7 @@ SETTINGS = (
         "Whether the Worker's trace events are sent to its account's Logpush jobs. Sent as metadata.logpush.",
         {"type": "boolean"},
         default=False,
+        in_versions=False,
     ),
     SettingKind(
         "tail_consumers",
@@ -205,6 +208,7 @@ SETTINGS = (
         read=_read_tail_consumers,
         names=lambda value: [str(item["service"]) for item in value if isinstance(item, dict)]
         if isinstance(value, list) else [],
+        in_versions=False,
     ),
     SettingKind(
         "tags",
@@ -214,6 +218,7 @@ SETTINGS = (
         default=[],
         check=_check_tags,
         read=_read_tags,
+        in_versions=False,
     ),
 )
 
@@ -262,6 +267,18 @@ def setting_changes(deployed: tuple[tuple[str, JsonValue], ...], recorded: Itera
         changes.append(SettingChange(key, action, value))
     changes += [SettingChange(key, Action.DELETE) for key in sorted(before) if key not in now]
     return tuple(changes)
+
+
+def version_metadata(deployed: Iterable[tuple[str, JsonValue]]) -> dict[str, object]:
+    """The metadata keys a version upload sends: the settings a version may carry (the others
+    belong to the script and stay as they are)."""
+    return {key: thawed(value) for key, value in deployed if _BY_KEY[key].in_versions}
+
+
+def not_in_versions(changes: Iterable[SettingChange]) -> list[str]:
+    """The settings that change but that only a script upload can change, not a version."""
+    return [change.name for change in changes
+            if change.action is not Action.NO_OP and not _BY_KEY[change.name].in_versions]
 
 
 def remote_settings(settings: Mapping[str, Any]) -> tuple[tuple[str, JsonValue], ...]:

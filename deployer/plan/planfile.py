@@ -23,10 +23,12 @@ PLANFILE_VERSION = 1
 MAX_PLANFILE_BYTES = 64 * 1024 * 1024
 
 
-def write_planfile(path: Path, plan: Plan, manifest: Manifest, *, refreshed: bool = False) -> None:
+def write_planfile(path: Path, plan: Plan, manifest: Manifest, *, refreshed: bool = False,
+                   gradual: int | None = None) -> None:
     """Write atomically (temp file + rename) so a half-written plan can never be applied; only
     as a regular file (0600), never through a symlink or over a device in its place.
-    ``refreshed``: the plan compared Cloudflare too (apply then reads it again to check)."""
+    ``refreshed``: the plan compared Cloudflare too (apply then reads it again to check);
+    ``gradual``: it was made with ``--gradual`` (apply then deploys the same way)."""
     doc = {
         "kind": PLANFILE_KIND,
         "format_version": PLANFILE_VERSION,
@@ -48,6 +50,8 @@ def write_planfile(path: Path, plan: Plan, manifest: Manifest, *, refreshed: boo
             for script in manifest.scripts
         },
     }
+    if gradual is not None:
+        doc["gradual"] = gradual  # only then, so other plan files stay as they were
     text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
     write_atomically(path, text.encode("utf-8"), f"plan file {path}")
 
@@ -85,6 +89,9 @@ def _shape_problem(doc: dict[str, Any]) -> str:
     ):
         if key in doc and not isinstance(doc[key], types):  # a missing one reads as a stale plan
             return wrong(repr(key), doc[key], expected)
+    gradual = doc.get("gradual")
+    if gradual is not None and (not isinstance(gradual, int) or isinstance(gradual, bool) or not 1 <= gradual <= 99):
+        return wrong("'gradual'", gradual, "a whole number from 1 to 99")
     serial = doc.get("serial", 0)
     if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
         return wrong("'serial'", serial, "a whole number >= 0")

@@ -15,6 +15,7 @@ from deployer.kinds.binding import Resolve
 from deployer.kinds.migrations import pending_migrations
 from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, binding_kind
 from deployer.kinds.settings import deployed_settings, setting_changes
+from deployer.plan.rollout import with_versions
 from deployer.models import (
     SCRIPT,
     Action,
@@ -76,7 +77,7 @@ class RemoteSnapshot:
 
 
 def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = None, *,
-              shared: frozenset[tuple[str, str]] = frozenset()) -> Plan:
+              shared: frozenset[tuple[str, str]] = frozenset(), gradual: int | None = None) -> Plan:
     """Plan every owned resource (by kind and key) and every script (by name) in manifest and
     state.
 
@@ -87,7 +88,8 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
     state describes the manifest's account or zone (``check_same_target``), before any request.
     Raises DeployerError when a Durable Object migration step the state records as applied was
     edited or removed, or when a script would be deleted while another script of the manifest
-    still binds it by name.
+    still binds it by name. ``gradual`` (``apply --gradual PERCENT``): each script change says
+    whether it goes as a new version at that share of the traffic (``deployer.plan.rollout``).
     """
     resource_changes = _plan_resources(manifest, state, remote, shared)
     resolve = resolver((ResourceState(c.type, c.name, c.resource_name or "", c.resource_id or "")
@@ -98,6 +100,8 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
         _plan_script(name, wanted.get(name), state.script(name), resolve, remote) for name in names
     ]
     _refuse_deleting_bound_scripts(script_changes)
+    script_changes = [with_versions(c, wanted.get(c.name), state.script(c.name), manifest, gradual)
+                      for c in script_changes]
     return Plan(
         changes=(*resource_changes, *script_changes, *_plan_attachments(manifest, state, remote)),
         lineage=state.lineage,
@@ -378,7 +382,9 @@ def _changed_secrets(script: Script, recorded: ScriptState) -> tuple[str, ...]:
 
 def _drifted(recorded: ScriptState, remote: RemoteScript) -> bool:
     if recorded.etag is not None and remote.etag is not None:
-        return recorded.etag != remote.etag
+        # In a gradual deployment either version may be the one Cloudflare lists.
+        previous = recorded.previous.etag if recorded.split and recorded.previous is not None else None
+        return remote.etag not in (recorded.etag, previous)
     if recorded.modified_on is not None and remote.modified_on is not None:
         return recorded.modified_on != remote.modified_on
     return False

@@ -19,7 +19,9 @@ from deployer.models import (
     Manifest,
     Plan,
     Reason,
+    Rollout,
     SettingChange,
+    VersionShare,
 )
 from deployer.plan.diagram import markdown_section
 
@@ -84,6 +86,11 @@ def _change_document(change: Change) -> dict[str, object]:
             doc["content_sha256"] = change.content_sha256
             doc["size"] = change.size
         doc["bindings"] = [_binding_document(*item) for item in _binding_changes(change)]
+        # Only in --gradual plans and for scripts in a gradual deployment: other plans stay as they were.
+        if change.rollout is not None:
+            doc["rollout"] = _rollout_document(change.rollout)
+        if change.live_split:
+            doc["gradual_deployment"] = _split_document(change.live_split)
     else:
         doc[kind.plan_name] = change.resource_name
         if kind.plan_id_key:  # none for a kind whose name is its id
@@ -160,6 +167,20 @@ def without_details(doc: object) -> object:
     return {**doc, "changes": changes}
 
 
+def _rollout_document(rollout: Rollout) -> dict[str, object]:
+    if rollout.percentage is None:
+        return {"method": "upload", "percentage": 100, "because": rollout.because}
+    return {"method": "version", "percentage": rollout.percentage}
+
+
+def _split_document(split: tuple[VersionShare, ...]) -> dict[str, object]:
+    new, *previous = split
+    doc: dict[str, object] = {"version_id": new.version_id, "percentage": new.percentage}
+    for share in previous:
+        doc.update(previous_version_id=share.version_id, previous_percentage=share.percentage)
+    return doc
+
+
 def render_json(plan: Plan) -> str:
     return json.dumps(plan_document(plan), indent=2) + "\n"
 
@@ -180,6 +201,10 @@ def render_text(plan: Plan, *, color: bool = False, refreshed: bool = False) -> 
         symbol = _SYMBOLS[change.action]
         lines.append(paint(change.action, f"  {symbol} {_headline(change)}"))
         lines += [f"      {detail}" for detail in _details(change, escape_text)]
+    gradual = _gradual_lines(plan)
+    if gradual:
+        lines += ["", "Gradual deployments in progress (apply changes none of these until it is promoted or "
+                      "rolled back):", *(f"  {escape_text(line)}" for line in gradual)]
     lines += ["", _summary_line(plan)]
     return "\n".join(lines) + "\n"
 
@@ -202,7 +227,31 @@ def render_markdown(plan: Plan, manifest: Manifest | None = None, *, refreshed: 
             )
     else:
         lines.append("No changes: " + _no_changes(refreshed).replace("'", "`") + ".")
+    gradual = _gradual_lines(plan)
+    if gradual:
+        lines += ["", "**Gradual deployments in progress** (apply changes none of these until it is promoted or "
+                      "rolled back):", ""]
+        lines += [f"- {escape_markdown(line).replace(chr(39), '`')}" for line in gradual]
     return "\n".join(lines) + "\n" + markdown_section(plan, manifest)
+
+
+def _gradual_lines(plan: Plan) -> list[str]:
+    """One line per script in a gradual deployment: its split and the commands that end it."""
+    return [f"script {change.name}: {describe_split(change.live_split)}; end it with 'deployer promote "
+            f"{change.name}' or 'deployer rollback {change.name}'"
+            for change in plan.changes if change.live_split]
+
+
+def describe_split(split: tuple[VersionShare, ...]) -> str:
+    """``new version 1a2b3c4d at 10%, previous version 5e6f7a8b at 90%``."""
+    new, *previous = split
+    text = f"new version {short_id(new.version_id)} at {new.percentage}%"
+    return text + "".join(f", previous version {short_id(s.version_id)} at {s.percentage}%" for s in previous)
+
+
+def short_id(version_id: str) -> str:
+    """A version id as people read it: its first 8 characters (Cloudflare's dashboard does the same)."""
+    return version_id[:8]
 
 
 def _no_changes(refreshed: bool) -> str:
@@ -313,6 +362,15 @@ def _details(change: Change, escape: Escape) -> Iterator[str]:
                    "it are sent)")
         else:
             yield escape(f"  (after the script's current migration tag {pending.old_tag})")
+    if change.live_split:
+        yield (f"! in a gradual deployment ({describe_split(change.live_split)}): apply refuses to change it until "
+               f"'deployer promote {change.name}' or 'deployer rollback {change.name}'")
+    elif change.rollout is not None and change.rollout.percentage is not None:
+        share = change.rollout.percentage
+        yield (f"gradual: a new version gets {share}% of the traffic, the current one keeps {100 - share}% "
+               "(then 'deployer promote' or 'deployer rollback')")
+    elif change.rollout is not None:
+        yield f"gradual: uploaded the usual way, 100% at once: {change.rollout.because}"
 
 
 def _drift_text(drift: Drift, escape: Escape) -> str:

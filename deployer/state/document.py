@@ -12,7 +12,7 @@ from deployer.errors import StateError
 from deployer.state.fields import Invalid, array, count, join, object_fields, optional_string, string
 from deployer.kinds import migrations
 from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS
-from deployer.models import Attachment, DeployedBinding, ResourceState, ScriptState, State
+from deployer.models import Attachment, DeployedBinding, ResourceState, ScriptState, State, VersionShare
 
 STATE_FORMAT_VERSION = 1
 
@@ -98,6 +98,15 @@ def script_to_json(script: ScriptState) -> dict[str, Any]:
         doc["migration_tag"] = script.migration_tag
     if script.migrations:
         doc["migrations"] = [migrations.step_document(step) for step in script.migrations]
+    # Versions (apply --gradual) likewise: absent for a script that never used them.
+    if script.version_id is not None:
+        doc["version_id"] = script.version_id
+    if script.split:
+        doc["split"] = [{"version_id": share.version_id, "percentage": share.percentage} for share in script.split]
+    if script.previous is not None:
+        doc["previous"] = script_to_json(script.previous)
+    if script.pending is not None:
+        doc["pending_version"] = script_to_json(script.pending)
     return doc
 
 
@@ -137,9 +146,11 @@ def _parse_scripts(doc: object, where: str) -> tuple[ScriptState, ...]:
     return tuple(_parse_script(name, scripts[name], join(where, name)) for name in sorted(scripts))
 
 
-def _parse_script(name: str, doc: object, where: str) -> ScriptState:
+def _parse_script(name: str, doc: object, where: str, *, nested: bool = False) -> ScriptState:
+    # ``previous`` and ``pending_version`` are entries themselves, one level deep.
+    versions = ("version_id",) if nested else ("version_id", "split", "previous", "pending_version")
     fields = object_fields(doc, where, ("content_sha256", "bindings", "secret_fingerprints"),
-                     optional=("etag", "modified_on", "settings_sha256", "migration_tag", "migrations"))
+                     optional=("etag", "modified_on", "settings_sha256", "migration_tag", "migrations", *versions))
     bindings = array(fields["bindings"], join(where, "bindings"))
     fingerprints = object_fields(fields["secret_fingerprints"], join(where, "secret_fingerprints"))
     settings = object_fields(fields.get("settings_sha256", {}), join(where, "settings_sha256"))
@@ -165,7 +176,43 @@ def _parse_script(name: str, doc: object, where: str) -> ScriptState:
         ),
         migration_tag=tag,
         migrations=applied,
+        **_parse_versions(name, fields, where),
     )
+
+
+def _parse_versions(name: str, fields: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The version fields of a script entry (``apply --gradual``), checked against each other:
+    a split is this entry's version and at most one other, shares summing to 100, and comes
+    with the ``previous`` entry a rollback restores."""
+    version_id = optional_string(fields.get("version_id"), join(where, "version_id"))
+    split = []
+    for index, item in enumerate(array(fields.get("split", []), join(where, "split"))):
+        at = f"{where}.split[{index}]"
+        share = object_fields(item, at, ("version_id", "percentage"), optional=())
+        percentage = count(share["percentage"], join(at, "percentage"))
+        if percentage > 100:
+            raise Invalid(join(at, "percentage"), f"expected at most 100, got {percentage}")
+        split.append(VersionShare(string(share["version_id"], join(at, "version_id")), percentage))
+    previous = fields.get("previous")
+    pending = fields.get("pending_version")
+    if split:
+        if len(split) > 2 or sum(share.percentage for share in split) != 100:
+            raise Invalid(join(where, "split"), "expected one or two versions whose percentages sum to 100")
+        if split[0].version_id != version_id:
+            raise Invalid(join(where, "split"), "expected this entry's version_id first")
+        if previous is None:
+            raise Invalid(join(where, "previous"), "missing (a split records what ran before it)")
+    elif previous is not None:
+        raise Invalid(join(where, "previous"), "unexpected without a split")
+    if isinstance(pending, dict) and "version_id" not in pending:
+        raise Invalid(join(where, "pending_version.version_id"), "missing")
+    return {
+        "version_id": version_id,
+        "split": tuple(split),
+        "previous": None if previous is None else _parse_script(name, previous, join(where, "previous"), nested=True),
+        "pending": None if pending is None else _parse_script(name, pending, join(where, "pending_version"),
+                                                              nested=True),
+    }
 
 
 def _parse_binding(doc: object, where: str) -> DeployedBinding:

@@ -46,6 +46,21 @@ def _repository(directory: Path) -> tuple[Path, Path] | None:
     return None
 
 
+def git_directories(directory: Path) -> tuple[Path, Path] | None:
+    """(the git directory holding this work tree's ``HEAD``, the common one holding objects,
+    refs and config) of the repository around ``directory``; the same directory twice except in
+    a linked worktree. None outside any repository."""
+    for candidate in (directory, *directory.parents):
+        dot_git = candidate / ".git"
+        if dot_git.is_dir():
+            return dot_git, dot_git
+        if dot_git.is_file():
+            git_dir = _gitdir_from_file(dot_git)
+            if git_dir is not None:
+                return git_dir, _common_dir(git_dir)
+    return None
+
+
 def _gitdir_from_file(dot_git: Path) -> Path | None:
     try:
         text = dot_git.read_text(encoding="utf-8", errors="replace")
