@@ -88,13 +88,16 @@ class Reference:
 @dataclass(frozen=True)
 class BindingKind:
     """One binding type. ``secret``: the key holding a secret value (never stored or shown;
-    the binding is a script secret, deleted explicitly when it leaves the manifest)."""
+    the binding is a script secret, deleted explicitly when it leaves the manifest).
+    ``in_bindings``: written in a script's ``bindings:`` list; False for a binding another
+    script key makes (``assets: {binding: NAME}``), which the schema's binding types leave out."""
 
     type: str
     description: str
     keys: tuple[Key, ...] = ()
     reference: Reference | None = None
     secret: Key | None = None
+    in_bindings: bool = True
     _key_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

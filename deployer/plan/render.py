@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from deployer.kinds import migrations, settings
+from deployer.kinds import assets, migrations, settings
 from deployer.kinds.registry import RESOURCE_KINDS, binding_kind
 from deployer.models import SCRIPT, Action, Change, DeployedBinding, Manifest, Plan, Reason, SettingChange
 from deployer.plan.diagram import markdown_section
@@ -58,6 +58,8 @@ def _change_document(change: Change) -> dict[str, object]:
             doc["migrations"] = {"old_tag": pending.old_tag, "old_tag_known": pending.old_tag_known,
                                  "new_tag": pending.new_tag,
                                  "steps": [migrations.step_document(step) for step in pending.steps]}
+        if change.assets is not None and not change.assets.unchanged:
+            doc["assets"] = assets.change_document(change.assets)
     else:
         doc[kind.plan_name] = change.resource_name
         if kind.plan_id_key:  # none for a kind whose name is its id
@@ -150,8 +152,9 @@ def _headline(change: Change) -> str:
     return f"{head} ({reasons})" if reasons and kind is None else head
 
 
-def render_warnings(plan: Plan) -> list[str]:
-    """Warnings for what ``--refresh`` found (printed on stderr, never mixed into the plan)."""
+def render_warnings(plan: Plan, *, refreshed: bool = False) -> list[str]:
+    """Warnings for what ``--refresh`` found (printed on stderr, never mixed into the plan);
+    with ``refreshed``, also what it could not read."""
     warnings = []
     for change in plan.changes:
         gone = change.action in (Action.CREATE, Action.ADOPT) and Reason.DRIFT in change.reasons
@@ -173,6 +176,11 @@ def render_warnings(plan: Plan) -> list[str]:
         elif Reason.DRIFT in change.reasons:
             warnings.append(f"script {change.name} was changed outside deployer; apply uploads the manifest's "
                             "version again")
+    with_assets = [c.name for c in plan.changes if c.assets is not None and c.assets.files]
+    if refreshed and with_assets:
+        # Cloudflare has no endpoint listing a Worker's asset files (reference §7.6).
+        warnings.append(f"--refresh cannot read static assets back from Cloudflare: the assets of "
+                        f"{', '.join(with_assets)} are compared with the state only")
     return warnings
 
 
@@ -208,6 +216,8 @@ def _details(change: Change) -> Iterator[str]:
                    "it are sent)")
         else:
             yield f"  (after the script's current migration tag {pending.old_tag})"
+    if change.assets is not None:
+        yield from assets.describe(change.assets)
 
 
 def _describe(binding: DeployedBinding) -> str:

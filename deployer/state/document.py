@@ -9,7 +9,7 @@ from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 from deployer.errors import StateError
 from deployer.state.fields import Invalid, array, count, join, object_fields, optional_string, string
-from deployer.kinds import migrations
+from deployer.kinds import assets, migrations
 from deployer.kinds.registry import BINDING_KINDS, RESOURCE_KINDS
 from deployer.models import DeployedBinding, ResourceState, ScriptState, State
 
@@ -71,6 +71,8 @@ def script_to_json(script: ScriptState) -> dict[str, Any]:
         doc["migration_tag"] = script.migration_tag
     if script.migrations:
         doc["migrations"] = [migrations.step_document(step) for step in script.migrations]
+    if script.assets is not None:
+        doc["assets"] = assets.to_state(script.assets)
     return doc
 
 
@@ -111,7 +113,7 @@ def _parse_scripts(doc: object, where: str) -> tuple[ScriptState, ...]:
 
 def _parse_script(name: str, doc: object, where: str) -> ScriptState:
     fields = object_fields(doc, where, ("content_sha256", "bindings", "secret_fingerprints"),
-                     optional=("etag", "modified_on", "settings_sha256", "migration_tag", "migrations"))
+                     optional=("etag", "modified_on", "settings_sha256", "migration_tag", "migrations", "assets"))
     bindings = array(fields["bindings"], join(where, "bindings"))
     fingerprints = object_fields(fields["secret_fingerprints"], join(where, "secret_fingerprints"))
     settings = object_fields(fields.get("settings_sha256", {}), join(where, "settings_sha256"))
@@ -137,6 +139,7 @@ def _parse_script(name: str, doc: object, where: str) -> ScriptState:
         ),
         migration_tag=tag,
         migrations=applied,
+        assets=assets.from_state(fields["assets"], join(where, "assets")) if "assets" in fields else None,
     )
 
 
