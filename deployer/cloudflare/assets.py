@@ -56,12 +56,12 @@ class AssetsApi(Transport):
                                 thread_name_prefix="deployer-assets") as pool:
             futures: list[Future[None]] = [pool.submit(upload, bucket) for bucket in buckets]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            failed = [f for f in futures if f in done and f.exception() is not None]
-            if failed:
+            error = next((e for f in futures if f in done and (e := f.exception()) is not None), None)
+            if error is not None:
                 for future in futures:
                     future.cancel()
                 wait(futures)
-                raise failed[0].exception()  # type: ignore[misc]
+                raise error
         if not completions:
             raise malformed("POST", path, "no answer carried the completion token (jwt) after the last bucket")
         return completions[-1]
