@@ -1,4 +1,4 @@
-"""``python -m benchmarks [P1 P2 P3 P4 growth] [--runs N] ...``, from the repository root.
+"""``python -m benchmarks [P1 P2 P3 P4 growth assets] [--runs N] ...``, from the repository root.
 
 Runs the chosen goals (all by default), prints medians and ratios, and exits 1 when a goal is
 missed (2 when a benchmark could not run at all). A skipped goal (P4 without node/wrangler)
@@ -15,10 +15,10 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import goals, peer, triggers
+from benchmarks import assets, goals, peer, triggers
 from benchmarks.measure import BenchmarkError
 
-GOALS = ("P1", "P2", "P3", "P4", "T1", "growth")
+GOALS = ("P1", "P2", "P3", "P4", "T1", "growth", "assets")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--growth-sizes", default="100,1000,5000", help="N for the growth check")
     parser.add_argument("--keep", action="store_true", help="keep the generated projects (path printed)")
     args = parser.parse_args(argv)
-    chosen = [g.upper() if g.lower() != "growth" else "growth" for g in args.goals]
+    chosen = [g.upper() if g.lower() not in ("growth", "assets") else g.lower() for g in args.goals]
     unknown = sorted(set(chosen) - set(GOALS))
     if unknown:
         parser.error(f"unknown goal(s) {', '.join(unknown)}; choose from {', '.join(GOALS)}")
@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                     outcome = peer.p4_wrangler(workdir, min(args.runs, 3), scripts=args.peer_scripts)
                 case "T1":
                     outcome = triggers.t1_trigger_requests(workdir, scripts=args.apply_scripts)
+                case "assets":
+                    outcome = assets.assets_goal(workdir, min(args.runs, 3))
                 case _:
                     sizes = tuple(int(n) for n in args.growth_sizes.split(","))
                     outcome = goals.plan_growth(workdir, args.runs, sizes)

@@ -125,16 +125,39 @@ class MigrationStep:
 
 
 @dataclass(frozen=True, slots=True)
+class AssetFile:
+    """One static asset: ``path`` as Cloudflare serves it (``/css/site.css``), ``file`` the
+    absolute file, ``hash`` the 32 hex characters Cloudflare expects (``kinds/assets.py``)."""
+
+    path: str
+    file: Path
+    hash: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Assets:
+    """A script's static assets (``assets:``): every file to serve, sorted by path, the
+    ``config`` sent with them (canonical JSON), and ``manifest_sha256``, the sha256 of the
+    upload session's manifest as deployer writes it (``kinds/assets.py``)."""
+
+    directory: Path
+    files: tuple[AssetFile, ...]
+    config: JsonValue
+    manifest_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class Script:
     """One Worker script. ``path`` (the entry file) and every module path are absolute and
-    inside the manifest's directory. ``content_sha256`` covers what the upload carries besides
-    bindings: for a plain service-worker script the sha256 of its file, otherwise a digest of
-    every part (name, content type, bytes) and the compatibility settings (``upload.py``).
-    ``settings`` are the upload settings it sets (``deployer/kinds/settings.py``) as written,
-    ``migrations`` its Durable Object migration steps in order."""
+    inside the manifest's directory; ``path`` is None for a script that only serves ``assets``.
+    ``content_sha256`` covers what the upload carries besides bindings: for a plain
+    service-worker script the sha256 of its file, otherwise a digest of every part (name,
+    content type, bytes) and the compatibility settings (``upload.py``). ``settings`` are the upload settings it sets (``deployer/kinds/settings.py``) as written,
+    ``migrations`` its Durable Object migration steps in order, ``assets`` its static assets."""
 
     name: str
-    path: Path
+    path: Path | None
     content_sha256: str
     bindings: tuple[Binding, ...] = ()
     format: ScriptFormat = ScriptFormat.SERVICE_WORKER
@@ -147,6 +170,7 @@ class Script:
     settings: tuple[tuple[str, JsonValue], ...] = ()
     migrations: tuple[MigrationStep, ...] = ()
     size: int = 0  # bytes of every part together (entry and modules), as read when hashed
+    assets: Assets | None = None
 
     @property
     def manifest_key(self) -> str:
@@ -212,6 +236,17 @@ class VersionShare:
 
 
 @dataclass(frozen=True, slots=True)
+class AssetsState:
+    """A script's static assets as last uploaded: the manifest's digest, its file count and
+    the digest of the config sent (the file list itself is kept beside the state, by digest:
+    ``state/asset_lists.py``)."""
+
+    manifest_sha256: str
+    files: int
+    config_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
 class ScriptState:
     """What was deployed for one script. ``secret_fingerprints`` pairs each secret binding name
     with a salted scrypt fingerprint of its value (never the value). ``settings_sha256`` pairs
@@ -239,6 +274,7 @@ class ScriptState:
     split: tuple[VersionShare, ...] = ()
     previous: ScriptState | None = None
     pending: ScriptState | None = None
+    assets: AssetsState | None = None  # None: the script serves no assets (or they are not known)
 
     def fingerprint_of(self, secret_name: str) -> str | None:
         return dict(self.secret_fingerprints).get(secret_name)
@@ -318,6 +354,7 @@ class Reason(enum.Enum):
     ZONE = "zone"
     CRONS = "crons"
     ENABLED = "enabled"
+    ASSETS = "assets"  # static asset files were added, changed or removed, or their config changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +410,21 @@ class Rollout:
 
 
 @dataclass(frozen=True, slots=True)
+class AssetsChange:
+    """What an upload does to a script's static assets. ``files``: how many it will serve
+    (0: assets removed); ``added``/``changed``/``removed``: counts against the files last
+    uploaded, None when that list is not at hand (only its digest is in the state);
+    ``config_changed``: the config sent differs; ``unchanged``: nothing to send (no request)."""
+
+    files: int
+    added: int | None = None
+    changed: int | None = None
+    removed: int | None = None
+    config_changed: bool = False
+    unchanged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Change:
     """One planned step. For scripts, ``bindings``/``previous_bindings`` are what will be and
     what is deployed (the state's record, or what ``--refresh`` read; no secret values),
@@ -410,6 +462,7 @@ class Change:
     drift: tuple[Drift, ...] = ()
     rollout: Rollout | None = None
     live_split: tuple[VersionShare, ...] = ()
+    assets: AssetsChange | None = None  # scripts with assets now or before
 
 
 @dataclass(frozen=True, slots=True)

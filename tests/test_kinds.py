@@ -108,15 +108,20 @@ EXAMPLES: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {
          {"type": "send_email", "name": "NEWS", "allowed_destination_addresses": ["a@example.com", "b@example.com"],
           "allowed_sender_addresses": ["news@example.com"]}),
     ],
+    "assets": [({"name": "ASSETS"}, {"type": "assets", "name": "ASSETS"})],
 }
+# Kinds not written in bindings: the script keys that make them, from the example's fields.
+MADE_BY = {"assets": lambda written: {"assets": {"directory": "public", "binding": written["name"]}}}
 CASES = [(kind, written, sent) for kind, examples in EXAMPLES.items() for written, sent in examples]
 IDS = [f"{kind}-{written['name']}" for kind, written, _ in CASES]
 
 
 def _load(tmp_path: Path, kind: str, written: dict[str, Any]) -> Any:
     (tmp_path / "w.js").write_text("addEventListener('fetch', () => {})\n")
-    doc = {"version": 1, "account_id": ACCOUNT,
-           "scripts": {"w": {"path": "w.js", "bindings": [{"type": kind, **written}]}}}
+    (tmp_path / "public").mkdir(exist_ok=True)
+    (tmp_path / "public" / "index.html").write_text("<h1>shop</h1>\n")
+    made = MADE_BY[kind](written) if kind in MADE_BY else {"bindings": [{"type": kind, **written}]}
+    doc = {"version": 1, "account_id": ACCOUNT, "scripts": {"w": {"path": "w.js", **made}}}
     path = tmp_path / "workers.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return load_manifest(path, {}).scripts[0]

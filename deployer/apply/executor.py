@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from deployer.apply.gradual import GradualUpload, VersionsClient
+from deployer.apply.assets import AssetsClient, upload_assets
 from deployer.apply.scheduler import Job, run_jobs
 from deployer.apply.upload import UploadPart, read_parts, upload_metadata
 from deployer.errors import DeployerError
 from deployer.fingerprint import fingerprint_secret, secret_matches
 from deployer.kinds.attachment import Session, TriggerClient
+from deployer.kinds.assets import assets_state
 from deployer.kinds.binding import Resolve
 from deployer.kinds.migrations import migrations_metadata, steps_after
 from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, binding_kind
@@ -68,7 +70,7 @@ class ProgressEvent:
 Progress = Callable[[ProgressEvent], None]
 
 
-class _Client(VersionsClient, Protocol):
+class _Client(VersionsClient, AssetsClient, Protocol):
     """The part of CloudflareClient the executor uses (tests pass an in-memory fake)."""
 
     def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict[str, Any], bool]: ...
@@ -312,11 +314,14 @@ def _upload_job(
 
     def job() -> _Outcome:
         parts = read_parts(script)
+        assets = upload_assets(change, script, previous, manifest, client,
+                               lambda text: progress(ProgressEvent(Step.NOTE, text)))
         metadata = upload_metadata(script, [binding_kind(b.type).metadata(b, resolve) for b in script.bindings],
                                    project=manifest.project, settings=settings_metadata(settings),
                                    migrations=_migrations(change, script, previous, manifest, client))
+        metadata.update(assets)
         # A service-worker script goes as the seed's single "script" part, bytes unchanged.
-        content = parts[0].data if script.format is ScriptFormat.SERVICE_WORKER else parts
+        content = parts[0].data if script.format is ScriptFormat.SERVICE_WORKER and parts else parts
         deleted: list[str] = []
         try:
             for secret in delete_before:
@@ -362,6 +367,7 @@ def _upload_job(
                 # Every step is applied once the upload succeeds (those before old_tag already were).
                 migration_tag=script.migrations[-1].tag if script.migrations else None,
                 migrations=script.migrations,
+                assets=assets_state(script.assets) if script.assets is not None else None,
             ),
         )
 

@@ -50,14 +50,15 @@ def content_digest(
     compatibility_flags: Sequence[str] = (),
 ) -> str:
     """The ``content_sha256`` of a script from its parts' ``(name, content type, sha256)``,
-    entry first. A service-worker script without compatibility settings keeps the plain
-    sha256 of its file, so states recorded before modules existed still match."""
-    if script_format is ScriptFormat.SERVICE_WORKER and compatibility_date is None and not compatibility_flags:
+    entry first (none for a script that only serves assets). A service-worker script without
+    compatibility settings keeps the plain sha256 of its file, so states recorded before
+    modules existed still match."""
+    if script_format is ScriptFormat.SERVICE_WORKER and compatibility_date is None and not compatibility_flags and parts:
         return parts[0][2]
-    entry, *modules = parts
+    ordered = [list(parts[0]), *sorted(list(part) for part in parts[1:])] if parts else []
     doc = {
         "format": script_format.value,
-        "parts": [list(entry), *sorted(list(part) for part in modules)],
+        "parts": ordered,
         "compatibility_date": compatibility_date,
         "compatibility_flags": sorted(compatibility_flags),
     }
@@ -76,7 +77,10 @@ def read_parts(script: Script) -> tuple[UploadPart, ...]:
     """Every part of ``script``'s upload, entry first, bytes unchanged.
 
     Raises StalePlanError when the files no longer give the planned ``content_sha256``.
+    A script that only serves assets has none.
     """
+    if script.path is None:
+        return ()
     entry = UploadPart(*entry_part(script.format, script.path), _read(script.path))
     parts = (entry, *(UploadPart(m.name, m.content_type, _read(m.path)) for m in script.modules))
     digest = content_digest(
@@ -103,9 +107,11 @@ def upload_metadata(script: Script, bindings: list[dict[str, object]], *, projec
     script's upload ``settings`` (``kinds/settings.py``), the ownership tag
     ``deployer:project=NAME`` first among the tags when the manifest sets ``project:``, and
     ``migrations`` when steps are pending (without any of these the metadata is exactly the
-    seed's)."""
+    seed's). A script that only serves assets names no entry part (reference §7.6)."""
     metadata: dict[str, Any]
-    if script.format is ScriptFormat.SERVICE_WORKER:
+    if script.path is None:
+        metadata = {"bindings": bindings}
+    elif script.format is ScriptFormat.SERVICE_WORKER:
         metadata = {"body_part": SERVICE_WORKER_PART, "bindings": bindings}
     else:
         metadata = {"main_module": script.path.name, "bindings": bindings}

@@ -166,10 +166,10 @@ def _parse_rate_limit(text: str) -> tuple[int, float]:
     return limit, window
 
 
-def _show_warnings(the_plan: Plan) -> None:
+def _show_warnings(the_plan: Plan, refreshed: bool = False) -> None:
     from deployer.plan.render import render_warnings
 
-    for warning in render_warnings(the_plan):
+    for warning in render_warnings(the_plan, refreshed=refreshed):
         warn(warning)
 
 
@@ -178,9 +178,11 @@ def _plan_against(manifest: Manifest, current: State, remote: RemoteSnapshot | N
     """The plan, refused (before any request) when it would adopt a resource that another
     environment's state records (``others``)."""
     from deployer.plan.planner import make_plan
+    from deployer.state.asset_lists import read_asset_lists
     from deployer.state.siblings import refuse_adopting_theirs, shared_resources
 
-    the_plan = make_plan(manifest, current, remote, shared=shared_resources(others), gradual=gradual)
+    the_plan = make_plan(manifest, current, remote, shared=shared_resources(others), gradual=gradual,
+                         asset_lists=read_asset_lists(manifest.path, current))
     if others:
         refuse_adopting_theirs(the_plan, manifest, others, _identity(manifest.path, manifest))
     return the_plan
@@ -333,7 +335,7 @@ def plan(
 
         write_planfile(out, the_plan, manifest, refreshed=refresh, gradual=gradual)
         stderr(f"plan saved to {out}; apply it with: deployer apply {out}")
-    _show_warnings(the_plan)
+    _show_warnings(the_plan, refresh)
     match format:
         case PlanFormat.JSON:
             sys.stdout.write(render_json(the_plan))
@@ -425,7 +427,7 @@ def apply(
 
                 check_planfile(saved, planfile, manifest, current, the_plan)
             sys.stdout.write(render_text(the_plan, color=_use_color(no_color), refreshed=refresh))
-            _show_warnings(the_plan)
+            _show_warnings(the_plan, refresh)
             refuse_changing_gradual(the_plan)
             if not allow_overwrite:
                 check_before_apply(the_plan, current, manifest, reads)

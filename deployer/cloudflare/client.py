@@ -1,10 +1,12 @@
 """The Cloudflare v4 API client: one object holding the retrying transport (``transport``) and
-every product's endpoints (``workers``, ``kv``, ``r2``, ``d1``, ``queues``, ``versions``, ...), shared by the apply's worker threads.
+every product's endpoints (``workers``, ``kv``, ``r2``, ``d1``, ``queues``, ``versions``, ``assets``, ...),
+shared by the apply's worker threads.
 
 Reference: shared/reference/cloudflare-api.md.
 """
 from __future__ import annotations
 
+from deployer.cloudflare.assets import AssetsApi
 from deployer.cloudflare.credentials import Credentials, credentials_from_env
 from deployer.cloudflare.d1 import D1Api
 from deployer.cloudflare.domains import DomainsApi
@@ -24,7 +26,7 @@ __all__ = ["DEFAULT_BASE_URL", "CloudflareClient", "Credentials", "credentials_f
 
 
 class CloudflareClient(WorkersApi, KvApi, R2Api, D1Api, QueuesApi, ZonesApi, RoutesApi, DomainsApi, SchedulesApi,
-                       SubdomainApi, QueueConsumersApi, VersionsApi):
+                       SubdomainApi, QueueConsumersApi, VersionsApi, AssetsApi):
     """A thread-safe client shared by up to ``pool_size`` worker threads.
 
     Requests made through one client share a request budget (``rate_limit`` requests per

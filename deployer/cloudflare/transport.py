@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 
 from deployer import __version__
 from deployer.cloudflare.credentials import (
@@ -35,6 +36,7 @@ from deployer.cloudflare.envelope import (
     segment,
 )
 from deployer.errors import CloudflareApiError, DeployerError
+from deployer.models import Secret
 from deployer.redact import scrub
 
 DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
@@ -105,6 +107,7 @@ class Transport:
         self._credentials = credentials
         self._auth = CredentialsAuth(credentials)
         self._timeout = timeout
+        self._pool_size = pool_size
         self._max_retry_wait = max_retry_wait
         self._max_attempts = max(1, max_attempts)
         self._sleep = sleep
@@ -184,11 +187,15 @@ class Transport:
                     log.info("%s %s was rate limited (HTTP 429); waiting %.1f s as Retry-After asks", method, path,
                              retry_after)
 
-    def _attempt(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> dict[str, Any]:
-        """One try; with ``raw`` a success is ``{"content_type", "content"}`` (code, not JSON)."""
+    def _attempt(self, method: str, path: str, *, raw: bool = False, bearer: Secret | None = None,
+                 **kwargs: Any) -> dict[str, Any]:
+        """One try; with ``raw`` a success is ``{"content_type", "content"}`` (code, not JSON).
+        With ``bearer`` the request is authorised by that token instead of the credentials
+        (an assets upload session's: reference §7.6), never by both."""
+        auth = _Bearer(bearer) if bearer is not None else self._auth
         try:
             response = self._session.request(
-                method, self._base_url + path, auth=self._auth, timeout=self._timeout,
+                method, self._base_url + path, auth=auth, timeout=self._timeout,
                 allow_redirects=False, **kwargs,
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
@@ -307,6 +314,17 @@ class Transport:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+class _Bearer(AuthBase):
+    """``Authorization: Bearer <token>`` alone: the API credentials' headers are not added."""
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token.value}"
+        return request
 
 
 def _check_shared_pause(attempts: Attempts, pause: float) -> None:

@@ -96,7 +96,9 @@ class Reference:
 class BindingKind:
     """One binding type. ``secret``: the key holding a secret value (never stored or shown;
     the binding is a script secret, deleted explicitly when it leaves the manifest).
-    ``options``: manifest-only switches (``allow_empty``), never sent, recorded or shown."""
+    ``options``: manifest-only switches (``allow_empty``), never sent, recorded or shown.
+    ``in_bindings``: written in a script's ``bindings:`` list; False for a binding another
+    script key makes (``assets: {binding: NAME}``), which the schema's binding types leave out."""
 
     type: str
     description: str
@@ -104,6 +106,7 @@ class BindingKind:
     reference: Reference | None = None
     secret: Key | None = None
     options: tuple[Key, ...] = ()
+    in_bindings: bool = True
     _key_names: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

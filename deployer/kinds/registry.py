@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from deployer.kinds import (
     ai,
+    assets,
     analytics_engine,
     browser,
     crons,
@@ -58,6 +59,7 @@ BINDING_KINDS: Mapping[str, BindingKind] = {
         dispatch_namespace.KIND,
         secrets_store_secret.KIND,
         send_email.KIND,
+        assets.KIND,  # made by a script's assets: {binding: NAME}, not written in bindings
     )
 }
 

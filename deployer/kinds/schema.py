@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from deployer.kinds import migrations
+from deployer.kinds import assets, migrations
 from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS, SETTING_KINDS
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -23,10 +23,11 @@ def binding_definition() -> dict[str, Any]:
     """``$defs/binding``: every key any type has (so unknown keys are caught once), and one
     if/then branch per type holding that type's keys, rules and required keys."""
     descriptions: dict[str, list[str]] = {}
-    for kind in BINDING_KINDS.values():
+    written = [kind for kind in BINDING_KINDS.values() if kind.in_bindings]
+    for kind in written:
         for key, spec in kind.schema_branch()["properties"].items():
             descriptions.setdefault(key, []).append(f"{kind.type}: {spec['description']}")
-    types = list(BINDING_KINDS)
+    types = [kind.type for kind in written]
     return {
         "description": "A binding: a JavaScript global of the script bound to a resource or a value, "
                        "chosen by `type`.",
@@ -48,7 +49,7 @@ def binding_definition() -> dict[str, Any]:
                 "if": {"type": "object", "properties": {"type": {"const": kind.type}}, "required": ["type"]},
                 "then": kind.schema_branch(),
             }
-            for kind in BINDING_KINDS.values()
+            for kind in written
         ],
     }
 
@@ -78,6 +79,7 @@ def generated(schema: dict[str, Any]) -> dict[str, Any]:
     defs.update(migration_defs)
     for attachment in ATTACHMENT_KINDS.values():
         script_properties[attachment.manifest_key] = attachment.schema()
+    script_properties[assets.KEY] = assets.schema_fragment()
     defs["script_fields"] = {**script_fields, "properties": script_properties}
     return {**schema, "properties": properties, "$defs": defs}
 

@@ -29,12 +29,13 @@ from deployer.manifest.script_files import (  # noqa: F401  (sha256_file: re-exp
     sha256_and_size,
     sha256_file,
 )
+from deployer.manifest.asset_files import hash_assets, scan_assets
 from deployer.manifest.environments import Overlay
 from deployer.errors import DeployerError, Diagnostic, ManifestError
-from deployer.kinds import migrations
+from deployer.kinds import assets as assets_kind, migrations
 from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, SETTING_KINDS, binding_kind
 from deployer.kinds.settings import frozen
-from deployer.models import Attachment, Binding, Build, Manifest, Module, Resource, Script, ScriptFormat
+from deployer.models import Assets, Attachment, Binding, Build, Manifest, Module, Resource, Script, ScriptFormat
 from deployer.apply.upload import content_digest, entry_part, module_type
 from deployer.manifest.validate import (
     AttachmentDraft,
@@ -224,7 +225,7 @@ class _Document:
         self._schema_checked: set[tuple[str, int]] = set()
         self._drafts: dict[tuple[int, int, str], ScriptDraft] = {}
         self._semantics_checked: validate.ScriptChecks = {}
-        self._files_done: dict[tuple[Field | None, str | None, tuple[ModuleDraft, ...], Field | None], _Files] = {}
+        self._files_done: dict[tuple[Field | None, str | None, tuple[ModuleDraft, ...], Field | None, int], _Files] = {}
         section = data.get(environments.ENVIRONMENTS)
         if section is not None:
             self.diagnostics += validate.check_schema(
@@ -284,7 +285,8 @@ class _Document:
         self.builder(build_steps([(_text(name) + suffix, command) for name, command in commands], self.base))
 
     def _files(self, script: ScriptDraft) -> _Files:
-        key = (script.path, script.format, script.modules, script.build)
+        # The assets draft by identity: it is unhashable, and kept alive with the script's draft.
+        key = (script.path, script.format, script.modules, script.build, id(script.assets))
         done = self._files_done.get(key)
         if done is None:
             done = self._files_done[key] = self._find_files(script)
@@ -303,11 +305,39 @@ class _Document:
         digest, size = hashed if hashed is not None else (None, 0)
         if entry is not None and digest is not None and script.path is not None:
             self._check_exports(script, script.path, entry)
+        assets = self._assets(script.assets, built) if script.assets is not None else None
         if script.format != ScriptFormat.MODULES.value or entry is None or script.path is None:
-            return _Files(entry, (), digest, size)
+            return _Files(entry, (), digest, size, assets)
         modules = _modules(script, script.path, entry, resolve, self.file, self.diagnostics)
         _check_upload_size(script.path, entry, modules, self.file, self.diagnostics)
-        return _Files(entry, modules, digest, size)
+        return _Files(entry, modules, digest, size, assets)
+
+    def _assets(self, draft: ValueDraft, built: bool) -> Assets | None:
+        """The script's assets, hashed (not when validating: their files are only listed and
+        checked against Cloudflare's limits); None with a diagnostic when they cannot be used."""
+        field = draft.fields.get(("directory",))
+        if not isinstance(draft.value, dict) or field is None:
+            return None  # the schema reports it
+        on_missing = self._unbuilt if built and self.stage is _Stage.CHECK else None
+        directory = script_file(field, self.base, self.file, self.diagnostics, directory=True, on_missing=on_missing,
+                                missing_hint=_UNBUILT.get(self.stage, "") if built else "")
+        if directory is None:
+            return None
+        scan = scan_assets(directory, self.base, field.raw.rstrip("/"))
+
+        def diagnostic(message: str) -> Diagnostic:
+            return Diagnostic(self.file, field.line, field.col, field.path, message)
+
+        self.diagnostics += [diagnostic(problem) for problem in scan.problems]
+        self.warnings.update(diagnostic(warning) for warning in scan.warnings)
+        if scan.problems or self.stage is _Stage.CHECK:
+            return None
+        try:
+            files = hash_assets(scan, directory, self.base)
+        except DeployerError as exc:
+            self.diagnostics.append(diagnostic(str(exc)))
+            return None
+        return assets_kind.make_assets(directory, files, draft.value, scan.config_files)
 
     def _unbuilt(self, field: Field) -> None:
         self.warnings.add(Diagnostic(self.file, field.line, field.col, field.path,
@@ -350,6 +380,7 @@ class _Files:
     modules: tuple[Module, ...]
     entry_sha256: str | None  # None: unreadable or not UTF-8 text (a diagnostic says so)
     entry_size: int = 0
+    assets: Assets | None = None
 
 
 # --- the draft the semantic checks read -----------------------------------------------------
@@ -468,6 +499,8 @@ def _script_draft(node: Node, path: JsonPath, name: Field, filled: Mapping[int, 
             AttachmentDraft(kind.type, _field(entry[0], (*path, kind.manifest_key), filled, render, key=True),
                             _tree(entry[1], (*path, kind.manifest_key), filled, render))
             for kind in ATTACHMENT_KINDS.values() if (entry := body.get(kind.manifest_key)) is not None),
+        assets=_value_draft(*body[assets_kind.KEY], (*path, assets_kind.KEY), filled, render)
+        if assets_kind.KEY in body else None,
     )
 
 
@@ -610,22 +643,30 @@ def _check_upload_size(field: Field, entry: Path, modules: tuple[Module, ...], f
 
 
 def _script(draft: ScriptDraft, files: _Files, suffix: str, names: Callable[[str, str], str | None]) -> Script:
-    assert files.entry is not None and files.entry_sha256 is not None, "checked before building"
+    assert (files.entry is None) == (draft.path is None), "checked before building"
     script_format = ScriptFormat(draft.format or ScriptFormat.SERVICE_WORKER.value)
     date = _value(draft.compatibility_date)
     flags = tuple(_text(flag) for flag in draft.compatibility_flags)
-    parts = [(*entry_part(script_format, files.entry), files.entry_sha256)]
+    parts = []
+    if files.entry is not None:  # None: a script that only serves assets
+        assert files.entry_sha256 is not None, "checked before building"
+        parts.append((*entry_part(script_format, files.entry), files.entry_sha256))
     size = files.entry_size
     for module in files.modules:
         digest, module_size = sha256_and_size(module.path)
         parts.append((module.name, module.content_type, digest))
         size += module_size
+    bindings = tuple(_build_binding(b) for b in draft.bindings)
+    assets_value = draft.assets.value if draft.assets is not None and isinstance(draft.assets.value, dict) else {}
+    assets_binding = assets_kind.binding_name(assets_value)
+    if assets_binding is not None:
+        bindings += (assets_kind.KIND.build(assets_binding, {}),)
     return Script(
         name=_text(draft.name) + suffix,
         key=_text(draft.name) if suffix else "",
         path=files.entry,
         content_sha256=content_digest(script_format, parts, date, flags),
-        bindings=tuple(_build_binding(b) for b in draft.bindings),
+        bindings=bindings,
         format=script_format,
         modules=files.modules,
         compatibility_date=date,
@@ -636,6 +677,7 @@ def _script(draft: ScriptDraft, files: _Files, suffix: str, names: Callable[[str
                     if draft.durable_objects is not None and isinstance(draft.durable_objects.value, dict) else ()),
         attachments=_attachments(draft, _text(draft.name) + suffix, names),
         size=size,
+        assets=files.assets,
     )
 
 

@@ -25,11 +25,14 @@ def script_file(
     *,
     missing_hint: str = "",
     on_missing: Callable[[Field], None] | None = None,
+    directory: bool = False,
 ) -> Path | None:
     """Resolve a script's ``path`` (or a module's) inside ``base`` (the manifest's resolved directory).
 
     A file that does not exist is reported with ``missing_hint`` appended, or passed to
-    ``on_missing`` instead (a build command will make it)."""
+    ``on_missing`` instead (a build command will make it). With ``directory``, the path must
+    be a directory (an assets directory) instead of a regular file."""
+    what = "assets directory" if directory else "script file"
     if field is None or field.value is None:
         return None
 
@@ -51,18 +54,24 @@ def script_file(
     try:
         resolved = (base / relative).resolve()
         if not resolved.is_relative_to(base):
-            refuse(f"{field.raw!r} resolves through a symlink to a file outside the manifest's directory")
+            refuse(f"{field.raw!r} resolves through a symlink to a {'directory' if directory else 'file'} outside "
+                   "the manifest's directory")
             return None
         info = resolved.stat()
     except FileNotFoundError:
         if on_missing is not None:
             on_missing(field)
         else:
-            refuse(f"script file {field.raw!r} does not exist in {base}{missing_hint}")
+            refuse(f"{what} {field.raw!r} does not exist in {base}{missing_hint}")
         return None
     except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop
-        refuse(f"cannot read script file {field.raw!r}: {getattr(exc, 'strerror', None) or exc}")
+        refuse(f"cannot read {what} {field.raw!r}: {getattr(exc, 'strerror', None) or exc}")
         return None
+    if directory:
+        if not stat.S_ISDIR(info.st_mode):
+            refuse(f"{field.raw!r} is not a directory")
+            return None
+        return resolved
     if not stat.S_ISREG(info.st_mode):
         refuse(f"{field.raw!r} is not a regular file")
         return None

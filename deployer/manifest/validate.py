@@ -24,7 +24,7 @@ from jsonschema.exceptions import ValidationError
 
 from deployer.errors import Diagnostic
 from deployer.kinds.binding import Reference
-from deployer.kinds import migrations
+from deployer.kinds import assets, migrations
 from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS, SETTING_KINDS
 from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are part of validation's interface)
     COMPATIBILITY_DATE,
@@ -188,6 +188,9 @@ def _explain(error: ValidationError, data: object, *, top: bool = True) -> Itera
             yield path, False, BINDING_KINDS[instance["type"]].alternative_message(instance)
         case "anyOf" if path == () and top:
             yield path, False, "missing 'account_id' (or 'zone_id' for the legacy single-script API)"
+        case "anyOf" if isinstance(instance, dict) and all(set(choice) == {"required"} for choice in expected):
+            # A script: path (its code), or assets alone; the message stays the first round's.
+            yield path, False, f"missing required key {expected[0]['required'][0]!r}"
         case "type":
             if path == () and top:
                 got = _kind(instance)
@@ -381,6 +384,7 @@ class ScriptDraft:
     settings: Mapping[str, ValueDraft] = field(default_factory=dict)  # by setting key (kinds/settings.py)
     durable_objects: ValueDraft | None = None
     attachments: tuple[AttachmentDraft, ...] = ()
+    assets: ValueDraft | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -554,6 +558,12 @@ def _check_one_script(
                 report(given, f"{given.subject()} {wrong}")
         if kind.reference is not None:
             _check_reference(binding.fields.get(kind.reference.key), kind.reference, sections, recheck, report)
+    if script.assets is not None:
+        for problem in assets.check(script.assets, binding_names):
+            report(*problem)
+        if zone_mode:
+            report(script.assets.key, "static assets need account_id: the legacy single-script API (zone_id) has "
+                                      "no assets upload")
 
 
 def _script_cycles(scripts: Sequence[ScriptDraft], suffix: str) -> list[tuple[Field, list[str]]]:

@@ -13,6 +13,7 @@ from typing import Any
 from deployer.errors import DeployerError, StalePlanError
 from deployer.files import parse_json, read_regular, write_atomically
 from deployer.fingerprint import fingerprint_secret, secret_matches
+from deployer.kinds.assets import config_sha256
 from deployer.kinds.registry import binding_kind
 from deployer.models import Manifest, Plan, Script, State
 from deployer.plan.render import plan_document, without_details
@@ -46,6 +47,7 @@ def write_planfile(path: Path, plan: Plan, manifest: Manifest, *, refreshed: boo
                 "secret_fingerprints": {
                     b.name: fingerprint_secret(b.secret.value) for b in script.bindings if b.secret is not None
                 },
+                **_assets_record(script),
             }
             for script in manifest.scripts
         },
@@ -138,6 +140,9 @@ def check_planfile(doc: dict[str, object], path: Path, manifest: Manifest, state
             continue  # a script added to the manifest shows up as a changed plan below
         if saved.get("content_sha256") != script.content_sha256:
             raise StalePlanError(f"script file {script.path} changed since plan {path} was made; run plan again")
+        if saved.get("assets") != _assets_record(script).get("assets"):
+            raise StalePlanError(f"the static assets of script {script.name} changed since plan {path} was made; "
+                                 "run plan again")
         if saved.get("bindings") != _bindings_record(script):
             raise StalePlanError(
                 f"the bindings of script {script.name} in {manifest.path} changed since plan {path} was made; "
@@ -177,6 +182,15 @@ def _describe(target: object) -> str:
     if target.get("account_id"):
         return f"account_id {target['account_id']}"
     return f"zone_id {target.get('zone_id')}"
+
+
+def _assets_record(script: Script) -> dict[str, object]:
+    """The digests of the script's asset files and config (nothing without assets, so a plan
+    file stays what it was)."""
+    if script.assets is None:
+        return {}
+    return {"assets": {"manifest_sha256": script.assets.manifest_sha256,
+                       "config_sha256": config_sha256(script.assets.config)}}
 
 
 def _bindings_record(script: Script) -> list[dict[str, object]]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from deployer.errors import DeployerError, StateError
 from deployer.fingerprint import secret_matches
+from deployer.kinds import assets as assets_kind
 from deployer.kinds.binding import Resolve
 from deployer.kinds.migrations import pending_migrations
 from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, binding_kind
@@ -77,14 +78,17 @@ class RemoteSnapshot:
 
 
 def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = None, *,
-              shared: frozenset[tuple[str, str]] = frozenset(), gradual: int | None = None) -> Plan:
+              shared: frozenset[tuple[str, str]] = frozenset(), gradual: int | None = None,
+              asset_lists: Mapping[str, Mapping[str, str]] | None = None) -> Plan:
     """Plan every owned resource (by kind and key) and every script (by name) in manifest and
     state.
 
     Changes are ordered resources first (by kind, then key), then scripts by name, so the same
     inputs always give the same plan. No-ops are included. ``shared``: ``(type, id)`` of the
     resources another environment's state records; one of them whose name changed here is not
-    renamed (that would rename theirs) but replaced by a new one. The caller has checked that the
+    renamed (that would rename theirs) but replaced by a new one. ``asset_lists``: the asset files
+    (path -> hash) of uploads the state records, by manifest digest, where they are at hand (a
+    plan then counts the files added, changed and removed). The caller has checked that the
     state describes the manifest's account or zone (``check_same_target``), before any request.
     Raises DeployerError when a Durable Object migration step the state records as applied was
     edited or removed, or when a script would be deleted while another script of the manifest
@@ -96,8 +100,9 @@ def make_plan(manifest: Manifest, state: State, remote: RemoteSnapshot | None = 
                         for c in resource_changes if _known_before_apply(c)), manifest.scripts)
     wanted = {script.name: script for script in manifest.scripts}
     names = sorted(wanted.keys() | {s.name for s in state.scripts})
+    lists = asset_lists or {}
     script_changes = [
-        _plan_script(name, wanted.get(name), state.script(name), resolve, remote) for name in names
+        _plan_script(name, wanted.get(name), state.script(name), resolve, remote, lists) for name in names
     ]
     _refuse_deleting_bound_scripts(script_changes)
     script_changes = [with_versions(c, wanted.get(c.name), state.script(c.name), manifest, gradual)
@@ -254,6 +259,7 @@ def _plan_script(
     recorded: ScriptState | None,
     resolve: Resolve,
     remote: RemoteSnapshot | None,
+    asset_lists: Mapping[str, Mapping[str, str]],
 ) -> Change:
     if script is None:
         assert recorded is not None
@@ -266,13 +272,15 @@ def _plan_script(
         return Change(SCRIPT, name, Action.CREATE, bindings=bindings, overwrites_remote=overwrites,
                       settings=setting_changes(settings, ()),
                       migrations=pending_migrations(name, script.migrations, None),
-                      content_sha256=script.content_sha256, size=script.size)
+                      content_sha256=script.content_sha256, size=script.size,
+                      assets=assets_kind.assets_change(script.assets, None, None))
     if remote is not None and name not in remote.scripts:
         # Deleted outside the deployer: upload it again from scratch.
         return Change(SCRIPT, name, Action.CREATE, (Reason.DRIFT,), bindings, recorded.bindings,
                       drift=(Drift(SCRIPT, DriftKind.REMOVED),), content_sha256=script.content_sha256,
                       size=script.size, settings=setting_changes(settings, ()),
-                      migrations=pending_migrations(name, script.migrations, None))
+                      migrations=pending_migrations(name, script.migrations, None),
+                      assets=assets_kind.assets_change(script.assets, None, None))
     drift: tuple[Drift, ...] = ()
     seen = remote.scripts[name] if remote is not None else None
     if seen is not None and _drifted(recorded, seen):
@@ -288,6 +296,11 @@ def _plan_script(
         reasons += (Reason.MIGRATIONS,)
     if drift:
         reasons += (Reason.DRIFT,)
+    # --refresh cannot read assets back (Cloudflare lists no files): they are compared with the state.
+    previous_list = asset_lists.get(recorded.assets.manifest_sha256) if recorded.assets is not None else None
+    assets = assets_kind.assets_change(script.assets, recorded.assets, previous_list)
+    if assets_kind.differs(assets):
+        reasons += (Reason.ASSETS,)
     kept_secrets = {b.name for b in script.bindings if b.secret is not None}
     removed_secrets = tuple(
         b.name for b in recorded.bindings if is_secret(b) and b.name not in kept_secrets
@@ -306,6 +319,7 @@ def _plan_script(
         drift=drift,
         content_sha256=script.content_sha256 if Reason.CONTENT in reasons else None,
         size=script.size if Reason.CONTENT in reasons else None,
+        assets=assets,
     )
 
 

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 
 from deployer.escape import escape_markdown, escape_text
-from deployer.kinds import migrations, settings
+from deployer.kinds import assets, migrations, settings
 from deployer.kinds.attachment import thawed
 from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS, binding_kind
 from deployer.models import (
@@ -91,6 +91,8 @@ def _change_document(change: Change) -> dict[str, object]:
             doc["rollout"] = _rollout_document(change.rollout)
         if change.live_split:
             doc["gradual_deployment"] = _split_document(change.live_split)
+        if change.assets is not None and not change.assets.unchanged:
+            doc["assets"] = assets.change_document(change.assets)
     else:
         doc[kind.plan_name] = change.resource_name
         if kind.plan_id_key:  # none for a kind whose name is its id
@@ -287,8 +289,9 @@ def _headline(change: Change) -> str:
     return f"{head} ({reasons})" if reasons and kind is None else head
 
 
-def render_warnings(plan: Plan) -> list[str]:
-    """Warnings for what ``--refresh`` found (printed on stderr, never mixed into the plan)."""
+def render_warnings(plan: Plan, *, refreshed: bool = False) -> list[str]:
+    """Warnings for what ``--refresh`` found (printed on stderr, never mixed into the plan);
+    with ``refreshed``, also what it could not read."""
     warnings = []
     for change in plan.changes:
         gone = change.action in (Action.CREATE, Action.ADOPT) and Reason.DRIFT in change.reasons
@@ -316,6 +319,11 @@ def render_warnings(plan: Plan) -> list[str]:
         elif Reason.DRIFT in change.reasons:
             warnings.append(f"script {name} was changed outside deployer; apply uploads the manifest's "
                             "version again")
+    with_assets = [c.name for c in plan.changes if c.assets is not None and c.assets.files]
+    if refreshed and with_assets:
+        # Cloudflare has no endpoint listing a Worker's asset files (reference §7.6).
+        warnings.append(f"--refresh cannot read static assets back from Cloudflare: the assets of "
+                        f"{', '.join(with_assets)} are compared with the state only")
     return warnings
 
 
@@ -371,6 +379,8 @@ def _details(change: Change, escape: Escape) -> Iterator[str]:
                "(then 'deployer promote' or 'deployer rollback')")
     elif change.rollout is not None:
         yield f"gradual: uploaded the usual way, 100% at once: {change.rollout.because}"
+    if change.assets is not None:
+        yield from assets.describe(change.assets)
 
 
 def _drift_text(drift: Drift, escape: Escape) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 from deployer.errors import StateError
 from deployer.state.fields import Invalid, array, count, join, object_fields, optional_string, string
-from deployer.kinds import migrations
+from deployer.kinds import assets, migrations
 from deployer.kinds.registry import ATTACHMENT_KINDS, BINDING_KINDS, RESOURCE_KINDS
 from deployer.models import Attachment, DeployedBinding, ResourceState, ScriptState, State, VersionShare
 
@@ -107,6 +107,8 @@ def script_to_json(script: ScriptState) -> dict[str, Any]:
         doc["previous"] = script_to_json(script.previous)
     if script.pending is not None:
         doc["pending_version"] = script_to_json(script.pending)
+    if script.assets is not None:
+        doc["assets"] = assets.to_state(script.assets)
     return doc
 
 
@@ -150,7 +152,7 @@ def _parse_script(name: str, doc: object, where: str, *, nested: bool = False) -
     # ``previous`` and ``pending_version`` are entries themselves, one level deep.
     versions = ("version_id",) if nested else ("version_id", "split", "previous", "pending_version")
     fields = object_fields(doc, where, ("content_sha256", "bindings", "secret_fingerprints"),
-                     optional=("etag", "modified_on", "settings_sha256", "migration_tag", "migrations", *versions))
+                     optional=("etag", "modified_on", "settings_sha256", "migration_tag", "migrations", "assets", *versions))
     bindings = array(fields["bindings"], join(where, "bindings"))
     fingerprints = object_fields(fields["secret_fingerprints"], join(where, "secret_fingerprints"))
     settings = object_fields(fields.get("settings_sha256", {}), join(where, "settings_sha256"))
@@ -177,6 +179,7 @@ def _parse_script(name: str, doc: object, where: str, *, nested: bool = False) -
         migration_tag=tag,
         migrations=applied,
         **_parse_versions(name, fields, where),
+        assets=assets.from_state(fields["assets"], join(where, "assets")) if "assets" in fields else None,
     )
 
 
