@@ -34,7 +34,9 @@ _KEYWORDS_BEFORE_EXPRESSION = frozenset({"return", "typeof", "instanceof", "in",
 # Below this size a candidate found by a quick search is confirmed by the lexer; a bundle larger
 # than that is trusted to the quick search (the lexer reads about 3 MB/s, and plan runs it).
 _LEX_LIMIT = 256 * 1024
-_QUICK_DEFAULT = re.compile(r"\bexport\s*(?:default\b|\{[^}]*\bdefault\b)")
+# The literal comes first so that re can skip ahead to each "export" (a leading \b made it try
+# every position: 0.7 s for 1,000 scripts of 50 KB); the lookbehind is that \b.
+_QUICK_DEFAULT = re.compile(r"export(?<!\wexport)\s*(?:default\b|\{[^}]*\bdefault\b)")
 
 
 def _tokens(source: str) -> Iterator[tuple[str, str]]:

@@ -16,10 +16,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from deployer.errors import Diagnostic
 from deployer.kinds.binding import Reference
@@ -39,6 +36,11 @@ from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are
     rule_for_pattern,
     schema_pattern,
 )
+from deployer.manifest.quick_schema import Check, compile_schema
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 JsonPath = tuple[str | int, ...]
 Locate = Callable[[JsonPath, bool], tuple[int, int]]
@@ -56,12 +58,27 @@ def schema_text() -> str:
 
 
 @functools.cache
-def _validator(definition: str | None = None) -> Draft202012Validator:
-    """The schema's validator, or one for ``#/$defs/<definition>`` alone."""
-    schema = json.loads(schema_text())
+def _schema(definition: str | None = None) -> dict[str, Any]:
+    """The schema, or one for ``#/$defs/<definition>`` alone."""
+    schema: dict[str, Any] = json.loads(schema_text())
     if definition is None:
-        return Draft202012Validator(schema)
-    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+        return schema
+    return {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]}
+
+
+@functools.cache
+def _validator(definition: str | None = None) -> Draft202012Validator:
+    """jsonschema's validator for ``_schema(definition)``: imported only to explain errors."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(_schema(definition))
+
+
+@functools.cache
+def _is_valid(definition: str | None = None) -> Check:
+    """A quick yes/no for ``_schema(definition)`` (``quick_schema``); never yes for a schema it
+    cannot judge."""
+    return compile_schema(_schema(definition)) or (lambda data: False)
 
 
 def json_path(parts: Iterable[str | int]) -> str:
@@ -95,6 +112,8 @@ def check_schema(
     against ``#/$defs/<definition>`` alone. ``source`` maps a path to where it was written
     (an environment overlay moves values around).
     """
+    if _is_valid(definition)(data):
+        return []  # jsonschema would find nothing to explain
     found: set[Diagnostic] = set()  # one 'required' error per missing key would repeat them
     for error in _validator(definition).iter_errors(data):
         for path, at_key, message in _explain(error, data, top=definition is None):
