@@ -628,6 +628,17 @@ def test_rate_limit_none_never_throttles(fake_time, requests_mock):
     assert fake_time.sleeps == []
 
 
+def test_proxy_and_ca_bundle_variables_are_read_once_for_the_api_host(fake_time, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    cf = make_client(fake_time)
+    assert cf._session.proxies["https"] == "http://proxy.internal:3128"
+    assert cf._session.verify == "/etc/ssl/corporate.pem"
+    monkeypatch.setenv("NO_PROXY", "api.cloudflare.test")
+    assert "https" not in make_client(fake_time)._session.proxies  # the API host bypasses the proxy
+
+
 def test_connection_pool_is_sized_for_the_worker_threads(fake_time):
     cf = make_client(fake_time, pool_size=9)
     adapter = cf._session.get_adapter(BASE)

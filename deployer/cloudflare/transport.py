@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import random
 import threading
 import time
@@ -112,6 +113,11 @@ class Transport:
         self._clock = clock
         self._random = random.Random()
         self._session = requests.Session()
+        # requests would read the proxy and CA bundle variables again on every request (scanning the
+        # whole environment twice: ~0.2 ms each); read them once for the one host this client uses.
+        self._session.proxies.update(requests.utils.get_environ_proxies(self._base_url))
+        self._session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._session.trust_env = False
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
