@@ -56,8 +56,8 @@ def p5_budget(workdir: Path, scripts: int = 300, limit: int = 120, window: float
         [
             _row(f"bound: {requests} requests, {limit} at once then {limit} per {window:g} s", bound),
             _row("deployer apply --auto-approve", sample.seconds),
-            f"  ratio {ratio:.3f} (goal <= {P5_RATIO}) {_mark(ratio <= P5_RATIO)}; "
-            f"429s received: {refused} (goal 0) {_mark(refused == 0)}",
+            (f"  ratio {ratio:.3f} (goal <= {P5_RATIO}) {_mark(ratio <= P5_RATIO)}; "
+             f"429s received: {refused} (goal 0) {_mark(refused == 0)}"),
         ],
     )
 
@@ -158,10 +158,10 @@ def p7_refresh(workdir: Path, scripts: int = 1000, changed: int = 20, latency: f
         ok_list and ok_read and ok_parallel,
         [
             _row("deployer plan --refresh --format json", sample.seconds, f"   {total} requests"),
-            f"  script list read {lists} time(s) (goal 1) {_mark(ok_list)}; scripts read further: {len(read)}, "
-            f"{len(read - edited)} of them not edited (goal 0) {_mark(ok_read)}",
-            f"  further reads: {len(further)}, at most {at_once} at once "
-            f"(goal: more than one when there are several) {_mark(ok_parallel)}",
+            (f"  script list read {lists} time(s) (goal 1) {_mark(ok_list)}; scripts read further: {len(read)}, "
+             f"{len(read - edited)} of them not edited (goal 0) {_mark(ok_read)}"),
+            (f"  further reads: {len(further)}, at most {at_once} at once "
+             f"(goal: more than one when there are several) {_mark(ok_parallel)}"),
         ],
     )
 

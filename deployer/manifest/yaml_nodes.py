@@ -20,12 +20,11 @@ from deployer.errors import DeployerError, Diagnostic, ManifestError
 from deployer.manifest.validate import JsonPath
 
 
-
 class _Position:
     """Where a node starts: all that is read of the two marks PyYAML gives each node (which,
     kept for every node, were a third of a large manifest's memory)."""
 
-    __slots__ = ("line", "column")
+    __slots__ = ("column", "line")
 
     def __init__(self, line: int, column: int) -> None:
         self.line, self.column = line, column
