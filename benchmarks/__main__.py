@@ -1,4 +1,4 @@
-"""``python -m benchmarks [P1 P2 P3 P4 growth assets] [--runs N] ...``, from the repository root.
+"""``python -m benchmarks [P1 ... P7 T1 growth assets] [--runs N] ...``, from the repository root.
 
 Runs the chosen goals (all by default), prints medians and ratios, and exits 1 when a goal is
 missed (2 when a benchmark could not run at all). A skipped goal (P4 without node/wrangler)
@@ -15,10 +15,10 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import assets, goals, peer, triggers
-from benchmarks.measure import BenchmarkError
+from benchmarks import assets, goals, peer, scale, triggers
+from benchmarks.measure import BenchmarkError, compile_bytecode
 
-GOALS = ("P1", "P2", "P3", "P4", "T1", "growth", "assets")
+GOALS = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "T1", "growth", "assets")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--runs must be at least 1")
 
     print(describe_machine(), flush=True)
+    compile_bytecode()
     workdir = Path(tempfile.mkdtemp(prefix="deployer-bench-"))
     outcomes = []
     try:
@@ -59,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
                     outcome = goals.p3_startup(workdir, max(args.runs, 10))
                 case "P4":
                     outcome = peer.p4_wrangler(workdir, min(args.runs, 3), scripts=args.peer_scripts)
+                case "P5":
+                    outcome = scale.p5_budget(workdir)
+                case "P6":
+                    outcome = scale.p6_memory(workdir)
+                case "P7":
+                    outcome = scale.p7_refresh(workdir)
                 case "T1":
                     outcome = triggers.t1_trigger_requests(workdir, scripts=args.apply_scripts)
                 case "assets":

@@ -95,3 +95,14 @@ def median_seconds(samples: Sequence[Sample]) -> float:
 
 def peak_mb(samples: Sequence[Sample]) -> float:
     return max(s.peak_rss_mb for s in samples)
+
+
+def compile_bytecode() -> None:
+    """Compile deployer's modules once, as ``pip install`` does: with PYTHONDONTWRITEBYTECODE set
+    (some CI images set it) an editable install would otherwise compile every module from source
+    in every measured run, time no installed deployer spends."""
+    import compileall
+
+    import deployer
+
+    compileall.compile_dir(Path(deployer.__file__).parent, quiet=1)

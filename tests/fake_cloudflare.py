@@ -24,7 +24,8 @@ for tests, each taking ``account=FAKE_ACCOUNT`` (zones and routes: ``zone_id=FAK
   ``/accounts/{account_id}/workers/scripts/{script_name}``; faulted requests too),
   ``mutating_request_count()``; ``clear_requests()`` resets both; ``max_recorded_requests``
   bounds the ``requests`` log for long benchmarks (counters stay exact)
-- knobs: ``assets_per_bucket`` (5), ``assets_jwt_ttl`` (3600 s), ``expire_asset_tokens()``
+- knobs: ``assets_per_bucket`` (5), ``assets_jwt_ttl`` (3600 s), ``expire_asset_tokens()``,
+  ``limit_rate(requests, seconds)``: Cloudflare's rate limit (reference §4.3), off by default
 
 What it models, and its answers (400, 10021 unless said; "fake's choice" where Cloudflare's
 code is not documented):
@@ -116,13 +117,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import re
 import socket
 import threading
 import time
 import uuid
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -307,6 +309,8 @@ class FakeCloudflare:
         self._rules: list[Rule] = []
         self._chaos: tuple[float, tuple[str, ...], random.Random, str, re.Pattern[str], float] | None = None
         self._holds: list[Hold] = []
+        self._rate_limit: tuple[int, float] | None = None
+        self._arrivals: deque[float] = deque()  # arrival times within the rate limit's window
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -587,6 +591,26 @@ class FakeCloudflare:
             self._chaos = (probability, kinds, random.Random(seed), method, re.compile(path_regex),
                            lost_answers) if probability > 0 else None
 
+    def limit_rate(self, requests: int | None, seconds: float = 300.0) -> None:
+        """Answer 429 (code 971, ``Retry-After``: whole seconds until a request would fit) to
+        every request beyond ``requests`` arriving within any ``seconds`` (a sliding window);
+        refused requests count too, as Cloudflare counts every call. None turns it off."""
+        with self._lock:
+            self._rate_limit = None if requests is None else (requests, seconds)
+            self._arrivals.clear()
+
+    def _over_rate_limit(self, now: float) -> float | None:
+        """Count an arrival at ``now``; the seconds until the window has room if it is full."""
+        if self._rate_limit is None:
+            return None
+        limit, window = self._rate_limit
+        while self._arrivals and self._arrivals[0] <= now - window:
+            self._arrivals.popleft()
+        full = len(self._arrivals) >= limit
+        wait = self._arrivals[len(self._arrivals) - limit] + window - now if full else None
+        self._arrivals.append(now)
+        return wait
+
     def hold(self, method: str | tuple[str, ...], path_regex: str, *, skip: int = 0) -> Hold:
         """Let the first ``skip`` matching requests through, then hold every further one until
         the returned ``Hold`` is released (see ``Hold``). ``method`` is one method, several, or "*"."""
@@ -610,6 +634,9 @@ class FakeCloudflare:
     def _pick_fault(self, method: str, path: str) -> tuple[Rule | None, float]:
         with self._lock:
             latency, fault = self.latency, None
+            wait = self._over_rate_limit(time.monotonic())
+            if wait is not None:
+                return Rule(method, re.compile(""), "429", 1, str(max(1, math.ceil(wait)))), latency
             for rule in list(self._rules):
                 if not rule.matches(method, path):
                     continue

@@ -592,6 +592,20 @@ def test_request_budget_throttles_once_the_limit_is_used(fake_time, requests_moc
     assert requests_mock.call_count == 7
 
 
+def test_a_request_counts_against_the_budget_until_a_window_after_its_answer(fake_time, requests_mock):
+    # Cloudflare counts a request when it arrives, anywhere between our start and its answer:
+    # counting from the answer keeps two requests a window apart however slow the first was.
+    def slow_answer(request, context):
+        fake_time.now += 5.0  # the request takes 5 s
+        return ok([])
+
+    requests_mock.get(SCRIPTS, json=slow_answer)
+    cf = make_client(fake_time, rate_limit=(1, 10.0))
+    cf.list_scripts(ACCOUNT)
+    cf.list_scripts(ACCOUNT)
+    assert fake_time.sleeps == [10.0]  # from its answer at +5 s, not from its start (which would be 5 s)
+
+
 def test_request_budget_is_shared_by_threads(requests_mock):
     requests_mock.get(SCRIPTS, json=ok([]))
     sleeps: list[float] = []
@@ -612,6 +626,17 @@ def test_rate_limit_none_never_throttles(fake_time, requests_mock):
     for _ in range(50):
         cf.list_scripts(ACCOUNT)
     assert fake_time.sleeps == []
+
+
+def test_proxy_and_ca_bundle_variables_are_read_once_for_the_api_host(fake_time, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+    cf = make_client(fake_time)
+    assert cf._session.proxies["https"] == "http://proxy.internal:3128"
+    assert cf._session.verify == "/etc/ssl/corporate.pem"
+    monkeypatch.setenv("NO_PROXY", "api.cloudflare.test")
+    assert "https" not in make_client(fake_time)._session.proxies  # the API host bypasses the proxy
 
 
 def test_connection_pool_is_sized_for_the_worker_threads(fake_time):

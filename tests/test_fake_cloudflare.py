@@ -286,6 +286,35 @@ def test_injected_429_carries_retry_after_and_the_client_waits(fake_cloudflare, 
     assert [r.status for r in fake_cloudflare.find("PUT")] == [429, 429, 200]
 
 
+def test_rate_limit_refuses_requests_beyond_the_window_and_counts_the_refused(fake_cloudflare):
+    fake_cloudflare.limit_rate(2, 2.0)
+    url = f"{fake_cloudflare.base_url}/accounts/{FAKE_ACCOUNT}/workers/scripts"
+    started = time.monotonic()
+    answers = [requests.get(url, headers=AUTH, timeout=5) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert error_of(answers[2])[:2] == (429, 971)
+    assert answers[2].headers["Retry-After"] == "2"
+    time.sleep(max(0.0, started + 1.0 - time.monotonic()))
+    assert requests.get(url, headers=AUTH, timeout=5).status_code == 429  # still 3 in the window
+    time.sleep(max(0.0, started + 2.2 - time.monotonic()))  # the first three have left; the 4th has not
+    assert [requests.get(url, headers=AUTH, timeout=5).status_code for _ in range(2)] == [200, 429]
+
+
+def test_a_client_budget_equal_to_the_rate_limit_is_never_refused(fake_cloudflare):
+    fake_cloudflare.limit_rate(5, 1.0)
+    client = CloudflareClient(Credentials(token=Secret(FAKE_TOKEN)), base_url=fake_cloudflare.base_url,
+                              pool_size=4, rate_limit=(5, 1.0))
+    with client:
+        threads = [threading.Thread(target=client.list_scripts, args=(FAKE_ACCOUNT,)) for _ in range(12)]
+        started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert [r.status for r in fake_cloudflare.requests] == [200] * 12
+    assert time.monotonic() - started >= 2.0  # 5 at once, 5 a second later, 2 more a second after that
+
+
 def test_injected_500_and_html_502_are_retried(fake_cloudflare, client, sleeps):
     fake_cloudflare.fail("PUT", "scripts/w$", "500")
     fake_cloudflare.fail("PUT", "scripts/w$", "502-html")

@@ -7,6 +7,7 @@ new starts, the running jobs finish and are recorded, and the failures are retur
 """
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -39,7 +40,15 @@ def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]
         return []
     keys = {job.key for job in jobs}
     waiting = {job.key: set(job.after) & keys - {job.key} for job in jobs}
-    pending = [job for job in jobs]
+    dependants: dict[str, list[int]] = {}
+    for index, job in enumerate(jobs):
+        for key in waiting[job.key]:
+            dependants.setdefault(key, []).append(index)
+    # Jobs whose dependencies are done, by their place in ``jobs`` (a heap: no rescanning of
+    # thousands of waiting jobs each time one slot frees up).
+    ready = [index for index, job in enumerate(jobs) if not waiting[job.key]]
+    heapq.heapify(ready)
+    started = 0
     stop = threading.Event()
     errors: list[Exception] = []
     pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="deployer-apply")
@@ -47,11 +56,10 @@ def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]
     abandon = False
 
     def top_up() -> None:
-        while not stop.is_set() and len(running) < parallelism:
-            job = next((j for j in pending if not waiting[j.key]), None)
-            if job is None:
-                return
-            pending.remove(job)
+        nonlocal started
+        while not stop.is_set() and len(running) < parallelism and ready:
+            job = jobs[heapq.heappop(ready)]
+            started += 1
             running[pool.submit(job.run)] = job.key
 
     try:
@@ -67,13 +75,15 @@ def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]
                     errors.append(exc)
                     stop.set()
                     continue
-                for wanted in waiting.values():
-                    wanted.discard(key)
+                for index in dependants.pop(key, ()):
+                    waiting[jobs[index].key].discard(key)
+                    if not waiting[jobs[index].key]:
+                        heapq.heappush(ready, index)
             record(outcomes)
             top_up()
-        if pending and not errors and not stop.is_set():
+        if started < len(jobs) and not errors and not stop.is_set():
             # Only a cycle leaves jobs waiting on each other (validate refuses one; this is a guard).
-            names = ", ".join(sorted(job.key for job in pending))
+            names = ", ".join(sorted(job.key for job in jobs if waiting[job.key]))
             raise DeployerError(f"these changes wait on each other and cannot start: {names}")
     except KeyboardInterrupt:
         # Ctrl-C: start nothing new, let in-flight requests finish, record them, then stop.

@@ -17,10 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from deployer.errors import Diagnostic
 from deployer.kinds.binding import Reference
@@ -41,6 +38,11 @@ from deployer.manifest.rules import (  # noqa: F401  (re-exported: the rules are
     rule_for_pattern,
     schema_pattern,
 )
+from deployer.manifest.quick_schema import Check, compile_schema
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 JsonPath = tuple[str | int, ...]
 Locate = Callable[[JsonPath, bool], tuple[int, int]]
@@ -58,22 +60,40 @@ def schema_text() -> str:
 
 
 @functools.cache
-def _validator(definition: str | None = None) -> Draft202012Validator:
-    """The schema's validator, or one for ``#/$defs/<definition>`` alone. Bindings are left to
-    ``_binding_validator``: the schema's one branch per binding type made every binding pay
-    for every type (jsonschema evaluates each ``if``), which grew with the registry."""
-    schema = json.loads(schema_text())
-    binding = schema["$defs"]["binding"]
-    # An empty allOf keeps the mark _explain looks for: a known type's branch reports its keys.
-    schema["$defs"]["binding"] = {**binding, "allOf": []}
+def _schema(definition: str | None = None) -> dict[str, Any]:
+    """The schema, or one for ``#/$defs/<definition>`` alone."""
+    schema: dict[str, Any] = json.loads(schema_text())
     if definition is None:
-        return Draft202012Validator(schema)
-    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+        return schema
+    return {"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]}
+
+
+@functools.cache
+def _validator(definition: str | None = None) -> Draft202012Validator:
+    """jsonschema's validator for ``_schema(definition)``: imported only to explain errors.
+    Bindings are left to ``_binding_validator``: the schema's one branch per binding type made
+    every binding pay for every type (jsonschema evaluates each ``if``), which grew with the
+    registry. An empty allOf keeps the mark ``_explain`` looks for."""
+    from jsonschema import Draft202012Validator
+
+    schema = _schema(definition)
+    defs = dict(schema["$defs"])
+    defs["binding"] = {**defs["binding"], "allOf": []}
+    return Draft202012Validator({**schema, "$defs": defs})
+
+
+@functools.cache
+def _is_valid(definition: str | None = None) -> Check:
+    """A quick yes/no for ``_schema(definition)`` (``quick_schema``); never yes for a schema it
+    cannot judge."""
+    return compile_schema(_schema(definition)) or (lambda data: False)
 
 
 @functools.cache
 def _binding_validator(binding_type: str) -> Draft202012Validator:
     """``$defs/binding`` with only ``binding_type``'s branch (errors keep the schema's shape)."""
+    from jsonschema import Draft202012Validator
+
     schema = json.loads(schema_text())
     binding = schema["$defs"]["binding"]
     branches = [b for b in binding.get("allOf", []) if b["if"]["properties"]["type"].get("const") == binding_type]
@@ -136,6 +156,8 @@ def check_schema(
     against ``#/$defs/<definition>`` alone. ``source`` maps a path to where it was written
     (an environment overlay moves values around).
     """
+    if _is_valid(definition)(data):
+        return []  # jsonschema would find nothing to explain
     found: set[Diagnostic] = set()  # one 'required' error per missing key would repeat them
 
     def report(error: ValidationError, checked: object, prefix: JsonPath, top: bool) -> None:

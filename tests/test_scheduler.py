@@ -1,0 +1,75 @@
+"""The apply scheduler: dependency order, listed order among ready jobs, a job starts only after
+what it waits for is recorded, the first failure stops new starts, and a cycle is refused."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from deployer.apply.scheduler import Job, run_jobs
+from deployer.errors import DeployerError
+
+
+def recording_jobs(specs: list[tuple[str, frozenset[str]]], started: list[str], recorded: list[str],
+                   fail: str | None = None) -> list[Job[str]]:
+    def body(key: str, after: frozenset[str]):  # type: ignore[no-untyped-def]
+        def run() -> str:
+            assert after <= set(recorded), f"{key} started before {sorted(after - set(recorded))} was recorded"
+            started.append(key)
+            if key == fail:
+                raise DeployerError(f"{key} failed")
+            return key
+        return run
+
+    return [Job(key, body(key, after), after) for key, after in specs]
+
+
+def test_jobs_start_in_listed_order_once_what_they_wait_for_is_recorded() -> None:
+    started: list[str] = []
+    recorded: list[str] = []
+    specs = [("c", frozenset({"a", "b"})), ("a", frozenset()), ("d", frozenset({"c"})), ("b", frozenset())]
+    errors = run_jobs(recording_jobs(specs, started, recorded), 1, recorded.extend)
+    assert errors == []
+    assert started == ["a", "b", "c", "d"]
+    assert recorded == ["a", "b", "c", "d"]
+
+
+def test_thousands_of_jobs_waiting_on_one_all_run_after_it() -> None:
+    started: list[str] = []
+    recorded: list[str] = []
+    specs = [("root", frozenset())] + [(f"j{n}", frozenset({"root"})) for n in range(5000)]
+    assert run_jobs(recording_jobs(specs, started, recorded), 8, recorded.extend) == []
+    assert started[0] == "root" and sorted(recorded) == sorted(key for key, _ in specs)
+
+
+def test_the_first_failure_starts_nothing_new_and_returns_the_failure() -> None:
+    started: list[str] = []
+    recorded: list[str] = []
+    specs = [("a", frozenset()), ("b", frozenset()), ("c", frozenset()), ("d", frozenset({"a"}))]
+    errors = run_jobs(recording_jobs(specs, started, recorded, fail="b"), 1, recorded.extend)
+    assert [str(e) for e in errors] == ["b failed"]
+    assert started == ["a", "b"] and recorded == ["a"]
+
+
+def test_jobs_waiting_on_each_other_are_refused_by_name() -> None:
+    started: list[str] = []
+    specs = [("a", frozenset({"b"})), ("b", frozenset({"a"})), ("c", frozenset())]
+    with pytest.raises(DeployerError, match="wait on each other and cannot start: a, b"):
+        run_jobs(recording_jobs(specs, started, []), 2, lambda outcomes: None)
+    assert started == ["c"]
+
+
+def test_at_most_parallelism_jobs_run_at_once() -> None:
+    running, most, lock = [0], [0], threading.Lock()
+    release = threading.Barrier(3, timeout=5)
+
+    def run() -> None:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        release.wait()  # three at a time, or the barrier breaks
+        with lock:
+            running[0] -= 1
+
+    assert run_jobs([Job(f"j{n}", run) for n in range(9)], 3, lambda outcomes: None) == []
+    assert most[0] == 3
