@@ -41,6 +41,9 @@ from tests.pg_server import pg_database, pg_url, postgres_server  # noqa: E402,F
 
 
 SAMPLE_TRIGGERS = (
+    # Round two's resources and module worker (tests/test_cli_triggers.py applies the whole sample).
+'r2_buckets:                            # owned like namespaces: created (or adopted) by name\n  assets:\n    name: sample-project-assets\nd1_databases:\n  main:\n    name: sample-project-db\nqueues:\n  jobs:\n    name: sample-project-jobs\n',
+    '\n  # A module worker with round two\'s bindings: owned resources by key, another worker of this\n  # project (uploaded first), a Durable Object class with its migration, and a queue consumer.\n  shop:\n    format: modules\n    path: shop/index.js\n    compatibility_date: "2024-09-23"\n    bindings:\n      - {type: r2_bucket, name: ASSETS, bucket: assets}\n      - {type: d1, name: DB, database: main}\n      - {type: queue, name: JOBS, queue: jobs}\n      - {type: service, name: COUNTER, script: visit-counter}\n      - {type: durable_object_namespace, name: CARTS, class_name: Cart}\n    durable_objects:\n      migrations:\n        - {tag: v1, new_sqlite_classes: [Cart]}\n    queue_consumers:\n      - {queue: jobs, max_batch_size: 10}\n',
     """    # Triggers, attached after the upload. zone_name is looked up at apply (plan needs no network).
     routes:
       - {pattern: "sample.example.com/*", zone_name: example.com}

@@ -51,7 +51,7 @@ def test_console_exits_with_mains_code_and_flushed_output(args: list[str], code:
     done = subprocess.run([sys.executable, "-m", "deployer", *args], capture_output=True, text=True,
                           cwd=REPO, timeout=60)
     assert done.returncode == code
-    expected = "valid (3 scripts" if code == 0 else "error: manifest not found"
+    expected = "valid (4 scripts" if code == 0 else "error: manifest not found"
     assert expected in done.stderr
 
 
