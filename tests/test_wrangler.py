@@ -57,6 +57,14 @@ def test_every_binding_type_and_setting_of_the_contract_is_in_the_corpus() -> No
                     "placement", "limits", "observability", "logpush", "tail_consumers"}
 
 
+@pytest.mark.parametrize("case", CASES)
+def test_every_converted_manifest_of_the_corpus_validates_in_every_environment(case: str, tmp_path: Path) -> None:
+    project, args = _case(case, tmp_path)
+    run("init", "--from-wrangler", *args, cwd=project)
+    result = run("validate", "--allow-unset", cwd=project)
+    assert "workers.yaml: valid (" in result.stderr
+
+
 SUPPORTED_ENV = {"COUNTER_API_KEY": "converted-secret"}
 
 

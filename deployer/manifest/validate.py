@@ -654,7 +654,7 @@ def claimed_twice(targets: Sequence[tuple[str | None, ManifestDraft]], file: str
                     seen = first.setdefault((kind.type, claimed.value), (label, claimed))
                     if seen[0] == label:
                         continue
-                    if seen[1] is claimed:
+                    if (seen[1].line, seen[1].col) == (claimed.line, claimed.col):  # inherited from the base
                         message = (f"{kind.claim} {claimed.raw!r} is deployed by both {seen[0]} and {label}, which "
                                    f"inherits it: each apply would take it from the other; give {label} its own "
                                    f"{kind.manifest_key}")
