@@ -283,7 +283,9 @@ class StateStore:
             written = 0
             while written < len(line):
                 written += os.write(fd, line[written:])
-            os.fsync(fd)
+            # fdatasync flushes the line and the file's new size (what a reader needs) without the
+            # timestamps: ~0.1 ms here against ~5 ms for fsync, paid once per recorded success.
+            _sync_data(fd)
             if created:
                 fsync_directory(journal.parent)  # so the new journal's name survives a crash
         except OSError as exc:
@@ -343,3 +345,8 @@ class StateStore:
 
 def _shown(path: Path) -> str:
     return shown_path(path)
+
+
+def _sync_data(fd: int) -> None:
+    # macOS has no fdatasync; fsync is the durable fallback.
+    getattr(os, "fdatasync", os.fsync)(fd)
