@@ -146,18 +146,22 @@ def apply_plan(
         have = change.previous_attachment
         if have is not None and change.type in ATTACHMENT_KINDS and not ATTACHMENT_KINDS[change.type].goes_with_script:
             detaches.setdefault(have.script, set()).add(_attachment_key(change))
+    bound_by: dict[str, set[str]] = {}  # script -> the scripts whose recorded bindings name it
+    for change in changes:
+        for name in _scripts_bound(change.previous_bindings):
+            bound_by.setdefault(name, set()).add(change.name)
     for change in changes:
         if change.action is Action.DELETE:
             # After every upload that stops binding it and every delete of a script binding it,
             # and after its routes and domains are detached or moved (Cloudflare keeps them).
-            binders = {c.name for c in changes if change.name in _names_in(c.previous_bindings)}
+            binders = bound_by.get(change.name, set())
             jobs.append(Job(f"delete {change.name}", _delete_job(change, manifest, client, progress),
                             frozenset(f"upload {n}" for n in binders & uploads)
                             | frozenset(f"delete {n}" for n in binders & deletes)
                             | frozenset(detaches.get(change.name, ()))))
         else:
             # After the scripts of this plan it binds (Cloudflare refuses a binding to a missing service).
-            bound = _names_in(change.bindings) & uploads - {change.name}
+            bound = _scripts_bound(change.bindings) & uploads - {change.name}
             # And after the scripts its settings name (a tail consumer must exist too).
             named = referenced_scripts(deployed_settings(scripts[change.name].settings, resolve))
             bound |= named & uploads - {change.name}
@@ -245,9 +249,9 @@ def _gone_with_script(change: Change, progress: Progress) -> Callable[[], _Outco
     return job
 
 
-def _names_in(bindings: tuple[DeployedBinding, ...]) -> set[str]:
-    """Every string a binding sends: a script this one depends on is named by one of them."""
-    return {value for binding in bindings for _, value in binding.values if isinstance(value, str)}
+def _scripts_bound(bindings: tuple[DeployedBinding, ...]) -> set[str]:
+    """The scripts these bindings name (a service, a Durable Object's script), as each kind says."""
+    return {name for binding in bindings for name in binding_kind(binding.type).scripts_named(binding)}
 
 
 def _apply_resources(
