@@ -228,6 +228,26 @@ def shown_value(value: Value) -> str:
     return shown if isinstance(shown, str) else json.dumps(shown)
 
 
+
+class ZonedKind(AttachmentKind):
+    """A list of names attached in a zone (``routes``: patterns, ``custom_domains``: hostnames),
+    each ``{<name_field>, zone_id | zone_name}``, claimed once across the manifest."""
+
+    name_field: str = ""
+    state_keys = (StateKey("zone_id"), StateKey("zone_name"))
+
+    def claimed(self, draft: AttachmentDraft) -> list[Field]:
+        return [item.entries[self.name_field][1].at for item in draft.tree.items if self.name_field in item.entries]
+
+    def build(self, script: str, value: object, names: Names) -> tuple[Attachment, ...]:
+        assert isinstance(value, list), "checked by the schema"
+        return tuple(Attachment(self.type, item[self.name_field], script,
+                                (("zone_id", item.get("zone_id")), ("zone_name", item.get("zone_name"))))
+                     for item in value)
+
+    def reason_for(self, key: str) -> Reason:
+        return Reason.ZONE
+
 def _comparable(value: Value) -> object:
     # A set of crons has no order; everything else compares as recorded.
     return tuple(sorted(value)) if isinstance(value, tuple) else value

@@ -9,27 +9,25 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from deployer.kinds.attachment import (
-    AttachmentKind,
-    Names,
+    ZonedKind,
     Report,
     Sections,
     Session,
-    StateKey,
 )
 from deployer.kinds.route import check_zone, in_zone, zone_schema
-from deployer.models import Action, Attachment, Change, Reason
+from deployer.models import Action, Attachment, Change
 
 if TYPE_CHECKING:
-    from deployer.manifest.validate import AttachmentDraft, Field
+    from deployer.manifest.validate import AttachmentDraft
 
 HOSTNAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+")
 HOSTNAME_WORDS = "a hostname (lowercase letters, digits and '-' in dot-separated labels; no wildcard, path or port)"
 
 
-class CustomDomainKind(AttachmentKind):
+class CustomDomainKind(ZonedKind):
     type = "custom_domain"
     manifest_key = "custom_domains"
-    state_keys = (StateKey("zone_id"), StateKey("zone_name"))
+    name_field = "hostname"
     claim = "hostname"
 
     def schema(self) -> dict[str, Any]:
@@ -60,18 +58,6 @@ class CustomDomainKind(AttachmentKind):
                 report(field, f"{field.subject()} is not {HOSTNAME_WORDS}")
             elif zone_name is not None and not in_zone(field.value, zone_name):
                 report(field, f"{field.subject()} is not in zone {zone_name!r}")
-
-    def claimed(self, draft: AttachmentDraft) -> list[Field]:
-        return [item.entries["hostname"][1].at for item in draft.tree.items if "hostname" in item.entries]
-
-    def build(self, script: str, value: object, names: Names) -> tuple[Attachment, ...]:
-        assert isinstance(value, list), "checked by the schema"
-        return tuple(Attachment(self.type, item["hostname"], script,
-                                (("zone_id", item.get("zone_id")), ("zone_name", item.get("zone_name"))))
-                     for item in value)
-
-    def reason_for(self, key: str) -> Reason:
-        return Reason.ZONE
 
     def summary(self, attachment: Attachment) -> str:
         zone = attachment.get("zone_name") or attachment.get("zone_id")

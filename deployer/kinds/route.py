@@ -10,12 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from deployer.errors import CloudflareApiError
 from deployer.kinds.attachment import (
-    AttachmentKind,
-    Names,
+    ZonedKind,
     Report,
     Sections,
     Session,
-    StateKey,
 )
 from deployer.manifest.rules import HEX_ID, schema_pattern
 from deployer.models import Action, Attachment, Change, Reason
@@ -86,10 +84,10 @@ def zone_schema(required: bool) -> dict[str, Any]:
     }
 
 
-class RouteKind(AttachmentKind):
+class RouteKind(ZonedKind):
     type = "route"
     manifest_key = "routes"
-    state_keys = (StateKey("zone_id"), StateKey("zone_name"))
+    name_field = "pattern"
     claim = "route pattern"
 
     def schema(self) -> dict[str, Any]:
@@ -120,18 +118,6 @@ class RouteKind(AttachmentKind):
             problem = pattern_problem(field.value or "", zone_name)
             if problem is not None:
                 report(field, f"{field.subject()} is not a valid route pattern: {problem}")
-
-    def claimed(self, draft: AttachmentDraft) -> list[Field]:
-        return [item.entries["pattern"][1].at for item in draft.tree.items if "pattern" in item.entries]
-
-    def build(self, script: str, value: object, names: Names) -> tuple[Attachment, ...]:
-        assert isinstance(value, list), "checked by the schema"
-        return tuple(Attachment(self.type, item["pattern"], script,
-                                (("zone_id", item.get("zone_id")), ("zone_name", item.get("zone_name"))))
-                     for item in value)
-
-    def reason_for(self, key: str) -> Reason:
-        return Reason.ZONE
 
     def summary(self, attachment: Attachment) -> str:
         zone = attachment.get("zone_name") or attachment.get("zone_id") or "?"
