@@ -102,6 +102,7 @@ class AttachmentKind:
     goes_with_script: bool = False
     absent_leaves_alone: bool = False
     claim: str = ""
+    diagram_shape: str = "box"  # how the plan's picture draws it: box, trigger or schedule
 
     # --- the manifest ----------------------------------------------------------------------
 
@@ -234,6 +235,7 @@ class ZonedKind(AttachmentKind):
     each ``{<name_field>, zone_id | zone_name}``, claimed once across the manifest."""
 
     name_field: str = ""
+    diagram_shape = "trigger"
     state_keys = (StateKey("zone_id"), StateKey("zone_name"))
 
     def claimed(self, draft: AttachmentDraft) -> list[Field]:

@@ -76,6 +76,7 @@ def _field_problem(text: str, name: str, low: int, high: int, names: tuple[str, 
 
 class CronsKind(AttachmentKind):
     type = "crons"
+    diagram_shape = "schedule"
     manifest_key = "crons"
     state_keys = (StateKey("crons", "strings"),)
     goes_with_script = True

@@ -10,6 +10,7 @@ from deployer.models import Action, Attachment, Change, Reason
 
 class WorkersDevKind(AttachmentKind):
     type = "workers_dev"
+    diagram_shape = "trigger"
     manifest_key = "workers_dev"
     state_keys = (StateKey("enabled", "boolean"),)
     goes_with_script = True

@@ -1,7 +1,8 @@
 """A graph of resources and how they depend on each other, drawn as Mermaid or DOT.
 
-Pure and kind-agnostic: nodes and edges carry kind names as strings, so new kinds need no change
-here (``plan/diagram.py`` builds graphs from plans and manifests). Output is deterministic.
+Pure: nodes and edges carry kind names as strings, and a node's shape comes from what the registry
+says of its kind, so new kinds need no change here (``plan/diagram.py`` builds graphs from plans
+and manifests). Output is deterministic.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS
 from deployer.models import Action
 
 MAX_NODES = 150  # past this, a diagram shows one box per kind and action (GitHub renders slowly)
@@ -148,17 +150,18 @@ _SYMBOLS = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-", Action.F
             Action.NO_OP: "="}
 _ORDER = (Action.CREATE, Action.UPDATE, Action.DELETE, Action.FORGET, Action.ADOPT, Action.NO_OP)
 
-# Shapes by kind name (strings, so this module needs no kind): stores are cylinders, triggers
-# stadiums, schedules hexagons; any other kind is a box.
-_STORE, _TRIGGER, _SCHEDULE = ('[("', '")]'), ('(["', '"])'), ('{{"', '"}}')
-_MERMAID_SHAPES = {
-    "kv_namespace": _STORE, "r2_bucket": _STORE, "d1_database": _STORE, "queue": _STORE,
-    "route": _TRIGGER, "custom_domain": _TRIGGER, "workers_dev": _TRIGGER, "crons": _SCHEDULE,
-}
-_DOT_SHAPES = {
-    "kv_namespace": "cylinder", "r2_bucket": "cylinder", "d1_database": "cylinder", "queue": "cylinder",
-    "route": "oval", "custom_domain": "oval", "workers_dev": "oval", "crons": "hexagon",
-}
+# Shapes by role: owned resources are stores (cylinders), an attachment kind names its own
+# (``AttachmentKind.diagram_shape``: triggers stadiums, schedules hexagons); anything else a box.
+_MERMAID_SHAPES = {"store": ('[("', '")]'), "trigger": ('(["', '"])'), "schedule": ('{{"', '"}}'),
+                   "box": ('["', '"]')}
+_DOT_SHAPES = {"store": "cylinder", "trigger": "oval", "schedule": "hexagon"}
+
+
+def _shape(kind: str) -> str:
+    if kind in RESOURCE_KINDS:
+        return "store"
+    attached = ATTACHMENT_KINDS.get(kind)
+    return attached.diagram_shape if attached is not None else "box"
 
 
 def mermaid_text(text: str) -> str:
@@ -191,7 +194,7 @@ def render_mermaid(graph: Graph) -> str:
     if graph.note is not None:
         lines.append(f'  note["{mermaid_text(graph.note)}"]')
     for node in graph.nodes:
-        start, end = _MERMAID_SHAPES.get(node.kind, ('["', '"]'))
+        start, end = _MERMAID_SHAPES[_shape(node.kind)]
         lines.append(f"  {ids[node.id]}{start}{mermaid_text(_heading(node))}<br>{mermaid_text(_short(node.label))}{end}")
     for edge in graph.edges:
         arrow = "-.->" if edge.label is Relation.BEFORE else "-->"
@@ -241,8 +244,8 @@ def render_dot(graph: Graph) -> str:
         lines += [f'  label="{dot_text(graph.note)}";', "  labelloc=t;"]
     for node in graph.nodes:
         attributes = [f'label="{dot_text(_heading(node))}\\n{dot_text(_short(node.label))}"']
-        if node.kind in _DOT_SHAPES:
-            attributes.append(f"shape={_DOT_SHAPES[node.kind]}")
+        if _shape(node.kind) in _DOT_SHAPES:
+            attributes.append(f"shape={_DOT_SHAPES[_shape(node.kind)]}")
         if node.action is not None:
             fill, border = _DOT_COLORS[node.action]
             attributes += [f'fillcolor="{fill}"', f'color="{border}"']
