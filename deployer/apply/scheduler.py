@@ -1,16 +1,17 @@
 """Run an apply's requests in dependency order, in parallel where they are independent.
 
-A job starts once every job it comes ``after`` has succeeded (a script after the scripts it
-binds, a route after its script's upload), at most ``parallelism`` at a time; outcomes that
-finish together are recorded together (one journal line each). On the first failure nothing
-new starts, the running jobs finish and are recorded, and the failures are returned.
+A job starts once every job it comes ``after`` has succeeded and been recorded (a script after
+the scripts it binds, a route after its script's upload), at most ``parallelism`` at a time.
+Each of ``parallelism`` workers runs a job, records its outcome (one journal line) and only then
+takes the next: no hand-over to another thread between an answer and the next request, and a
+slot's next request never starts before its last success is on disk. On the first failure
+nothing new starts, the running jobs finish and are recorded, and the failures are returned.
 """
 from __future__ import annotations
 
 import heapq
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -30,7 +31,8 @@ class Job(Generic[T]):
 
 
 def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]], None]) -> list[Exception]:
-    """Run ``jobs``; ``record`` each batch of outcomes as it completes. Returns the failures.
+    """Run ``jobs``; ``record`` each outcome (as a one-item list) as it completes, one at a
+    time. Returns the failures; an error raised by ``record`` is raised once the running jobs end.
 
     Raises DeployerError when interrupted (Ctrl-C): in-flight requests finish and are recorded
     first; a second Ctrl-C abandons them. A job never started (its dependency failed, or the
@@ -38,73 +40,128 @@ def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]
     """
     if not jobs:
         return []
-    keys = {job.key for job in jobs}
-    waiting = {job.key: set(job.after) & keys - {job.key} for job in jobs}
-    dependants: dict[str, list[int]] = {}
-    for index, job in enumerate(jobs):
-        for key in waiting[job.key]:
-            dependants.setdefault(key, []).append(index)
-    # Jobs whose dependencies are done, by their place in ``jobs`` (a heap: no rescanning of
-    # thousands of waiting jobs each time one slot frees up).
-    ready = [index for index, job in enumerate(jobs) if not waiting[job.key]]
-    heapq.heapify(ready)
-    started = 0
-    stop = threading.Event()
-    errors: list[Exception] = []
-    pool = ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="deployer-apply")
-    running: dict[Future[T], str] = {}
-    abandon = False
+    return _Run(jobs, parallelism, record).wait()
 
-    def top_up() -> None:
-        nonlocal started
-        while not stop.is_set() and len(running) < parallelism and ready:
-            job = jobs[heapq.heappop(ready)]
-            started += 1
-            running[pool.submit(job.run)] = job.key
 
-    try:
-        top_up()
-        while running:
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            outcomes = []
-            for future in done:
-                key = running.pop(future)
-                try:
-                    outcomes.append(future.result())
-                except Exception as exc:  # noqa: BLE001 - collected, returned as one list
-                    errors.append(exc)
-                    stop.set()
-                    continue
-                for index in dependants.pop(key, ()):
-                    waiting[jobs[index].key].discard(key)
-                    if not waiting[jobs[index].key]:
-                        heapq.heappush(ready, index)
-            record(outcomes)
-            top_up()
-        if started < len(jobs) and not errors and not stop.is_set():
-            # Only a cycle leaves jobs waiting on each other (validate refuses one; this is a guard).
-            names = ", ".join(sorted(job.key for job in jobs if waiting[job.key]))
-            raise DeployerError(f"these changes wait on each other and cannot start: {names}")
-    except KeyboardInterrupt:
-        # Ctrl-C: start nothing new, let in-flight requests finish, record them, then stop.
-        stop.set()
+class _Run(Generic[T]):
+    def __init__(self, jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]], None]) -> None:
+        self._jobs, self._record = jobs, record
+        keys = {job.key for job in jobs}
+        self._waiting = {job.key: set(job.after) & keys - {job.key} for job in jobs}
+        self._dependants: dict[str, list[int]] = {}
+        for index, job in enumerate(jobs):
+            for key in self._waiting[job.key]:
+                self._dependants.setdefault(key, []).append(index)
+        # Jobs whose dependencies are done, by their place in ``jobs`` (a heap: no rescanning of
+        # thousands of waiting jobs each time one slot frees up).
+        self._ready = [index for index, job in enumerate(jobs) if not self._waiting[job.key]]
+        heapq.heapify(self._ready)
+        self._changed = threading.Condition()  # guards everything below; notified on every change
+        self._started = self._running = 0
+        self._stop = False
+        self._errors: list[Exception] = []
+        self._fatal: BaseException | None = None  # from record(), or a job's non-Exception
+        # Recording is serialised on its own lock, so workers picking up jobs do not wait on a
+        # journal write; ``_abandoned`` (set under it) stops recording after a second Ctrl-C.
+        self._recording = threading.Lock()
+        self._abandoned = False
+        count = max(1, min(parallelism, len(jobs)))
+        self._alive = count
+        for number in range(count):
+            # Daemon threads: after a second Ctrl-C the process leaves without them.
+            threading.Thread(target=self._work, name=f"deployer-apply-{number}", daemon=True).start()
+
+    def wait(self) -> list[Exception]:
         try:
-            done, _ = wait(running)
+            self._until_workers_end()
         except KeyboardInterrupt:
-            # A second Ctrl-C stops waiting, as Terraform's does: what finished is recorded; the
-            # abandoned requests may or may not have happened, and the next apply repeats them
-            # (uploads and deletes are idempotent).
-            abandon = True
-            finished = [f for f in running if f.done() and not f.cancelled() and f.exception() is None]
-            record([f.result() for f in finished])
+            # Ctrl-C: start nothing new, let in-flight requests finish, record them, then stop.
+            with self._changed:
+                self._stop = True
+            try:
+                self._until_workers_end()
+            except KeyboardInterrupt:
+                # A second Ctrl-C stops waiting, as Terraform's does: what finished is recorded; the
+                # abandoned requests may or may not have happened, and the next apply repeats them
+                # (uploads and deletes are idempotent).
+                with self._recording:
+                    self._abandoned = True
+                    in_flight = self._running
+                raise DeployerError(
+                    f"interrupted twice: {in_flight} request(s) in flight were abandoned and "
+                    "may or may not have taken effect; finished requests were recorded; run apply again to finish"
+                ) from None
+            if self._fatal is not None:
+                raise self._fatal from None
             raise DeployerError(
-                f"interrupted twice: {len(running) - len(finished)} request(s) in flight were abandoned and "
-                "may or may not have taken effect; finished requests were recorded; run apply again to finish"
+                "interrupted: finished requests were recorded in the state; run apply again to finish"
             ) from None
-        record([f.result() for f in done if not f.exception()])
-        raise DeployerError(
-            "interrupted: finished requests were recorded in the state; run apply again to finish"
-        ) from None
-    finally:
-        pool.shutdown(wait=not abandon, cancel_futures=True)
-    return errors
+        if self._fatal is not None:
+            raise self._fatal
+        if self._started < len(self._jobs) and not self._errors and not self._stop:
+            # Only a cycle leaves jobs waiting on each other (validate refuses one; this is a guard).
+            names = ", ".join(sorted(job.key for job in self._jobs if self._waiting[job.key]))
+            raise DeployerError(f"these changes wait on each other and cannot start: {names}")
+        return self._errors
+
+    def _until_workers_end(self) -> None:
+        with self._changed:
+            while self._alive:
+                self._changed.wait()
+
+    def _work(self) -> None:
+        try:
+            while (job := self._next()) is not None:
+                self._finish(job, *self._attempt(job))
+        finally:
+            with self._changed:
+                self._alive -= 1
+                self._changed.notify_all()
+
+    def _next(self) -> Job[T] | None:
+        """The next ready job, waiting while others run that may release one; None when done."""
+        with self._changed:
+            while not self._stop:
+                if self._ready:
+                    self._started += 1
+                    self._running += 1
+                    return self._jobs[heapq.heappop(self._ready)]
+                if not self._running:
+                    self._changed.notify_all()  # nothing runs, so nothing more becomes ready
+                    return None
+                self._changed.wait()
+            return None
+
+    @staticmethod
+    def _attempt(job: Job[T]) -> tuple[T | None, BaseException | None]:
+        try:
+            return job.run(), None
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            return None, exc
+
+    def _finish(self, job: Job[T], outcome: T | None, failure: BaseException | None) -> None:
+        if failure is None:
+            try:
+                with self._recording:
+                    if not self._abandoned:
+                        self._record([outcome])  # type: ignore[list-item]  # a success has its outcome
+            except BaseException as exc:  # noqa: BLE001 - raised by wait() in the main thread
+                with self._changed:
+                    self._fatal = self._fatal or exc
+                failure = exc
+        with self._changed:
+            self._running -= 1
+            if failure is None:
+                for index in self._dependants.pop(job.key, ()):
+                    waiting = self._waiting[self._jobs[index].key]
+                    waiting.discard(job.key)
+                    if not waiting:
+                        heapq.heappush(self._ready, index)
+            else:
+                self._stop = True
+                if failure is not self._fatal:
+                    if isinstance(failure, Exception):
+                        self._errors.append(failure)
+                    else:
+                        self._fatal = self._fatal or failure
+            self._changed.notify_all()
