@@ -304,6 +304,8 @@ class FakeCloudflare:
         self._request_counts: Counter[tuple[str, str]] = Counter()
         self._mutating_requests = 0
         self.requests: list[RecordedRequest] = []
+        # Each answer goes no sooner than ``latency`` after its request arrived: a round trip
+        # with Cloudflare's work inside it, so the fake's own parsing is not added on top.
         self.latency = 0.0
         self.ignore_bindings: set[str] = set()  # binding names an upload silently drops (for verify)
         self._rules: list[Rule] = []
@@ -632,8 +634,9 @@ class FakeCloudflare:
             return None
 
     def _pick_fault(self, method: str, path: str) -> tuple[Rule | None, float]:
+        """The fault for this request (or None) and the seconds its ``slow`` rules add."""
         with self._lock:
-            latency, fault = self.latency, None
+            latency, fault = 0.0, None
             wait = self._over_rate_limit(time.monotonic())
             if wait is not None:
                 return Rule(method, re.compile(""), "429", 1, str(max(1, math.ceil(wait)))), latency
@@ -1102,6 +1105,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet tests
         pass
 
+    _arrived = 0.0  # when the request line arrived (time.monotonic())
+    _answer_at = 0.0  # no answer (or dropped connection) before this
+
+    def parse_request(self) -> bool:
+        self._arrived, self._answer_at = time.monotonic(), 0.0
+        return super().parse_request()
+
     def do_GET(self) -> None:
         self._serve()
 
@@ -1132,9 +1142,10 @@ class _Handler(BaseHTTPRequestHandler):
             if not hold._wait(timeout=60):
                 self._drop(record)
                 return
-        fault, latency = fake._pick_fault(method, path)
-        if latency:
-            time.sleep(latency)
+        fault, slowed = fake._pick_fault(method, path)
+        if slowed:
+            time.sleep(slowed)  # a slow() rule: before the request takes effect
+        self._answer_at = self._arrived + slowed + fake.latency
         if fault is not None and fault.kind in ("echo", "echo-text", "redirect"):
             self._echo(fault.kind, record, body)
             record.answered = time.monotonic()
@@ -1237,6 +1248,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _drop(self, record: RecordedRequest) -> None:
         """Close the connection without an answer."""
+        self._wait_to_answer()
         record.status = None
         self.close_connection = True
         try:
@@ -1245,7 +1257,13 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         record.answered = time.monotonic()
 
+    def _wait_to_answer(self) -> None:
+        delay = self._answer_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        self._wait_to_answer()
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
