@@ -128,6 +128,23 @@ KEYWORD_SCHEMAS = [
     {"if": {"properties": {"type": {"const": "x"}}, "required": ["type"]}, "then": {"required": ["name"]},
      "else": {"maxProperties": 1}},
     {"$defs": {"node": {"type": ["array", "integer"], "items": {"$ref": "#/$defs/node"}}}, "$ref": "#/$defs/node"},
+    # Branches on one key (looked up, not tested one by one), two on the same value, one other rule:
+    {"allOf": [
+        {"if": {"type": "object", "properties": {"type": {"const": "x"}}, "required": ["type"]},
+         "then": {"required": ["name"]}},
+        {"if": {"type": "object", "properties": {"type": {"const": "x"}}, "required": ["type"]},
+         "then": {"maxProperties": 2}},
+        {"if": {"type": "object", "properties": {"type": {"const": "plain_text"}}, "required": ["type"]},
+         "then": {"properties": {"text": {"type": "string"}}, "required": ["text"]}},
+        {"propertyNames": {"maxLength": 8}},
+    ]},
+    # ... and branches on two different keys: tested one by one.
+    {"allOf": [
+        {"if": {"type": "object", "properties": {"type": {"const": "x"}}, "required": ["type"]},
+         "then": {"required": ["name"]}},
+        {"if": {"type": "object", "properties": {"name": {"const": "x"}}, "required": ["name"]},
+         "then": {"required": ["text"]}},
+    ]},
 ]
 
 

@@ -157,7 +157,7 @@ class _Compiler:
     def _combined(self, schema: dict[str, Any]) -> Check | None:
         checks = []
         if "allOf" in schema:
-            checks.append(_all([self.compile(sub) for sub in schema["allOf"]]))
+            checks.append(self._all_of(schema["allOf"]))
         if "anyOf" in schema:
             any_of = [self.compile(sub) for sub in schema["anyOf"]]
             checks.append(lambda x: any(sub(x) for sub in any_of))
@@ -169,6 +169,34 @@ class _Compiler:
             checks.append(lambda x: not negated(x))
         return _all(checks) if checks else None
 
+    def _all_of(self, subs: list[Any]) -> Check:
+        """``allOf``; its ``if {type: object, properties: {K: {const: "v"}}, required: [K]} then
+        S`` branches (the binding types') become one lookup of x[K] instead of a test per branch."""
+        branches: dict[str, list[Check]] = {}
+        keys, rest = set(), []
+        for sub in subs:
+            found = _discriminated(sub)
+            if found is None:
+                rest.append(self.compile(sub))
+                continue
+            key, value = found
+            keys.add(key)
+            branches.setdefault(value, []).append(self.compile(sub["then"]))
+        if len(keys) != 1:  # none, or branches on different keys: compile them as written
+            return _all([self.compile(sub) for sub in subs])
+        key = keys.pop()
+        lookup = {value: _all(checks) for value, checks in branches.items()}
+
+        def dispatch(x: Any) -> bool:
+            # No branch's condition holds for a non-object or a missing or non-string x[K].
+            if not isinstance(x, dict):
+                return True
+            value = x.get(key)
+            branch = lookup.get(value) if isinstance(value, str) else None
+            return branch is None or branch(x)
+
+        return _all([dispatch, *rest])
+
     def _condition(self, schema: dict[str, Any]) -> Check | None:
         if "if" not in schema:
             return None
@@ -176,6 +204,23 @@ class _Compiler:
         then = self.compile(schema.get("then", True))
         otherwise = self.compile(schema.get("else", True))
         return lambda x: then(x) if condition(x) else otherwise(x)
+
+
+def _discriminated(schema: Any) -> tuple[str, str] | None:
+    """``(K, v)`` when ``schema`` is exactly ``{if: {type: object, properties: {K: {const: v}},
+    required: [K]}, then: ...}`` with a string ``v``; None otherwise."""
+    if not isinstance(schema, dict) or schema.keys() != {"if", "then"}:
+        return None
+    condition = schema["if"]
+    if not isinstance(condition, dict) or condition.keys() != {"type", "properties", "required"}:
+        return None
+    properties, required = condition["properties"], condition["required"]
+    if condition["type"] != "object" or not isinstance(properties, dict) or len(properties) != 1:
+        return None
+    (key, const), = properties.items()
+    if required != [key] or not isinstance(const, dict) or const.keys() != {"const"}:
+        return None
+    return (key, const["const"]) if isinstance(const["const"], str) else None
 
 
 def _string(schema: dict[str, Any]) -> Check | None:
