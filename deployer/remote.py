@@ -11,7 +11,6 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any, Protocol, cast
 
 from deployer.errors import CloudflareApiError, DeployerError
@@ -254,6 +253,8 @@ def _code_parts(content_type: str, body: bytes) -> tuple[ScriptFormat, list[tupl
     """``(format, [(part name, content type, sha256)])`` of downloaded code, entry first: a
     multipart answer is a modules script (its first part the main module), anything else the
     bytes of a service-worker script."""
+    from email.message import Message  # here, not at the top: apply imports this module (~5 ms)
+
     header = Message()
     header["Content-Type"] = content_type or "application/octet-stream"
     if header.get_content_type() != "multipart/form-data":
@@ -271,6 +272,8 @@ def _code_parts(content_type: str, body: bytes) -> tuple[ScriptFormat, list[tupl
 
 def _split_multipart(body: bytes, boundary: str) -> list[tuple[str, str, bytes]]:
     """``(name, content type, bytes)`` of each part, bytes exactly as received."""
+    from email.message import Message
+
     parts = []
     for section in (b"\r\n" + body).split(b"\r\n--" + boundary.encode("latin-1"))[1:]:
         if section.startswith(b"--"):
