@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from deployer.manifest.environments import environment_names, overlay
+from deployer.manifest.yaml_nodes import compose, plain_value
 
 BASE = """\
 version: 1
@@ -28,9 +29,9 @@ scripts:
 
 
 def merged(environments: str, environment: str | None = "staging") -> dict:
-    root = yaml.compose(BASE + textwrap.dedent(environments))
+    root = compose(BASE + textwrap.dedent(environments))
     result = overlay(root, environment)
-    return yaml.safe_load(yaml.serialize(result.root))
+    return plain_value(result.root, {})
 
 
 def test_without_an_environment_the_base_is_used_and_environments_dropped() -> None:
@@ -94,10 +95,10 @@ def test_other_lists_replace_and_a_new_script_is_added() -> None:
 
 
 def test_name_suffix_is_kept_apart_not_merged() -> None:
-    root = yaml.compose(BASE + "environments:\n  staging:\n    name_suffix: -staging\n")
+    root = compose(BASE + "environments:\n  staging:\n    name_suffix: -staging\n")
     result = overlay(root, "staging")
     assert result.name_suffix is not None and result.name_suffix.value == "-staging"
-    assert "name_suffix" not in yaml.safe_load(yaml.serialize(result.root))
+    assert "name_suffix" not in plain_value(result.root, {})
 
 
 @pytest.mark.parametrize(
@@ -112,7 +113,7 @@ def test_name_suffix_is_kept_apart_not_merged() -> None:
     ],
 )
 def test_source_path_says_where_a_merged_value_was_written(merged_path: tuple, written_at: tuple) -> None:
-    root = yaml.compose(BASE + textwrap.dedent("""\
+    root = compose(BASE + textwrap.dedent("""\
         environments:
           staging:
             account_id: fedcba9876543210fedcba9876543210
@@ -127,8 +128,8 @@ def test_source_path_says_where_a_merged_value_was_written(merged_path: tuple, w
 
 
 def test_environment_names_in_file_order_or_none_without_the_map() -> None:
-    assert environment_names(yaml.compose(BASE)) is None
-    root = yaml.compose(BASE + "environments:\n  staging: {}\n  production:\n")
+    assert environment_names(compose(BASE)) is None
+    root = compose(BASE + "environments:\n  staging: {}\n  production:\n")
     assert environment_names(root) == ("staging", "production")
 
 

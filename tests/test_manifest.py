@@ -202,14 +202,14 @@ def test_pure_python_loader_builds_the_same_manifest(project: Path, monkeypatch:
     path = write(project, CONTRACT_EXAMPLE)
     environ = {"CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "API_KEY": "k"}
     with_c = load_manifest(path, environ)
-    monkeypatch.setattr(manifest_module, "LOADER", yaml.SafeLoader)
+    monkeypatch.setattr(manifest_module, "LOADER", manifest_module.PythonLoader)
     assert load_manifest(path, environ) == with_c
 
 
 @given(st.text(alphabet=st.characters(codec="utf-8")).filter(lambda text: "${" not in text))
 def test_text_without_a_placeholder_is_never_changed(text: str) -> None:
     parser = manifest_module.Parser("workers.yaml", {})
-    node = yaml.ScalarNode("tag:yaml.org,2002:str", text, yaml.Mark("", 0, 0, 0, "", 0))
+    node = manifest_module.ScalarNode("tag:yaml.org,2002:str", text, 0, 0)
     parser._fill(node, ())
     assert parser.filled[id(node)] == text
     assert parser.diagnostics == []

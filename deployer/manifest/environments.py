@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from deployer.manifest.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
 
 JsonPath = tuple[str | int, ...]
 
@@ -77,7 +78,7 @@ def overlay(root: MappingNode, environment: str | None) -> Overlay:
     whether that is an error), the result is the base manifest alone.
     """
     base = MappingNode(root.tag, [(k, v) for k, v in root.value if not _is_key(k, ENVIRONMENTS)],
-                       root.start_mark, root.end_mark, root.flow_style)
+                       root.line, root.column)
     environments = _entry(root, ENVIRONMENTS)
     over = _entry(environments, environment) if environment is not None else None
     if not isinstance(over, MappingNode) or over.tag != _MAP_TAG:
@@ -85,7 +86,7 @@ def overlay(root: MappingNode, environment: str | None) -> Overlay:
     at: JsonPath = (ENVIRONMENTS, environment or "")
     suffix = _entry(over, NAME_SUFFIX)
     body = MappingNode(over.tag, [(k, v) for k, v in over.value if not _is_key(k, NAME_SUFFIX)],
-                       over.start_mark, over.end_mark, over.flow_style)
+                       over.line, over.column)
     origins: dict[int, JsonPath] = {}
     merged = _merge_mappings(base, body, (), at, origins)
     return Overlay(merged, environment, suffix if isinstance(suffix, ScalarNode) else None, origins)
@@ -117,7 +118,7 @@ def _merge_mappings(
             origins[id(value)] = origins[id(key)] = (*at, name)
             position[name] = len(entries)
             entries.append((key, value))
-    return MappingNode(base.tag, entries, base.start_mark, base.end_mark, base.flow_style)
+    return MappingNode(base.tag, entries, base.line, base.column)
 
 
 def _merge_bindings(
@@ -134,7 +135,7 @@ def _merge_bindings(
             if name is not None:
                 position[name] = len(items)
             items.append(item)
-    return SequenceNode(base.tag, items, base.start_mark, base.end_mark, base.flow_style)
+    return SequenceNode(base.tag, items, base.line, base.column)
 
 
 def _is_bindings(path: JsonPath) -> bool:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from deployer.manifest import environments, rules, validate
 from deployer.manifest.build import BuildStep, build_steps
@@ -31,6 +30,7 @@ from deployer.manifest.script_files import (  # noqa: F401  (sha256_file: re-exp
 )
 from deployer.manifest.asset_files import hash_assets, scan_assets
 from deployer.manifest.environments import Overlay
+from deployer.manifest.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from deployer.errors import DeployerError, Diagnostic, ManifestError
 from deployer.kinds import assets as assets_kind, migrations
 from deployer.kinds.registry import ATTACHMENT_KINDS, RESOURCE_KINDS, SETTING_KINDS, binding_kind
@@ -100,7 +100,7 @@ def _without_cycle_collection() -> Iterator[None]:
 def _load(path: Path, environ: Mapping[str, str], environment: str | None, build: Builder | None,
           warn: Warn | None) -> Manifest:
     document = _Document(path, environ, stage=_Stage.RUN if build else _Stage.SKIP, builder=build)
-    checked = document.check(environment)
+    checked = document.check(environment, last=True)
     document.raise_problems()
     document.show_warnings(warn)
     draft, files = checked
@@ -166,7 +166,7 @@ def check_manifest(
     document = _Document(path, environ, allow_unset=allow_unset, stage=_Stage.CHECK)
     names = document.names or ()
     targets = [environment] if environment is not None else [None, *names]
-    drafts = [document.check(target)[0] for target in targets]
+    drafts = [document.check(target, last=index == len(targets) - 1)[0] for index, target in enumerate(targets)]
     document.warnings.update(validate.claimed_twice(list(zip(targets, drafts)), document.file))
     document.raise_problems()
     document.show_warnings(warn)
@@ -216,7 +216,7 @@ class _Document:
         if not isinstance(root, MappingNode):  # the schema says what it should be
             self.diagnostics += validate.check_schema(data, lambda at, key: locate(root, at, key), self.file)
             raise ManifestError(self.diagnostics)
-        self.root = root
+        self.root: MappingNode | None = root  # None after the last check()
         self.names = environments.environment_names(root)
         self._overlays: list[Overlay] = []
         # Every environment shares the base's nodes for the scripts it leaves alone: each such
@@ -233,7 +233,12 @@ class _Document:
                 definition="environments", at=(environments.ENVIRONMENTS,),
             )
 
-    def check(self, environment: str | None) -> tuple[ManifestDraft, dict[str, _Files]]:
+    def check(self, environment: str | None, *, last: bool = False) -> tuple[ManifestDraft, dict[str, _Files]]:
+        """The draft of ``environment`` (None: the base) and its scripts' files. With ``last`` (no
+        other environment will be checked) the YAML nodes and the data converted from them are
+        let go as soon as they have served: together with the drafts they were the peak memory
+        of a large manifest."""
+        assert self.root is not None, "check() after the last check()"
         if environment is not None and self.names is not None and environment not in self.names:
             known = ", ".join(self.names) or "none"
             raise DeployerError(
@@ -249,7 +254,16 @@ class _Document:
             self._not_yet_checked(data), lambda at, key: locate(overlay.root, at, key), self.file,
             source=overlay.source_path,
         )
+        del data
+        if last:
+            self.parser.forget_conversions()
         draft = _draft(overlay, self.parser.filled, self._drafts)
+        if last:  # the drafts hold no node: the tree goes (ids may then be reused, so nothing keyed by them stays)
+            del overlay
+            self.root = None
+            self._overlays.clear()
+            self._drafts.clear()
+            self.parser.filled.clear()
         self.diagnostics += validate.check_semantics(draft, self.file, self._semantics_checked)
         self._build(draft)
         files = {s.name.raw: self._files(s) for s in draft.scripts}

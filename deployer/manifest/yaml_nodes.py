@@ -9,65 +9,119 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from yaml.composer import Composer
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.composer import ComposerError
+
+from deployer.manifest.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from deployer.manifest import validate
 from deployer.errors import DeployerError, Diagnostic, ManifestError
 from deployer.manifest.validate import JsonPath
 
 
-class _Position:
-    """Where a node starts: all that is read of the two marks PyYAML gives each node (which,
-    kept for every node, were a third of a large manifest's memory)."""
+class _Composer:
+    """Builds the nodes of ``nodes`` from a parser's events (in place of PyYAML's Composer,
+    whose nodes carry an attribute dict and two marks each); anchors and aliases resolved."""
 
-    __slots__ = ("column", "line")
+    if TYPE_CHECKING:  # provided by the parser (libyaml's or PyYAML's) and Resolver mixed in
+        def check_event(self, *choices: type[yaml.Event]) -> bool: ...
+        def peek_event(self) -> Any: ...
+        def get_event(self) -> Any: ...
+        def resolve(self, kind: type[yaml.Node], value: str | None, implicit: Any) -> str: ...
 
-    def __init__(self, line: int, column: int) -> None:
-        self.line, self.column = line, column
+    def __init__(self) -> None:
+        self.anchors: dict[str, Node] = {}
+
+    def get_single_node(self) -> Node | None:
+        self.get_event()  # the stream's start
+        document = None
+        if not self.check_event(yaml.StreamEndEvent):
+            self.get_event()  # the document's start
+            document = self.compose_node()
+            self.get_event()  # the document's end
+            self.anchors = {}
+        if not self.check_event(yaml.StreamEndEvent):
+            event = self.get_event()
+            raise ComposerError("expected a single document in the stream", _yaml_mark(document),
+                                "but found another document", event.start_mark)
+        self.get_event()
+        return document
+
+    def compose_node(self) -> Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.get_event()
+            if event.anchor not in self.anchors:
+                raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", event.start_mark)
+            return self.anchors[event.anchor]
+        event = self.get_event()
+        anchor, tag, line, column = event.anchor, event.tag, event.start_mark.line, event.start_mark.column
+        if anchor is not None and anchor in self.anchors:
+            raise ComposerError(f"found duplicate anchor {anchor!r}; first occurrence",
+                                _yaml_mark(self.anchors[anchor]), "second occurrence", event.start_mark)
+        node: Node
+        if isinstance(event, yaml.ScalarEvent):
+            if tag is None or tag == "!":
+                tag = self.resolve(yaml.ScalarNode, event.value, event.implicit)
+            node = ScalarNode(tag, event.value, line, column)
+        elif isinstance(event, yaml.MappingStartEvent):
+            if tag is None or tag == "!":
+                tag = self.resolve(yaml.MappingNode, None, event.implicit)
+            node = MappingNode(tag, [], line, column)
+        else:
+            if tag is None or tag == "!":
+                tag = self.resolve(yaml.SequenceNode, None, event.implicit)
+            node = SequenceNode(tag, [], line, column)
+        if anchor is not None:
+            self.anchors[anchor] = node  # before the children: an alias inside refers to it
+        if isinstance(node, MappingNode):
+            while not self.check_event(yaml.MappingEndEvent):
+                key = self.compose_node()
+                node.value.append((key, self.compose_node()))
+            self.get_event()
+        elif isinstance(node, SequenceNode):
+            while not self.check_event(yaml.SequenceEndEvent):
+                node.value.append(self.compose_node())
+            self.get_event()
+        return node
 
 
-class _SlimComposer(Composer):
-    """PyYAML's composer, keeping one ``_Position`` per node instead of its two marks."""
-
-    def compose_scalar_node(self, anchor: Any) -> ScalarNode:
-        return _slim(super().compose_scalar_node(anchor))
-
-    def compose_sequence_node(self, anchor: Any) -> SequenceNode:
-        return _slim(super().compose_sequence_node(anchor))
-
-    def compose_mapping_node(self, anchor: Any) -> MappingNode:
-        return _slim(super().compose_mapping_node(anchor))
-
-
-_N = TypeVar("_N", bound=Node)
-
-
-def _slim(node: _N) -> _N:
-    node.start_mark = node.end_mark = _Position(node.start_mark.line, node.start_mark.column)
-    return node
+def _yaml_mark(node: Node | None) -> yaml.Mark | None:
+    """A PyYAML mark at ``node``, for a ComposerError (its messages are built from marks)."""
+    return None if node is None else yaml.Mark("", 0, node.line, node.column, None, 0)
 
 
 if getattr(yaml, "__with_libyaml__", False):
     from yaml._yaml import CParser
 
-    class _LibyamlLoader(_SlimComposer, CParser, yaml.constructor.SafeConstructor,
-                         yaml.resolver.Resolver):
-        """libyaml's parser (~8x faster than the pure-Python one) feeding the composer above
-        (faster than libyaml's own composer here, and a third smaller)."""
+    # CParser composes nodes of its own too (get_single_node): the composer above comes first.
+    class _LibyamlLoader(_Composer, CParser,  # type: ignore[misc]
+                         yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        """libyaml's parser (~8x faster than the pure-Python one) feeding the composer above."""
 
         def __init__(self, stream: str) -> None:
             CParser.__init__(self, stream)
-            _SlimComposer.__init__(self)
+            _Composer.__init__(self)
             yaml.constructor.SafeConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
 
-    LOADER: type[yaml.SafeLoader | _LibyamlLoader] = _LibyamlLoader
-else:  # pragma: no cover - PyYAML built without libyaml
-    LOADER = yaml.SafeLoader
+
+class PythonLoader(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser, _Composer,
+                   yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+    """PyYAML's pure-Python parser feeding the same composer (where libyaml is missing)."""
+
+    def __init__(self, stream: str) -> None:
+        yaml.reader.Reader.__init__(self, stream)
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
+        _Composer.__init__(self)
+        yaml.constructor.SafeConstructor.__init__(self)
+        yaml.resolver.Resolver.__init__(self)
+
+
+LOADER: type[PythonLoader] | type[_LibyamlLoader] = (
+    _LibyamlLoader if getattr(yaml, "__with_libyaml__", False) else PythonLoader)
 
 MAX_MANIFEST_BYTES = 10 * 1024 * 1024
 MAX_NODES = 1_000_000  # counted with every alias expanded: refuses "billion laughs" documents
@@ -78,15 +132,24 @@ MAX_DEPTH = 100  # a manifest needs about 6 levels
 
 TAG = "tag:yaml.org,2002:"
 _CONSTRUCTOR = yaml.constructor.SafeConstructor()
-_SCALARS = {
+_CONSTRUCTORS = {
     TAG + "int": _CONSTRUCTOR.construct_yaml_int,
     TAG + "float": _CONSTRUCTOR.construct_yaml_float,
     TAG + "bool": _CONSTRUCTOR.construct_yaml_bool,
     TAG + "null": _CONSTRUCTOR.construct_yaml_null,
 }
-_PLAIN_TAGS = frozenset({TAG + "str", *_SCALARS})  # scalars converted again cheaply, with nothing to report
+_PLAIN_TAGS = frozenset({TAG + "str", *_CONSTRUCTORS})  # scalars converted again cheaply, with nothing to report
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PLAIN = re.compile(r"[^${}]+")  # text that cannot start or end a placeholder
+
+
+def compose(text: str) -> Node | None:
+    """The node tree of one YAML document (None when empty); raises PyYAML's errors."""
+    loader = LOADER(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 def read_text(path: Path, file: str) -> str:
@@ -145,11 +208,7 @@ class Parser:
 
     def parse(self, text: str) -> tuple[Node | None, Any]:
         try:
-            loader = LOADER(text)
-            try:
-                root = loader.get_single_node()
-            finally:
-                loader.dispose()
+            root = compose(text)
         except yaml.MarkedYAMLError as exc:
             self._syntax_error(exc, text)
             return None, None
@@ -181,6 +240,12 @@ class Parser:
             return self._convert(node, (), 0)
         finally:
             del self.diagnostics[reported:]
+
+    def forget_conversions(self) -> None:
+        """Let go of the converted data and the filled nodes remembered for further overlays
+        (a large manifest's memory) when no further overlay will be read."""
+        self._converted.clear()
+        self._walked.clear()
 
     def fill(self, node: Node, source: Callable[[JsonPath], JsonPath]) -> None:
         """Fill every ``${VAR}`` under ``node`` (each node once); ``source`` maps a path to
@@ -274,9 +339,8 @@ class Parser:
     def _scalar(self, node: ScalarNode, path: JsonPath) -> Any:
         if node.tag == TAG + "str":
             return node.value
-        construct = _SCALARS.get(node.tag)
-        if construct is not None:
-            return construct(node)
+        if node.tag in _CONSTRUCTORS:
+            return _construct(node)
         if node.tag == TAG + "timestamp":
             return node.value  # a date-like string is still just a string here
         self._report(*mark(node), path, f"unsupported YAML tag {node.tag!r}")
@@ -307,7 +371,7 @@ class Parser:
                 self._report(*mark(key_node), key_path,
                              f"duplicate key {key!r} (first at line {first_line[key]})")
             else:
-                first_line[key] = key_node.start_mark.line + 1
+                first_line[key] = key_node.line + 1
             result[key] = self._convert(value_node, key_path, depth + 1)
         return result
 
@@ -333,8 +397,12 @@ def plain_value(node: Node, filled: Mapping[int, str | None]) -> Any:
         return [plain_value(item, filled) for item in node.value]
     if node.tag in (TAG + "str", TAG + "timestamp"):
         return filled.get(id(node), node.value)
-    construct = _SCALARS.get(node.tag)
-    return construct(node) if construct is not None and isinstance(node, ScalarNode) else node.value
+    return _construct(node) if node.tag in _CONSTRUCTORS and isinstance(node, ScalarNode) else node.value
+
+
+def _construct(node: ScalarNode) -> Any:
+    """The int, float, bool or None a scalar of one of those tags stands for (PyYAML's rules)."""
+    return _CONSTRUCTORS[node.tag](yaml.ScalarNode(node.tag, node.value))
 def fill_text(text: str, environ: Mapping[str, str]) -> tuple[str, list[str], list[str]]:
     """``text`` with its placeholders filled: ``(filled, unset variables, problems)``.
 
@@ -425,7 +493,8 @@ def _placeholder(text: str, at: int, environ: Mapping[str, str], unset: list[str
 
 
 def mark(node: Node) -> tuple[int, int]:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+    """Where ``node`` starts, counted from 1."""
+    return node.line + 1, node.column + 1
 
 
 def _char_at(text: str, line: int, column: int) -> str:
