@@ -98,7 +98,10 @@ def read_regular(path: Path, shown: str, error: ErrorType = DeployerError, *, ma
         if size > max_bytes:
             raise error(f"{shown} is {size} bytes; at most {max_bytes} are read (is it the right file?)")
         with os.fdopen(os.dup(fd), "rb") as stream:
-            data = stream.read(max_bytes + 1)
+            # The size it has (read(n) sets n bytes aside first), then whatever it grew by.
+            data = stream.read(size + 1)
+            if len(data) > size:
+                data += stream.read(max_bytes + 1 - len(data))
     except OSError as exc:
         raise error(f"cannot read {shown}: {exc.strerror or exc}") from exc
     finally:
@@ -118,7 +121,11 @@ def nesting_fits(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     not JSON may pass, json.loads then refuses it."""
     shape = raw.translate(None, _NOT_STRUCTURE)
     shape = shape.replace(b"\\\\", b"").replace(b'\\"', b"").replace(b"\\", b"")  # escapes in strings
-    shape = _STRING.sub(b"", shape)
+    # Quotes alternate opening and closing, so two adjacent ones are an empty string or the end
+    # of one and the start of the next: dropping them keeps what is inside strings inside. That
+    # leaves re.sub only the strings holding brackets (all of them cost a piece each: 15 MB
+    # for a 3 MB state of 5,000 scripts).
+    shape = _STRING.sub(b"", shape.replace(b'""', b""))
     for _ in range(limit):
         before = len(shape)
         if not before:

@@ -2,6 +2,7 @@
 and ``render_markdown`` (a pull-request comment). Strings only: no printing, no secret values."""
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable, Iterator
 
@@ -184,7 +185,12 @@ def _split_document(split: tuple[VersionShare, ...]) -> dict[str, object]:
 
 
 def render_json(plan: Plan) -> str:
-    return json.dumps(plan_document(plan), indent=2) + "\n"
+    out = io.StringIO()
+    # Written chunk by chunk: json.dumps keeps a list of every chunk (a million small strings,
+    # the peak memory of a 5,000-script plan) before joining them.
+    json.dump(plan_document(plan), out, indent=2)
+    out.write("\n")
+    return out.getvalue()
 
 
 def render_text(plan: Plan, *, color: bool = False, refreshed: bool = False) -> str:
