@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -113,6 +112,8 @@ def _read_scripts(account_id: str, client: _Client, changed: Sequence[ScriptStat
         bindings, unmanaged = _split_bindings(settings.get("bindings") or [])
         digest = _code_digest(wanted.get(recorded.name), content_type, body, settings, recorded.content_sha256)
         return bindings, digest, unmanaged
+
+    from concurrent.futures import ThreadPoolExecutor  # here: apply imports this module, refresh alone needs it
 
     with ThreadPoolExecutor(max_workers=max(1, min(parallelism, len(changed))),
                             thread_name_prefix="deployer-refresh") as pool:

@@ -579,6 +579,21 @@ def test_symlink_inside_the_directory_is_accepted_and_resolved(project: Path) ->
     assert manifest.scripts[0].path == (project / "src" / "worker.js").resolve()
 
 
+def test_a_symlinked_directory_on_the_way_is_resolved_and_its_way_out_refused(
+    project: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    (project / "alias").symlink_to(project / "src", target_is_directory=True)
+    Path("workers.yaml").write_text(textwrap.dedent(_script_at("alias/worker.js")))
+    assert load_manifest(Path("workers.yaml"), {}).scripts[0].path == (project / "src" / "worker.js").resolve()
+    outside = tmp_path_factory.mktemp("outside")
+    (outside / "worker.js").write_text("addEventListener('fetch', () => {})")
+    (project / "src" / "out").symlink_to(outside, target_is_directory=True)
+    assert problems(_script_at("src/out/worker.js")) == [
+        "workers.yaml:5:11: scripts.my-worker.path: 'src/out/worker.js' resolves through a symlink to a file "
+        "outside the manifest's directory"
+    ]
+
+
 def test_missing_script_file_is_refused(project: Path) -> None:
     assert problems(_script_at("src/missing.js")) == [
         f"workers.yaml:5:11: scripts.my-worker.path: script file 'src/missing.js' does not exist "

@@ -189,7 +189,7 @@ _UNBUILT = {
     _Stage.SKIP: "; it is made by the script's build command, which only plan and apply run (not with --no-build)",
     _Stage.RUN: "; the script's build command ran but did not make it",
 }
-_EXPORT_CHECK_LIMIT = 10 * 1024 * 1024  # a larger entry is not read again just for a warning
+_EXPORT_CHECK_LIMIT = 10 * 1024 * 1024  # a larger entry's text is not kept just for a warning
 
 
 def _is_build_command(path: JsonPath) -> bool:
@@ -225,6 +225,7 @@ class _Document:
         self._schema_checked: set[tuple[str, int]] = set()
         self._drafts: dict[tuple[int, int, str], ScriptDraft] = {}
         self._semantics_checked: validate.ScriptChecks = {}
+        self._known_dirs: set[str] = set()  # directories under base that are not symlinks (script_file)
         self._files_done: dict[tuple[Field | None, str | None, tuple[ModuleDraft, ...], Field | None, int], _Files] = {}
         section = data.get(environments.ENVIRONMENTS)
         if section is not None:
@@ -312,13 +313,15 @@ class _Document:
         def resolve(field: Field | None) -> Path | None:
             on_missing = self._unbuilt if built and self.stage is _Stage.CHECK else None
             hint = _UNBUILT.get(self.stage, "") if built else ""
-            return script_file(field, self.base, self.file, self.diagnostics, missing_hint=hint, on_missing=on_missing)
+            return script_file(field, self.base, self.file, self.diagnostics, missing_hint=hint, on_missing=on_missing,
+                               known_dirs=self._known_dirs)
 
         entry = resolve(script.path)
-        hashed = script_digest(script.path, entry, self.file, self.diagnostics) if entry is not None else None
-        digest, size = hashed if hashed is not None else (None, 0)
-        if entry is not None and digest is not None and script.path is not None:
-            self._check_exports(script, script.path, entry)
+        hashed = (script_digest(script.path, entry, self.file, self.diagnostics, text_up_to=_EXPORT_CHECK_LIMIT)
+                  if entry is not None else None)
+        digest, size, text = hashed if hashed is not None else (None, 0, None)
+        if text is not None and script.path is not None:
+            self._check_exports(script, script.path, text)
         assets = self._assets(script.assets, built) if script.assets is not None else None
         if script.format != ScriptFormat.MODULES.value or entry is None or script.path is None:
             return _Files(entry, (), digest, size, assets)
@@ -334,6 +337,7 @@ class _Document:
             return None  # the schema reports it
         on_missing = self._unbuilt if built and self.stage is _Stage.CHECK else None
         directory = script_file(field, self.base, self.file, self.diagnostics, directory=True, on_missing=on_missing,
+                                known_dirs=self._known_dirs,
                                 missing_hint=_UNBUILT.get(self.stage, "") if built else "")
         if directory is None:
             return None
@@ -358,14 +362,8 @@ class _Document:
                                      f"{field.raw!r} does not exist yet: the script's build command makes it, and "
                                      "plan and apply run that command first (validate does not)"))
 
-    def _check_exports(self, script: ScriptDraft, field: Field, entry: Path) -> None:
+    def _check_exports(self, script: ScriptDraft, field: Field, source: str) -> None:
         """Warn when the entry's exports do not fit its format (CONTRACT.md, issue 15 part 4)."""
-        try:
-            if entry.stat().st_size > _EXPORT_CHECK_LIMIT:
-                return
-            source = entry.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return  # script_digest reported it
         exports = has_default_export(source)
         if script.format == ScriptFormat.MODULES.value and not exports:
             message = (f"{field.raw!r} has no 'export default', but the script has 'format: modules': Cloudflare "
