@@ -312,7 +312,7 @@ def plan(
 ) -> int:
     """Show what apply would change: create / update / delete / no-op per script and namespace.
     Runs the scripts' build commands first (their output on stderr)."""
-    from deployer.plan.render import render_json, render_markdown, render_text
+    from deployer.plan.render import render_markdown, render_text, write_json
 
     manifest = _load_manifest(file, env, build_timeout=None if no_build else build_timeout, warnings=True)
     store = open_state(file, env, state, state_name, manifest.project)
@@ -338,7 +338,7 @@ def plan(
     _show_warnings(the_plan, refresh)
     match format:
         case PlanFormat.JSON:
-            sys.stdout.write(render_json(the_plan))
+            write_json(the_plan, sys.stdout)
         case PlanFormat.MARKDOWN:
             sys.stdout.write(render_markdown(the_plan, manifest, refreshed=refresh))
         case PlanFormat.TEXT:

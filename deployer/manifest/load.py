@@ -404,19 +404,41 @@ def _entries(node: Node | None) -> dict[str, tuple[ScalarNode, Node]]:
     return {k.value: (k, v) for k, v in node.value if isinstance(k, ScalarNode)}
 
 
-Render = Callable[[JsonPath], str]
+class Render:
+    """Paths of one overlay as messages show them (``scripts.api.bindings[0].name``), through
+    ``source``: where a path of the merged manifest was written."""
+
+    def __init__(self, source: Callable[[JsonPath], JsonPath]) -> None:
+        self._source = source
+        self._written: dict[JsonPath, str] = {}  # paths of the mappings and lists holding Fields
+
+    def __call__(self, path: JsonPath) -> str:
+        return validate.json_path(self._source(path))
+
+    def place(self, path: JsonPath) -> tuple[str, str | int | None]:
+        """A Field's ``at`` and ``key``: the text of the path holding it (one string shared by
+        its neighbours: a large manifest has a path for every value) and its key, or its own
+        path's text when it was written elsewhere (an environment's value)."""
+        if not path or self._source(path) != path:
+            return self(path), None
+        holder = path[:-1]
+        text = self._written.get(holder)
+        if text is None:
+            text = self._written[holder] = validate.json_path(holder)
+        return text, path[-1]
 
 
 def _field(node: Node, path: JsonPath, filled: Mapping[int, str | None], render: Render, *,
            key: bool = False) -> Field:
     """A Field for a key or value; its ``value`` is None unless it is a string (keys always are)."""
     line, col = mark(node)
+    at, last = render.place(path)
     if not isinstance(node, ScalarNode):
-        return Field(render(path), line, col, "", None)
+        return Field(at, line, col, "", None, last)
     # A date-like scalar (2024-09-23) is a YAML timestamp; the manifest reads it as a string.
     usable = key or node.tag in (TAG + "str", TAG + "timestamp")
     value = filled.get(id(node), node.value) if usable else None
-    return Field(render(path), line, col, node.value, value)
+    return Field(at, line, col, node.value, value, last)
 
 
 def _draft(overlay: Overlay, filled: Mapping[int, str | None],
@@ -426,8 +448,7 @@ def _draft(overlay: Overlay, filled: Mapping[int, str | None],
     root = overlay.root
     top = _entries(root)
 
-    def render(path: JsonPath) -> str:
-        return validate.json_path(overlay.source_path(path))
+    render = Render(overlay.source_path)
 
     def top_field(name: str) -> Field | None:
         entry = top.get(name)
@@ -470,7 +491,8 @@ def _draft(overlay: Overlay, filled: Mapping[int, str | None],
         scripts_at=mark(scripts_entry[0]) if scripts_entry and scripts_given else None,
         scripts=tuple(scripts),
         name_suffix=_field(suffix, (environments.NAME_SUFFIX,), filled,
-                           lambda _: f"environments.{overlay.environment}.name_suffix") if suffix else None,
+                           Render(lambda _: (environments.ENVIRONMENTS, overlay.environment or "",
+                                             environments.NAME_SUFFIX))) if suffix else None,
         project=top_field("project"),
     )
 

@@ -127,15 +127,19 @@ def _bindings(data: object, definition: str | None) -> Iterator[tuple[JsonPath, 
 
 def json_path(parts: Iterable[str | int]) -> str:
     """``("scripts", "my-worker", "bindings", 1, "name")`` -> ``scripts.my-worker.bindings[1].name``."""
-    out: list[str] = []
+    text = ""
     for part in parts:
-        if isinstance(part, int):
-            out.append(f"[{part}]")
-        elif _PLAIN_KEY.fullmatch(part):
-            out.append(f".{part}" if out else part)
-        else:
-            out.append(f"[{json.dumps(part)}]")
-    return "".join(out)
+        text = json_path_append(text, part)
+    return text
+
+
+def json_path_append(path: str, part: str | int) -> str:
+    """The text of ``path`` (as json_path writes it) followed by ``part``."""
+    if isinstance(part, int):
+        return f"{path}[{part}]"
+    if _PLAIN_KEY.fullmatch(part):
+        return f"{path}.{part}" if path else part
+    return f"{path}[{json.dumps(part)}]"
 
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -322,11 +326,18 @@ class Field:
     """A string from the manifest: ``raw`` as written, ``value`` with variables filled in
     (None when a variable in it is unset, which is reported already)."""
 
-    path: str
+    at: str  # the path holding it (then ``key`` is its place there), or its own path
     line: int
     col: int
     raw: str
     value: str | None
+    key: str | int | None = None
+
+    @property
+    def path(self) -> str:
+        """Where it is (``scripts.api.path``): made when a message asks, not kept for each of a
+        large manifest's values."""
+        return self.at if self.key is None else json_path_append(self.at, self.key)
 
     @property
     def filled_in(self) -> bool:

@@ -33,6 +33,14 @@ class _Composer:
 
     def __init__(self) -> None:
         self.anchors: dict[str, Node] = {}
+        self._last_line = 0
+
+    def _line(self, line: int) -> int:
+        """``line`` counted from 1; the nodes on one line (a key and its value) share one int
+        object: a number past 256 is an object of its own, 32 bytes for every node otherwise."""
+        if line + 1 != self._last_line:
+            self._last_line = line + 1
+        return self._last_line
 
     def get_single_node(self) -> Node | None:
         self.get_event()  # the stream's start
@@ -56,7 +64,7 @@ class _Composer:
                 raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", event.start_mark)
             return self.anchors[event.anchor]
         event = self.get_event()
-        anchor, tag, line, column = event.anchor, event.tag, event.start_mark.line, event.start_mark.column
+        anchor, tag, line, column = event.anchor, event.tag, self._line(event.start_mark.line), event.start_mark.column + 1
         if anchor is not None and anchor in self.anchors:
             raise ComposerError(f"found duplicate anchor {anchor!r}; first occurrence",
                                 _yaml_mark(self.anchors[anchor]), "second occurrence", event.start_mark)
@@ -78,7 +86,7 @@ class _Composer:
         if isinstance(node, MappingNode):
             while not self.check_event(yaml.MappingEndEvent):
                 key = self.compose_node()
-                node.value.append((key, self.compose_node()))
+                node.append(key, self.compose_node())
             self.get_event()
         elif isinstance(node, SequenceNode):
             while not self.check_event(yaml.SequenceEndEvent):
@@ -89,7 +97,7 @@ class _Composer:
 
 def _yaml_mark(node: Node | None) -> yaml.Mark | None:
     """A PyYAML mark at ``node``, for a ComposerError (its messages are built from marks)."""
-    return None if node is None else yaml.Mark("", 0, node.line, node.column, None, 0)
+    return None if node is None else yaml.Mark("", 0, node.line - 1, node.column - 1, None, 0)
 
 
 if getattr(yaml, "__with_libyaml__", False):
@@ -371,7 +379,7 @@ class Parser:
                 self._report(*mark(key_node), key_path,
                              f"duplicate key {key!r} (first at line {first_line[key]})")
             else:
-                first_line[key] = key_node.line + 1
+                first_line[key] = key_node.line
             result[key] = self._convert(value_node, key_path, depth + 1)
         return result
 
@@ -494,7 +502,7 @@ def _placeholder(text: str, at: int, environ: Mapping[str, str], unset: list[str
 
 def mark(node: Node) -> tuple[int, int]:
     """Where ``node`` starts, counted from 1."""
-    return node.line + 1, node.column + 1
+    return node.line, node.column
 
 
 def _char_at(text: str, line: int, column: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import TextIO
 from collections.abc import Callable, Iterator
 
 from deployer.escape import escape_markdown, escape_text
@@ -186,11 +187,16 @@ def _split_document(split: tuple[VersionShare, ...]) -> dict[str, object]:
 
 def render_json(plan: Plan) -> str:
     out = io.StringIO()
-    # Written chunk by chunk: json.dumps keeps a list of every chunk (a million small strings,
-    # the peak memory of a 5,000-script plan) before joining them.
-    json.dump(plan_document(plan), out, indent=2)
-    out.write("\n")
+    write_json(plan, out)
     return out.getvalue()
+
+
+def write_json(plan: Plan, stream: TextIO) -> None:
+    """``render_json`` written to ``stream`` chunk by chunk: json.dumps keeps a list of every
+    chunk (a million small strings for 5,000 scripts) and a StringIO four bytes per character,
+    either the peak memory of a large plan."""
+    json.dump(plan_document(plan), stream, indent=2)
+    stream.write("\n")
 
 
 def render_text(plan: Plan, *, color: bool = False, refreshed: bool = False) -> str:
