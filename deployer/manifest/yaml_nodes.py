@@ -45,54 +45,62 @@ class _Composer:
     def get_single_node(self) -> Node | None:
         self.get_event()  # the stream's start
         document = None
-        if not self.check_event(yaml.StreamEndEvent):
-            self.get_event()  # the document's start
-            document = self.compose_node()
+        event = self.get_event()
+        if not isinstance(event, yaml.StreamEndEvent):
+            document = self.compose_node(self.get_event())  # after the document's start
             self.get_event()  # the document's end
             self.anchors = {}
-        if not self.check_event(yaml.StreamEndEvent):
             event = self.get_event()
+        if not isinstance(event, yaml.StreamEndEvent):
             raise ComposerError("expected a single document in the stream", _yaml_mark(document),
                                 "but found another document", event.start_mark)
-        self.get_event()
         return document
 
-    def compose_node(self) -> Node:
-        if self.check_event(yaml.AliasEvent):
-            event = self.get_event()
+    def compose_node(self, event: Any) -> Node:
+        """The node that starts with ``event`` (the parser's next events make the rest of it)."""
+        kind = type(event)
+        if kind is _ALIAS:
             if event.anchor not in self.anchors:
                 raise ComposerError(None, None, f"found undefined alias {event.anchor!r}", event.start_mark)
             return self.anchors[event.anchor]
-        event = self.get_event()
-        anchor, tag, line, column = event.anchor, event.tag, self._line(event.start_mark.line), event.start_mark.column + 1
+        anchor, tag, mark = event.anchor, event.tag, event.start_mark
+        line, column = self._line(mark.line), mark.column + 1
         if anchor is not None and anchor in self.anchors:
             raise ComposerError(f"found duplicate anchor {anchor!r}; first occurrence",
-                                _yaml_mark(self.anchors[anchor]), "second occurrence", event.start_mark)
-        node: Node
-        if isinstance(event, yaml.ScalarEvent):
+                                _yaml_mark(self.anchors[anchor]), "second occurrence", mark)
+        if kind is _SCALAR:
             if tag is None or tag == "!":
                 tag = self.resolve(yaml.ScalarNode, event.value, event.implicit)
-            node = ScalarNode(tag, event.value, line, column)
-        elif isinstance(event, yaml.MappingStartEvent):
+            scalar = ScalarNode(tag, event.value, line, column)
+            if anchor is not None:
+                self.anchors[anchor] = scalar
+            return scalar
+        get_event, compose = self.get_event, self.compose_node
+        node: MappingNode | SequenceNode
+        if kind is _MAPPING_START:
             if tag is None or tag == "!":
                 tag = self.resolve(yaml.MappingNode, None, event.implicit)
-            node = MappingNode(tag, [], line, column)
-        else:
-            if tag is None or tag == "!":
-                tag = self.resolve(yaml.SequenceNode, None, event.implicit)
-            node = SequenceNode(tag, [], line, column)
+            node = MappingNode(tag, (), line, column)
+            if anchor is not None:
+                self.anchors[anchor] = node  # before the children: an alias inside refers to it
+            while type(child := get_event()) is not _MAPPING_END:
+                key = compose(child)
+                node.append(key, compose(get_event()))
+            return node
+        if tag is None or tag == "!":
+            tag = self.resolve(yaml.SequenceNode, None, event.implicit)
+        node = SequenceNode(tag, [], line, column)
         if anchor is not None:
-            self.anchors[anchor] = node  # before the children: an alias inside refers to it
-        if isinstance(node, MappingNode):
-            while not self.check_event(yaml.MappingEndEvent):
-                key = self.compose_node()
-                node.append(key, self.compose_node())
-            self.get_event()
-        elif isinstance(node, SequenceNode):
-            while not self.check_event(yaml.SequenceEndEvent):
-                node.value.append(self.compose_node())
-            self.get_event()
+            self.anchors[anchor] = node
+        items = node.value
+        while type(child := get_event()) is not _SEQUENCE_END:
+            items.append(compose(child))
         return node
+
+
+# The parsers make exactly these classes (compared with ``is``: the composer's inner loop).
+_ALIAS, _SCALAR = yaml.AliasEvent, yaml.ScalarEvent
+_MAPPING_START, _MAPPING_END, _SEQUENCE_END = yaml.MappingStartEvent, yaml.MappingEndEvent, yaml.SequenceEndEvent
 
 
 def _yaml_mark(node: Node | None) -> yaml.Mark | None:
