@@ -3,6 +3,7 @@ what it waits for is recorded, the first failure stops new starts, and a cycle i
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -73,3 +74,31 @@ def test_at_most_parallelism_jobs_run_at_once() -> None:
 
     assert run_jobs([Job(f"j{n}", run) for n in range(9)], 3, lambda outcomes: None) == []
     assert most[0] == 3
+
+
+def test_outcomes_that_finish_while_a_batch_is_written_are_recorded_together() -> None:
+    """Group commit: while the first outcome is being recorded, the two that finish meanwhile
+    wait for it and then go as one batch (one journal line, one sync), not one each."""
+    together = threading.Barrier(3, timeout=5)
+    finished = {key: threading.Event() for key in ("b", "c")}
+    recording_a = threading.Event()
+    batches: list[list[str]] = []
+
+    def job(key: str):  # type: ignore[no-untyped-def]
+        def run() -> str:
+            together.wait()
+            if key in finished:
+                recording_a.wait(5)  # so "a" is the first to finish
+                finished[key].set()
+            return key
+        return run
+
+    def record(outcomes: list[str]) -> None:
+        if not batches:
+            recording_a.set()
+            assert all(event.wait(5) for event in finished.values())
+            time.sleep(0.05)  # from returning to queueing its outcome: a few microseconds
+        batches.append(sorted(outcomes))
+
+    assert run_jobs([Job(key, job(key)) for key in ("a", "b", "c")], 3, record) == []
+    assert batches == [["a"], ["b", "c"]]

@@ -2,9 +2,10 @@
 
 A job starts once every job it comes ``after`` has succeeded and been recorded (a script after
 the scripts it binds, a route after its script's upload), at most ``parallelism`` at a time.
-Each of ``parallelism`` workers runs a job, records its outcome (one journal line) and only then
-takes the next: no hand-over to another thread between an answer and the next request, and a
-slot's next request never starts before its last success is on disk. On the first failure
+Each of ``parallelism`` workers runs a job, records its outcome and only then takes the next: no
+hand-over to another thread between an answer and the next request, and a slot's next request
+never starts before its last success is on disk. Outcomes that complete while another batch is
+being written are recorded together (one journal line, one sync). On the first failure
 nothing new starts, the running jobs finish and are recorded, and the failures are returned.
 """
 from __future__ import annotations
@@ -31,8 +32,9 @@ class Job(Generic[T]):
 
 
 def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]], None]) -> list[Exception]:
-    """Run ``jobs``; ``record`` each outcome (as a one-item list) as it completes, one at a
-    time. Returns the failures; an error raised by ``record`` is raised once the running jobs end.
+    """Run ``jobs``; ``record`` the outcomes as they complete, one batch at a time (those that
+    complete together go together). Returns the failures; an error raised by ``record`` is
+    raised once the running jobs end.
 
     Raises DeployerError when interrupted (Ctrl-C): in-flight requests finish and are recorded
     first; a second Ctrl-C abandons them. A job never started (its dependency failed, or the
@@ -65,6 +67,7 @@ class _Run(Generic[T]):
         # journal write; ``_abandoned`` (set under it) stops recording after a second Ctrl-C.
         self._recording = threading.Lock()
         self._abandoned = False
+        self._unrecorded: list[tuple[str, T]] = []  # successes waiting for the recording lock
         count = max(1, min(parallelism, len(jobs)))
         self._alive = count
         for number in range(count):
@@ -112,7 +115,15 @@ class _Run(Generic[T]):
     def _work(self) -> None:
         try:
             while (job := self._next()) is not None:
-                self._finish(job, *self._attempt(job))
+                try:
+                    outcome = job.run()
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self._ended(exc)
+                else:
+                    with self._changed:
+                        self._unrecorded.append((job.key, outcome))
+                    self._record_unrecorded()
+                    self._ended(None)
         finally:
             with self._changed:
                 self._alive -= 1
@@ -132,36 +143,38 @@ class _Run(Generic[T]):
                 self._changed.wait()
             return None
 
-    @staticmethod
-    def _attempt(job: Job[T]) -> tuple[T | None, BaseException | None]:
-        try:
-            return job.run(), None
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            return None, exc
+    def _ended(self, failure: BaseException | None) -> None:
+        """A job ended (recorded, if it succeeded); on a failure nothing new starts."""
+        with self._changed:
+            self._running -= 1
+            if failure is not None:
+                self._stop = True
+                if isinstance(failure, Exception):
+                    self._errors.append(failure)
+                else:
+                    self._fatal = self._fatal or failure
+            self._changed.notify_all()
 
-    def _finish(self, job: Job[T], outcome: T | None, failure: BaseException | None) -> None:
-        if failure is None:
+    def _record_unrecorded(self) -> None:
+        """Record every success not recorded yet, as one batch (group commit: outcomes that
+        finish while another batch is written go together, one journal line and one sync), then
+        let the jobs waiting on them start. Returns once this worker's own outcome is recorded."""
+        with self._recording:
+            with self._changed:
+                batch, self._unrecorded = self._unrecorded, []
+            if not batch or self._abandoned:
+                return  # recorded by the worker that held the lock (or the run was abandoned)
             try:
-                with self._recording:
-                    if not self._abandoned:
-                        self._record([outcome])  # type: ignore[list-item]  # a success has its outcome
+                self._record([outcome for _, outcome in batch])
             except BaseException as exc:  # noqa: BLE001 - raised by wait() in the main thread
                 with self._changed:
                     self._fatal = self._fatal or exc
-                failure = exc
-        with self._changed:
-            self._running -= 1
-            if failure is None:
-                for index in self._dependants.pop(job.key, ()):
-                    waiting = self._waiting[self._jobs[index].key]
-                    waiting.discard(job.key)
-                    if not waiting:
-                        heapq.heappush(self._ready, index)
-            else:
-                self._stop = True
-                if failure is not self._fatal:
-                    if isinstance(failure, Exception):
-                        self._errors.append(failure)
-                    else:
-                        self._fatal = self._fatal or failure
-            self._changed.notify_all()
+                    self._stop = True
+                return
+            with self._changed:
+                for key, _ in batch:
+                    for index in self._dependants.pop(key, ()):
+                        waiting = self._waiting[self._jobs[index].key]
+                        waiting.discard(key)
+                        if not waiting:
+                            heapq.heappush(self._ready, index)
