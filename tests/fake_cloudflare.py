@@ -1128,7 +1128,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = self.headers
         auth = "token" if headers.get("Authorization") else ("key" if headers.get("X-Auth-Key") else None)
         record = RecordedRequest(method, path, parse_qs(url.query), auth, headers.get("Content-Type", ""),
-                                 started=time.monotonic())
+                                 started=self._arrived)
         if headers.get_content_type() == "application/json":
             try:
                 record.json = json.loads(body)
