@@ -113,6 +113,7 @@ def read_regular(path: Path, shown: str, error: ErrorType = DeployerError, *, ma
 
 _NOT_STRUCTURE = bytes(set(range(256)) - set(b'[]{}"\\'))
 _STRING = re.compile(rb'"[^"]*"')
+_BRACES_AS_BRACKETS = bytes.maketrans(b"{}", b"[]")
 
 
 def nesting_fits(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -126,11 +127,14 @@ def nesting_fits(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     # leaves re.sub only the strings holding brackets (all of them cost a piece each: 15 MB
     # for a 3 MB state of 5,000 scripts).
     shape = _STRING.sub(b"", shape.replace(b'""', b""))
+    # Depth does not depend on the kind of bracket; with one kind, one replace() removes exactly
+    # one level (two replaces, [] then {}, peeled "{[]}" whole in one round: twice the limit passed).
+    shape = shape.translate(_BRACES_AS_BRACKETS)
     for _ in range(limit):
         before = len(shape)
         if not before:
             return True
-        shape = shape.replace(b"[]", b"").replace(b"{}", b"")  # one level of innermost pairs
+        shape = shape.replace(b"[]", b"")  # one level of innermost pairs
         if len(shape) == before:  # unbalanced: as deep as what is left at most
             return before <= limit
     return not shape

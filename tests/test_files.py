@@ -6,6 +6,7 @@ block would fail the test instead of hanging it.
 """
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -14,8 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from deployer.files import nesting_fits, parse_json
+from deployer.errors import DeployerError
+from deployer.files import nesting_fits, parse_json, read_regular
 from deployer.state.store import StateStore
 from tests.factories import make_script, recorded
 from tests.fake_cloudflare import FakeCloudflare
@@ -146,11 +150,54 @@ def test_a_garbage_lock_file_is_taken_over_as_stale_with_a_warning(tmp_path: Pat
     (b"[]", True), (b"[" * 64 + b"]" * 64, True), (b"[" * 65 + b"]" * 65, False),
     (b"[" * 5000, False), (b'["' + b"[" * 5000 + b'"]', True), (b'["\\"' + b"[" * 5000 + b'"]', True),
     (b'{"a": "\\\\", "b": "[[["}', True), (b"]" * 70 + b"[" * 70, False),
+    (b'{"a":[' * 32 + b"]}" * 32, True), (b'{"a":[' * 33 + b"]}" * 33, False),  # one level a round, either kind
 ])
 def test_json_nesting_is_measured_without_parsing(text: bytes, fits: bool) -> None:
     assert nesting_fits(text) is fits
 
 
+def _depth(value: object) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+_tricky_strings = st.sampled_from(["", "[", "]", "{", "}", '"', "\\", '\\"', "[{", "]}", "a", '""', "[]"])
+_json_values = st.recursive(
+    st.none() | st.integers(-2, 2) | _tricky_strings,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_tricky_strings, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values, st.integers(0, 6), st.booleans())
+def test_json_nesting_counts_only_brackets_outside_strings(value: object, limit: int, spaced: bool) -> None:
+    text = json.dumps(value, indent=1 if spaced else None).encode()
+    assert nesting_fits(text, limit) is (_depth(value) <= limit)
+
+
 def test_deeply_nested_json_is_a_value_error_not_a_recursion_error() -> None:
     with pytest.raises(ValueError, match="nested more than 64 levels deep"):
         parse_json(b"[" * 1_000_000 + b"]" * 1_000_000)
+
+
+def test_a_file_read_whole_even_when_it_grew_after_its_size_was_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """read_regular reads the size fstat gives (reading up to the limit sets the limit aside
+    first), then whatever the file grew by since, up to the limit."""
+    target = tmp_path / "state.json"
+    target.write_bytes(b"x" * 1000)
+    real_fstat = os.fstat
+
+    def smaller(fd: int) -> os.stat_result:
+        found = real_fstat(fd)
+        return os.stat_result((*found[:6], 10, *found[7:]))  # st_size: as if taken when it was 10 bytes
+
+    monkeypatch.setattr(os, "fstat", smaller)
+    assert read_regular(target, "state.json", max_bytes=1000) == b"x" * 1000
+    with pytest.raises(DeployerError, match="state.json grew past 999 bytes while it was read"):
+        read_regular(target, "state.json", max_bytes=999)
