@@ -46,6 +46,8 @@ def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]
 
 
 class _Run(Generic[T]):
+    """One run of ``run_jobs``: the workers (started here) and what they share."""
+
     def __init__(self, jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]], None]) -> None:
         self._jobs, self._record = jobs, record
         keys = {job.key for job in jobs}
@@ -87,9 +89,13 @@ class _Run(Generic[T]):
                 # A second Ctrl-C stops waiting, as Terraform's does: what finished is recorded; the
                 # abandoned requests may or may not have happened, and the next apply repeats them
                 # (uploads and deletes are idempotent).
-                with self._recording:
+                finished = self._record_unrecorded()  # what has finished is recorded, as the message says
+                with self._recording:  # a batch being written is finished first
                     self._abandoned = True
-                    in_flight = self._running
+                with self._changed:
+                    in_flight = self._running - finished
+                if self._fatal is not None:
+                    raise self._fatal from None  # recording failed: that error names what is not recorded
                 raise DeployerError(
                     f"interrupted twice: {in_flight} request(s) in flight were abandoned and "
                     "may or may not have taken effect; finished requests were recorded; run apply again to finish"
@@ -155,22 +161,23 @@ class _Run(Generic[T]):
                     self._fatal = self._fatal or failure
             self._changed.notify_all()
 
-    def _record_unrecorded(self) -> None:
+    def _record_unrecorded(self) -> int:
         """Record every success not recorded yet, as one batch (group commit: outcomes that
         finish while another batch is written go together, one journal line and one sync), then
-        let the jobs waiting on them start. Returns once this worker's own outcome is recorded."""
+        let the jobs waiting on them start; returns how many. A worker calling it returns once
+        its own outcome is recorded (by itself or by the worker that held the lock)."""
         with self._recording:
             with self._changed:
                 batch, self._unrecorded = self._unrecorded, []
             if not batch or self._abandoned:
-                return  # recorded by the worker that held the lock (or the run was abandoned)
+                return 0
             try:
                 self._record([outcome for _, outcome in batch])
             except BaseException as exc:  # noqa: BLE001 - raised by wait() in the main thread
                 with self._changed:
                     self._fatal = self._fatal or exc
                     self._stop = True
-                return
+                return 0
             with self._changed:
                 for key, _ in batch:
                     for index in self._dependants.pop(key, ()):
@@ -178,3 +185,4 @@ class _Run(Generic[T]):
                         waiting.discard(key)
                         if not waiting:
                             heapq.heappush(self._ready, index)
+            return len(batch)
