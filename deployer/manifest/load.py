@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-
 from deployer.manifest import environments, rules, validate
 from deployer.manifest.build import BuildStep, build_steps
 from deployer.manifest.entry_exports import has_default_export
