@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import json5
@@ -84,6 +84,50 @@ class _Scanner:
         while self.peek() not in ("", "\n"):
             self.pos += 1
 
+    def gap(self) -> None:
+        """Skip what may stand between the items of an array or an inline table (each format says)."""
+        raise NotImplementedError
+
+    def value(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def array(self, path: Path) -> None:
+        """The array starting here (at its "["): each element recorded at its line."""
+        self.advance()
+        index = 0
+        while True:
+            self.gap()
+            if self.peek() == "]":
+                self.advance()
+                return
+            self.record((*path, index))
+            self.value((*path, index))
+            self.gap()
+            if self.peek() == ",":
+                self.advance()
+            index += 1
+
+    def members(self, path: Path, separator: str, key: Callable[[], Sequence[str]]) -> None:
+        """The inline table or object starting here (at its "{"): each key, read by ``key``
+        (TOML's may be dotted), recorded at its line."""
+        self.advance()
+        while True:
+            self.gap()
+            if self.peek() == "}":
+                self.advance()
+                return
+            line = self.line
+            keys = tuple(key())
+            self.gap()
+            if self.peek() != separator:
+                raise _Stop
+            self.advance()
+            self.record((*path, *keys), line)
+            self.value((*path, *keys))
+            self.gap()
+            if self.peek() == ",":
+                self.advance()
+
 
 # --- TOML -------------------------------------------------------------------------------------
 
@@ -129,7 +173,7 @@ class _Toml(_Scanner):
         while self.peek() in (" ", "\t", "\r"):
             self.pos += 1
 
-    def blank_lines(self) -> None:
+    def gap(self) -> None:
         """Spaces, newlines and comments (inside an array or a multi-line inline table)."""
         while True:
             self.blank()
@@ -212,37 +256,9 @@ class _Toml(_Scanner):
         if char in ('"', "'"):
             self.string()
         elif char == "[":
-            self.advance()
-            index = 0
-            while True:
-                self.blank_lines()
-                if self.peek() == "]":
-                    self.advance()
-                    return
-                self.record((*path, index))
-                self.value((*path, index))
-                self.blank_lines()
-                if self.peek() == ",":
-                    self.advance()
-                index += 1
+            self.array(path)
         elif char == "{":
-            self.advance()
-            while True:
-                self.blank_lines()
-                if self.peek() == "}":
-                    self.advance()
-                    return
-                line = self.line
-                keys = self.key()
-                self.blank()
-                if self.peek() != "=":
-                    raise _Stop
-                self.advance()
-                self.record((*path, *keys), line)
-                self.value((*path, *keys))
-                self.blank_lines()
-                if self.peek() == ",":
-                    self.advance()
+            self.members(path, "=", self.key)
         else:
             while self.peek() not in ("", ",", "]", "}", "\n", "#"):
                 self.pos += 1
@@ -263,7 +279,7 @@ def json_lines(text: str) -> dict[Path, int]:
 
 
 class _Json(_Scanner):
-    def blank(self) -> None:
+    def gap(self) -> None:
         while True:
             char = self.peek()
             if char and char in " \t\r\n\ufeff":
@@ -279,40 +295,12 @@ class _Json(_Scanner):
                 return
 
     def value(self, path: Path) -> None:
-        self.blank()
+        self.gap()
         char = self.peek()
         if char == "{":
-            self.advance()
-            while True:
-                self.blank()
-                if self.peek() == "}":
-                    self.advance()
-                    return
-                line = self.line
-                key = self.string() if self.peek() in ('"', "'") else self.word()
-                self.record((*path, key), line)
-                self.blank()
-                if self.peek() != ":":
-                    raise _Stop
-                self.advance()
-                self.value((*path, key))
-                self.blank()
-                if self.peek() == ",":
-                    self.advance()
+            self.members(path, ":", lambda: (self.string() if self.peek() in ('"', "'") else self.word(),))
         elif char == "[":
-            self.advance()
-            index = 0
-            while True:
-                self.blank()
-                if self.peek() == "]":
-                    self.advance()
-                    return
-                self.record((*path, index))
-                self.value((*path, index))
-                self.blank()
-                if self.peek() == ",":
-                    self.advance()
-                index += 1
+            self.array(path)
         elif char in ('"', "'"):
             self.string()
         elif char:
