@@ -805,16 +805,7 @@ class FakeCloudflare:
                 body: bytes, record: RecordedRequest) -> dict:
         if not SCRIPT_NAME.match(name) or len(name) > 63:
             raise ApiError(400, 10021, f"Invalid script name '{name}': use a-z, 0-9, '-' and '_', at most 63")
-        parts = _multipart(headers, body)
-        record.parts = parts
-        if "metadata" not in parts:
-            raise ApiError(400, 10006, "Uploaded multipart body has no 'metadata' part")
-        try:
-            metadata = json.loads(parts["metadata"].data)
-        except ValueError:
-            raise ApiError(400, 10006, "The 'metadata' part is not valid JSON") from None
-        if not isinstance(metadata, dict):
-            raise ApiError(400, 10006, "The 'metadata' part must be a JSON object")
+        parts, metadata = _upload_parts(headers, body, record)
         for key in metadata:
             if key not in METADATA_KEYS:
                 raise ApiError(400, 10021, f"Unknown field '{key}' in metadata")
@@ -1022,6 +1013,21 @@ def _json_body(headers: Message, body: bytes, record: RecordedRequest) -> dict:
     if not isinstance(data, dict):
         raise ApiError(400, 10001, "Request body must be a JSON object")
     return data
+
+
+def _upload_parts(headers: Message, body: bytes, record: RecordedRequest) -> tuple[dict[str, Part], dict[str, Any]]:
+    """A script or version upload's parts (kept on ``record``) and its metadata object."""
+    parts = _multipart(headers, body)
+    record.parts = parts
+    if "metadata" not in parts:
+        raise ApiError(400, 10006, "Uploaded multipart body has no 'metadata' part")
+    try:
+        metadata = json.loads(parts["metadata"].data)
+    except ValueError:
+        raise ApiError(400, 10006, "The 'metadata' part is not valid JSON") from None
+    if not isinstance(metadata, dict):
+        raise ApiError(400, 10006, "The 'metadata' part must be a JSON object")
+    return parts, metadata
 
 
 def _multipart(headers: Message, body: bytes) -> dict[str, Part]:

@@ -34,6 +34,7 @@ from tests.fake_cloudflare import (
     _json_body,
     _multipart,
     _settings,
+    _upload_parts,
 )
 
 if TYPE_CHECKING:
@@ -871,16 +872,7 @@ def _upload_version(fake: FakeCloudflare, account: Account, name: str, headers: 
                     record: RecordedRequest) -> dict:
     """``POST .../versions``: a version that is stored but not deployed (reference §7.5)."""
     worker = _worker(account, name)
-    parts = _multipart(headers, body)
-    record.parts = parts
-    if "metadata" not in parts:
-        raise ApiError(400, 10006, "Uploaded multipart body has no 'metadata' part")
-    try:
-        metadata = json.loads(parts["metadata"].data)
-    except ValueError:
-        raise ApiError(400, 10006, "The 'metadata' part is not valid JSON") from None
-    if not isinstance(metadata, dict):
-        raise ApiError(400, 10006, "The 'metadata' part must be a JSON object")
+    parts, metadata = _upload_parts(headers, body, record)
     for key in metadata:
         if key in VERSION_REFUSED_KEYS:
             raise _bad(f"'{key}' cannot be set by a version upload: upload the script (PUT) to change it")
