@@ -418,8 +418,9 @@ class Render:
         """A Field's ``at`` and ``key``: the text of the path holding it (one string shared by
         its neighbours: a large manifest has a path for every value) and its key, or its own
         path's text when it was written elsewhere (an environment's value)."""
-        if not path or self._source(path) != path:
-            return self(path), None
+        source = self._source(path)
+        if not path or source != path:
+            return validate.json_path(source), None
         holder = path[:-1]
         text = self._written.get(holder)
         if text is None:
