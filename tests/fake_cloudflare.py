@@ -1269,16 +1269,19 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(delay)
 
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
+        # The whole answer is made before the wait and goes out in one write at the answer's
+        # time: the fake's own formatting is inside its latency, not added to it.
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("cf-ray", f"{uuid.uuid4().hex[:16]}-FAKE")
+        for key, value in (extra or {}).items():
+            self.send_header(key, value)
+        answer = b"".join([*self._headers_buffer, b"\r\n", body])
+        self._headers_buffer = []
         self._wait_to_answer()
         try:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("cf-ray", f"{uuid.uuid4().hex[:16]}-FAKE")
-            for key, value in (extra or {}).items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(answer)
         except (BrokenPipeError, ConnectionResetError):  # the client died (a killed apply)
             self.close_connection = True
 
