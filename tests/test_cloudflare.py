@@ -186,6 +186,21 @@ def test_upload_puts_metadata_and_unchanged_script_bytes(client, requests_mock):
     assert script_bytes == SCRIPT_BYTES
 
 
+def test_a_prepared_upload_sends_nothing_until_called_then_the_same_bytes_on_every_try(
+        client, requests_mock, fake_time):
+    requests_mock.put(f"{SCRIPTS}/w", [{"status_code": 429, "headers": {"Retry-After": "3"},
+                                        "json": failed(971, "wait")},
+                                       {"json": ok({"id": "w", "etag": "e2"})}])
+    send = client.prepare_upload("w", METADATA, SCRIPT_BYTES, account_id=ACCOUNT)
+    assert requests_mock.call_count == 0  # built, not sent: an apply prepares while slots are busy
+    assert send() == {"id": "w", "etag": "e2"}
+    first, retry = requests_mock.request_history
+    assert retry.body == first.body and retry.headers["Content-Type"] == first.headers["Content-Type"]
+    assert parse_multipart(retry)["script"][2] == SCRIPT_BYTES
+    assert retry.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert fake_time.sleeps == [3.0]
+
+
 def test_upload_with_key_pair_sends_x_auth_headers(fake_time, requests_mock):
     requests_mock.put(f"{SCRIPTS}/w", json=ok({}))
     cf = make_client(fake_time, Credentials(email="me@example.com", api_key=Secret("key-1")))

@@ -41,6 +41,10 @@ class MemoryClient:
         self.uploads.append((name, metadata, content))
         return {"id": name, "etag": f"etag-{len(self.uploads)}", "modified_on": "2026-11-27T00:00:00Z"}
 
+    def prepare_upload(self, name, metadata, content, *, account_id=None, zone_id=None):  # type: ignore[no-untyped-def]
+        # As CloudflareClient's: nothing is sent (or counted) until the returned function is called.
+        return lambda: self.upload_script(name, metadata, content, account_id=account_id, zone_id=zone_id)
+
     def delete_script(self, name, *, account_id=None, zone_id=None) -> None:
         self.deleted.append(name)
 

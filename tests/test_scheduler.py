@@ -102,3 +102,84 @@ def test_outcomes_that_finish_while_a_batch_is_written_are_recorded_together() -
 
     assert run_jobs([Job(key, job(key)) for key in ("a", "b", "c")], 3, record) == []
     assert batches == [["a"], ["b", "c"]]
+
+
+def two_step_jobs(keys: list[str], log: list[str], *, slow_prepare: dict[str, float] | None = None,
+                  fail_prepare: str | None = None, fail_send: str | None = None) -> list[Job[str]]:
+    """Jobs whose ``prepare`` logs "prepared KEY" and whose sending part logs "sent KEY"."""
+    lock = threading.Lock()
+
+    def prepare_of(key: str):  # type: ignore[no-untyped-def]
+        def prepare():  # type: ignore[no-untyped-def]
+            time.sleep((slow_prepare or {}).get(key, 0.0))
+            if key == fail_prepare:
+                raise DeployerError(f"{key}: its file changed after it was planned")
+            with lock:
+                log.append(f"prepared {key}")
+
+            def send() -> str:
+                with lock:
+                    log.append(f"sent {key}")
+                if key == fail_send:
+                    raise DeployerError(f"{key} failed")
+                return key
+            return send
+        return prepare
+
+    return [Job.in_two_steps(key, prepare_of(key)) for key in keys]
+
+
+def test_the_next_jobs_are_prepared_while_the_slots_wait_for_answers() -> None:
+    """With one slot, the second job is prepared before the first one's answer comes back,
+    and it is sent only after the first one is recorded."""
+    log: list[str] = []
+    answer = threading.Event()
+    jobs = two_step_jobs(["b"], log)
+
+    def first() -> str:
+        log.append("sent a")
+        assert answer.wait(5)
+        return "a"
+    jobs.insert(0, Job("a", first))
+    watcher = threading.Thread(target=lambda: (_wait_for(lambda: "prepared b" in log), answer.set()))
+    watcher.start()
+    assert run_jobs(jobs, 1, lambda outcomes: log.append(f"recorded {outcomes[0]}")) == []
+    watcher.join()
+    assert log == ["sent a", "prepared b", "recorded a", "sent b", "recorded b"]
+
+
+def test_slots_go_in_listed_order_even_to_a_job_that_prepares_slower() -> None:
+    log: list[str] = []
+    jobs = two_step_jobs(["a", "b", "c", "d"], log, slow_prepare={"a": 0.2, "c": 0.2})
+    assert run_jobs(jobs, 1, lambda outcomes: None) == []
+    assert [entry for entry in log if entry.startswith("sent")] == ["sent a", "sent b", "sent c", "sent d"]
+
+
+def test_a_failed_preparation_is_that_jobs_failure_and_nothing_prepared_is_sent_after_it() -> None:
+    log: list[str] = []
+    recorded: list[str] = []
+    jobs = two_step_jobs(["a", "b", "c", "d"], log, fail_prepare="b")
+    errors = run_jobs(jobs, 1, recorded.extend)
+    assert [str(e) for e in errors] == ["b: its file changed after it was planned"]
+    assert "sent b" not in log
+    # "a" may have been sent before the failure; "c", even if prepared meanwhile, never is.
+    assert [entry for entry in log if entry.startswith("sent")] in ([], ["sent a"])
+    assert recorded == [entry.removeprefix("sent ") for entry in log if entry.startswith("sent")]
+
+
+def test_jobs_prepared_when_a_request_fails_are_dropped_unsent() -> None:
+    log: list[str] = []
+    recorded: list[str] = []
+    jobs = two_step_jobs([f"j{n}" for n in range(6)], log, slow_prepare={"j0": 0.1}, fail_send="j0")
+    errors = run_jobs(jobs, 1, recorded.extend)
+    assert [str(e) for e in errors] == ["j0 failed"]
+    assert "prepared j1" in log  # prepared while j0 was slow to prepare and send ...
+    assert [entry for entry in log if entry.startswith("sent")] == ["sent j0"]  # ... but never sent
+    assert recorded == []
+
+
+def _wait_for(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)

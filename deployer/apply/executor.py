@@ -84,6 +84,15 @@ class _Client(VersionsClient, AssetsClient, Protocol):
         account_id: str | None = None,
         zone_id: str | None = None,
     ) -> dict[str, Any]: ...
+    def prepare_upload(
+        self,
+        name: str,
+        metadata: dict[str, Any],
+        content: bytes | tuple[UploadPart, ...],
+        *,
+        account_id: str | None = None,
+        zone_id: str | None = None,
+    ) -> Callable[[], dict[str, Any]]: ...
     def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None: ...
     def delete_secret(self, account_id: str, script_name: str, secret_name: str) -> None: ...
     def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]: ...
@@ -171,10 +180,10 @@ def apply_plan(
                 jobs += _gradual_jobs(change, scripts[change.name], previous, resolve, manifest, client, progress,
                                       annotations or {}, after)
                 continue
-            jobs.append(Job(f"upload {change.name}",
-                            _upload_job(change, scripts[change.name], previous, resolve, manifest, client, progress,
-                                        verify),
-                            after))
+            jobs.append(Job.in_two_steps(
+                f"upload {change.name}",
+                _upload_job(change, scripts[change.name], previous, resolve, manifest, client, progress, verify),
+                after))
     errors = run_jobs(jobs, parallelism, lambda outcomes: _record(store, outcomes, result))
     if errors:
         _raise_failures(errors, result)
@@ -307,7 +316,9 @@ def _upload_job(
     client: _Client,
     progress: Progress,
     verify: bool,
-) -> Callable[[], _Outcome]:
+) -> Callable[[], Callable[[], _Outcome]]:
+    """The upload as a job in two steps: the files read (and checked against the plan) and,
+    when nothing has to be asked of Cloudflare first, the request built; then the requests."""
     bindings = tuple(deployed_binding(b, resolve) for b in script.bindings)
     settings = deployed_settings(script.settings, resolve)
     new_names = {b.name for b in script.bindings}
@@ -316,23 +327,37 @@ def _upload_job(
     delete_before = [s for s in change.removed_secrets if s in new_names]
     delete_after = [s for s in change.removed_secrets if s not in new_names]
 
-    def job() -> _Outcome:
-        parts = read_parts(script)
-        assets = upload_assets(change, script, previous, manifest, client,
-                               lambda text: progress(ProgressEvent(Step.NOTE, text)))
+    def metadata_for(assets: dict[str, Any], migrations: dict[str, Any] | None) -> dict[str, Any]:
         metadata = upload_metadata(script, [binding_kind(b.type).metadata(b, resolve) for b in script.bindings],
                                    project=manifest.project, settings=settings_metadata(settings),
-                                   migrations=_migrations(change, script, previous, manifest, client))
+                                   migrations=migrations)
         metadata.update(assets)
+        return metadata
+
+    def content_of(parts: tuple[UploadPart, ...]) -> bytes | tuple[UploadPart, ...]:
         # A service-worker script goes as the seed's single "script" part, bytes unchanged.
-        content = parts[0].data if script.format is ScriptFormat.SERVICE_WORKER and parts else parts
+        return parts[0].data if script.format is ScriptFormat.SERVICE_WORKER and parts else parts
+
+    def prepare() -> Callable[[], _Outcome]:
+        parts = read_parts(script)
+        if script.assets is None and not script.migrations and not delete_before:
+            metadata = metadata_for({}, None)
+            send = client.prepare_upload(script.name, metadata, content_of(parts),
+                                         account_id=manifest.account_id, zone_id=manifest.zone_id)
+            return lambda: finish(metadata, send())
+        return lambda: upload(parts)  # its assets, migration tag or secrets are asked for first
+
+    def upload(parts: tuple[UploadPart, ...]) -> _Outcome:
+        assets = upload_assets(change, script, previous, manifest, client,
+                               lambda text: progress(ProgressEvent(Step.NOTE, text)))
+        metadata = metadata_for(assets, _migrations(change, script, previous, manifest, client))
         deleted: list[str] = []
         try:
             for secret in delete_before:
                 client.delete_secret(manifest.require_account("deleting a secret"), script.name, secret)
                 deleted.append(secret)
             answer = client.upload_script(
-                script.name, metadata, content, account_id=manifest.account_id, zone_id=manifest.zone_id
+                script.name, metadata, content_of(parts), account_id=manifest.account_id, zone_id=manifest.zone_id
             )
         except DeployerError as exc:
             if not deleted:
@@ -341,6 +366,9 @@ def _upload_job(
             raise DeployerError(f"{exc}\nscript {script.name}: secret(s) {', '.join(deleted)} were deleted (their "
                                 "names are reused by other bindings) but the upload failed, so the live script has "
                                 "neither; run apply again to upload it") from exc
+        return finish(metadata, answer)
+
+    def finish(metadata: dict[str, Any], answer: dict[str, Any]) -> _Outcome:
         for secret in delete_after:
             if manifest.account_id is None:
                 # The secrets endpoint is per account; the legacy zone API has none.
@@ -375,7 +403,7 @@ def _upload_job(
             ),
         )
 
-    return _reported(change, progress, job)
+    return _reported_in_two_steps(change, progress, prepare)
 
 
 def _gradual_jobs(change: Change, script: Script, previous: ScriptState, resolve: Resolve, manifest: Manifest,
@@ -429,6 +457,20 @@ def _reported(change: Change, progress: Progress, body: Callable[[], _Outcome]) 
             raise
 
     return job
+
+
+def _reported_in_two_steps(change: Change, progress: Progress, prepare: Callable[[], Callable[[], _Outcome]]
+                           ) -> Callable[[], Callable[[], _Outcome]]:
+    """``_reported`` for a job in two steps: its start is reported when its requests start."""
+    def reported() -> Callable[[], _Outcome]:
+        try:
+            send = prepare()
+        except BaseException:
+            progress(ProgressEvent(Step.FAILED, f"{change.type} {change.name}", change))
+            raise
+        return _reported(change, progress, send)
+
+    return reported
 
 
 def _fingerprints(bindings: tuple[Binding, ...], previous: ScriptState | None) -> tuple[tuple[str, str], ...]:

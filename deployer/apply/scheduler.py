@@ -1,12 +1,15 @@
 """Run an apply's requests in dependency order, in parallel where they are independent.
 
 A job starts once every job it comes ``after`` has succeeded and been recorded (a script after
-the scripts it binds, a route after its script's upload), at most ``parallelism`` at a time.
-Each of ``parallelism`` workers runs a job, records its outcome and only then takes the next: no
-hand-over to another thread between an answer and the next request, and a slot's next request
-never starts before its last success is on disk. Outcomes that complete while another batch is
-being written are recorded together (one journal line, one sync). On the first failure
-nothing new starts, the running jobs finish and are recorded, and the failures are returned.
+the scripts it binds, a route after its script's upload), at most ``parallelism`` at a time:
+a job makes its requests holding one of ``parallelism`` slots, and gives the slot back only once
+its outcome is recorded, so a slot's next request never starts before its last success is on
+disk. A job's local work (``prepare``: reading its files, building its request) is done before
+it takes a slot, by one of ``parallelism`` more workers, so a freed slot goes straight to a
+request already built. Each worker records its own outcome (no hand-over to another thread
+between an answer and the next request); outcomes that complete while another batch is being
+written are recorded together (one journal line, one sync). On the first failure nothing new
+starts, the running jobs finish and are recorded, and the failures are returned.
 """
 from __future__ import annotations
 
@@ -24,11 +27,20 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class Job(Generic[T]):
     """One request (or a few that belong together) named ``key``; ``after`` names the jobs of
-    this run it must wait for (keys of jobs not in the run are already done)."""
+    this run it must wait for (keys of jobs not in the run are already done). ``run`` does it
+    all; a job made ``in_two_steps`` has its local work as ``prepare``, which returns the part
+    that makes the requests."""
 
     key: str
     run: Callable[[], T]
     after: frozenset[str] = frozenset()
+    prepare: Callable[[], Callable[[], T]] | None = None
+
+    @staticmethod
+    def in_two_steps(key: str, prepare: Callable[[], Callable[[], T]], after: frozenset[str] = frozenset()) -> Job[T]:
+        """A job whose ``prepare`` sends nothing (it reads files, builds the request) and returns
+        what sends it: done ahead, while the slots are busy."""
+        return Job(key, lambda: prepare()(), after, prepare)
 
 
 def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]], None]) -> list[Exception]:
@@ -61,7 +73,8 @@ class _Run(Generic[T]):
         self._ready = [index for index, job in enumerate(jobs) if not self._waiting[job.key]]
         heapq.heapify(self._ready)
         self._changed = threading.Condition()  # guards everything below; notified on every change
-        self._started = self._running = 0
+        self._started = self._running = 0  # running: handed to a worker and not ended
+        self._in_flight = 0  # running and holding a slot: its requests may be under way
         self._stop = False
         self._errors: list[Exception] = []
         self._fatal: BaseException | None = None  # from record(), or a job's non-Exception
@@ -70,7 +83,11 @@ class _Run(Generic[T]):
         self._recording = threading.Lock()
         self._abandoned = False
         self._unrecorded: list[tuple[str, T]] = []  # successes waiting for the recording lock
-        count = max(1, min(parallelism, len(jobs)))
+        # A job sends only holding a slot, and keeps it until its outcome is recorded.
+        self._slots = _Slots(max(1, parallelism))
+        # As many workers again as slots: while ``parallelism`` jobs wait for answers, the others
+        # prepare the next jobs (bounded memory: at most 2 x parallelism bodies built at once).
+        count = max(1, min(2 * parallelism, len(jobs)))
         self._alive = count
         for number in range(count):
             # Daemon threads: after a second Ctrl-C the process leaves without them.
@@ -93,7 +110,7 @@ class _Run(Generic[T]):
                 with self._recording:  # a batch being written is finished first
                     self._abandoned = True
                 with self._changed:
-                    in_flight = self._running - finished
+                    in_flight = self._in_flight - finished
                 if self._fatal is not None:
                     raise self._fatal from None  # recording failed: that error names what is not recorded
                 raise DeployerError(
@@ -120,39 +137,68 @@ class _Run(Generic[T]):
 
     def _work(self) -> None:
         try:
-            while (job := self._next()) is not None:
-                try:
-                    outcome = job.run()
-                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                    self._ended(exc)
-                else:
-                    with self._changed:
-                        self._unrecorded.append((job.key, outcome))
-                    self._record_unrecorded()
-                    self._ended(None)
+            while (taken := self._next()) is not None:
+                self._run_one(*taken)
         finally:
             with self._changed:
                 self._alive -= 1
                 self._changed.notify_all()
 
-    def _next(self) -> Job[T] | None:
-        """The next ready job, waiting while others run that may release one; None when done."""
+    def _run_one(self, index: int, job: Job[T]) -> None:
+        """Prepare the job, send it holding a slot, record its outcome, give the slot back."""
+        try:
+            send = job.prepare() if job.prepare is not None else job.run
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._ended(exc, holding=False)  # the run stops before the next job can take a slot
+            self._slots.leave(index)
+            return
+        if not self._take_slot(index):  # the run stopped while this job was prepared: never started
+            self._ended(None, holding=False)
+            return
+        try:
+            outcome = send()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self._ended(exc, holding=True)
+            return
+        with self._changed:
+            self._unrecorded.append((job.key, outcome))
+        self._record_unrecorded()
+        self._ended(None, holding=True)  # only now may this slot's next request start
+
+    def _next(self) -> tuple[int, Job[T]] | None:
+        """The next ready job and its place, waiting while others run that may release one;
+        None when done. It joins the queue for slots at once (slots go in the order jobs are taken)."""
         with self._changed:
             while not self._stop:
                 if self._ready:
                     self._started += 1
                     self._running += 1
-                    return self._jobs[heapq.heappop(self._ready)]
+                    index = heapq.heappop(self._ready)
+                    self._slots.join(index)
+                    return index, self._jobs[index]
                 if not self._running:
                     self._changed.notify_all()  # nothing runs, so nothing more becomes ready
                     return None
                 self._changed.wait()
             return None
 
-    def _ended(self, failure: BaseException | None) -> None:
-        """A job ended (recorded, if it succeeded); on a failure nothing new starts."""
+    def _take_slot(self, index: int) -> bool:
+        """Wait for the slot of the job at ``index``; False (and none held) when the run
+        stopped meanwhile."""
+        self._slots.take(index)
+        with self._changed:
+            if not self._stop:
+                self._in_flight += 1
+                return True
+        self._slots.give_back()  # the next waiting job sees the stop too
+        return False
+
+    def _ended(self, failure: BaseException | None, holding: bool) -> None:
+        """A job ended (recorded, if it succeeded), giving back its slot if it held one; on a
+        failure nothing new starts."""
         with self._changed:
             self._running -= 1
+            self._in_flight -= holding
             if failure is not None:
                 self._stop = True
                 if isinstance(failure, Exception):
@@ -160,6 +206,8 @@ class _Run(Generic[T]):
                 else:
                     self._fatal = self._fatal or failure
             self._changed.notify_all()
+        if holding:
+            self._slots.give_back()  # after the stop: the job it goes to sees it
 
     def _record_unrecorded(self) -> int:
         """Record every success not recorded yet, as one batch (group commit: outcomes that
@@ -186,3 +234,46 @@ class _Run(Generic[T]):
                         if not waiting:
                             heapq.heappush(self._ready, index)
             return len(batch)
+
+
+class _Slots:
+    """``count`` slots for sending, each handed to the job taken first (lowest place in the
+    list) among those not sending yet, once it is prepared: requests go in the order the jobs
+    were taken, whichever finished preparing first (with one slot, strictly one after another
+    in the listed order). A freed slot passes straight to the job it is for (no race for it)."""
+
+    def __init__(self, count: int) -> None:
+        self._lock = threading.Lock()
+        self._free = count
+        self._queue: list[int] = []  # heap: places of the jobs taken and not sending yet
+        self._prepared: dict[int, threading.Event] = {}  # those of them waiting for a slot
+
+    def join(self, index: int) -> None:
+        """The job at ``index`` was taken: it will take a slot (``take``) or ``leave``."""
+        with self._lock:
+            heapq.heappush(self._queue, index)
+
+    def take(self, index: int) -> None:
+        """Wait until the job at ``index`` holds a slot."""
+        given = threading.Event()
+        with self._lock:
+            self._prepared[index] = given
+            self._hand_out()
+        given.wait()
+
+    def leave(self, index: int) -> None:
+        """The job at ``index`` will not send (its preparation failed)."""
+        with self._lock:
+            self._queue.remove(index)
+            heapq.heapify(self._queue)
+            self._hand_out()
+
+    def give_back(self) -> None:
+        with self._lock:
+            self._free += 1
+            self._hand_out()
+
+    def _hand_out(self) -> None:
+        while self._free and self._queue and self._queue[0] in self._prepared:
+            self._free -= 1
+            self._prepared.pop(heapq.heappop(self._queue)).set()

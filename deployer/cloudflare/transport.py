@@ -158,19 +158,36 @@ class Transport:
         *,
         idempotent: bool = True,
         attempts: Attempts | None = None,
+        raw: bool = False,
+        bearer: Secret | None = None,
         **kwargs: Any,
     ) -> dict[str, Any]:
         """Send one API request with retries; returns the decoded envelope (maybe empty).
 
         429 is always retried (Cloudflare refused before doing anything); 5xx and lost
-        answers only when ``idempotent``. Other statuses raise at once.
+        answers only when ``idempotent``. Other statuses raise at once. ``kwargs`` are
+        ``requests``' (``json``, ``params``, ``files``, ``headers``, ...).
         """
+        prepared = self._prepare(method, path, bearer=bearer, **kwargs)
+        return self._send(method, path, prepared, raw=raw, idempotent=idempotent, attempts=attempts)
+
+    def _prepare(self, method: str, path: str, *, bearer: Secret | None = None,
+                 **kwargs: Any) -> requests.PreparedRequest:
+        """The request as it goes on the wire (URL, headers, auth, body), made once and sent
+        as often as it is tried. With ``bearer`` it is authorised by that token instead of the
+        credentials (an assets upload session's: reference §7.6), never by both."""
+        auth = _Bearer(bearer) if bearer is not None else self._auth
+        return self._session.prepare_request(requests.Request(method, self._base_url + path, auth=auth, **kwargs))
+
+    def _send(self, method: str, path: str, prepared: requests.PreparedRequest, *, raw: bool = False,
+              idempotent: bool = True, attempts: Attempts | None = None) -> dict[str, Any]:
+        """``_request`` for a request already prepared (``_prepare``)."""
         attempts = attempts or Attempts(method, path, self._max_attempts, self._max_retry_wait)
         while True:
             try:
                 with self._turn(attempts):
                     attempts.count += 1
-                    return self._attempt(method, path, **kwargs)
+                    return self._attempt(method, path, prepared, raw=raw)
             except _Retryable as failure:
                 error = failure.error
                 retry_after = failure.retry_after
@@ -196,17 +213,13 @@ class Transport:
                     log.info("%s %s was rate limited (HTTP 429); waiting %.1f s as Retry-After asks", method, path,
                              retry_after)
 
-    def _attempt(self, method: str, path: str, *, raw: bool = False, bearer: Secret | None = None,
-                 **kwargs: Any) -> dict[str, Any]:
-        """One try; with ``raw`` a success is ``{"content_type", "content"}`` (code, not JSON).
-        With ``bearer`` the request is authorised by that token instead of the credentials
-        (an assets upload session's: reference §7.6), never by both."""
-        auth = _Bearer(bearer) if bearer is not None else self._auth
+    def _attempt(self, method: str, path: str, prepared: requests.PreparedRequest, *,
+                 raw: bool = False) -> dict[str, Any]:
+        """One try; with ``raw`` a success is ``{"content_type", "content"}`` (code, not JSON)."""
         try:
-            response = self._session.request(
-                method, self._base_url + path, auth=auth, timeout=self._timeout,
-                allow_redirects=False, **kwargs,
-            )
+            # The session reads no environment (trust_env is off): its proxies and CA bundle are all.
+            response = self._session.send(prepared, timeout=self._timeout, allow_redirects=False,
+                                          proxies=self._session.proxies, verify=self._session.verify)
         except (requests.ConnectionError, requests.Timeout) as exc:
             error = CloudflareApiError(method, path, None, detail=self._scrub(self._describe_failure(exc)))
             raise _Retryable(error, None) from None

@@ -3,7 +3,7 @@ account's script list (reference §1, §2)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from deployer.apply.upload import UploadPart
@@ -48,9 +48,23 @@ class WorkersApi(Transport):
         ``content`` as bytes is a service-worker script, sent byte for byte as the part
         ``script``; otherwise every part is sent under its name (as name and filename).
         """
+        return self.prepare_upload(name, metadata, content, account_id=account_id, zone_id=zone_id)()
+
+    def prepare_upload(
+        self,
+        name: str,
+        metadata: dict[str, Any],
+        content: bytes | Sequence[UploadPart],
+        *,
+        account_id: str | None = None,
+        zone_id: str | None = None,
+    ) -> Callable[[], dict[str, Any]]:
+        """``upload_script`` in two steps: the request is built now (its body encoded) and
+        the returned function sends it (retried as ``upload_script`` is) and returns the result,
+        so an apply builds its next uploads while earlier ones wait for their answers."""
         path = self._script_path(name, account_id, zone_id)
-        body = self._request("PUT", path, files=upload_files(metadata, content))
-        return result_object(body, "PUT", path, (), optional=True)
+        prepared = self._prepare("PUT", path, files=upload_files(metadata, content))
+        return lambda: result_object(self._send("PUT", path, prepared), "PUT", path, (), optional=True)
 
     def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None:
         """Delete a script; a script that is already gone counts as deleted."""
