@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ class MemoryClient:
         self.deleted_secrets: list[tuple[str, str]] = []
         self.namespaces: dict[str, str] = {}
         self.calls = 0
+        self.prepared: list[str] = []
 
     def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict, bool]:
         adopted = title in self.namespaces
@@ -43,6 +45,7 @@ class MemoryClient:
 
     def prepare_upload(self, name, metadata, content, *, account_id=None, zone_id=None):  # type: ignore[no-untyped-def]
         # As CloudflareClient's: nothing is sent (or counted) until the returned function is called.
+        self.prepared.append(name)
         return lambda: self.upload_script(name, metadata, content, account_id=account_id, zone_id=zone_id)
 
     def delete_script(self, name, *, account_id=None, zone_id=None) -> None:
@@ -112,6 +115,40 @@ def test_progress_reports_start_and_done_for_each_change_and_failed_for_a_failur
     assert [(e.step, e.message) for e in events] == [
         (Step.START, "script a"), (Step.DONE, "created script a"), (Step.START, "script b"), (Step.FAILED, "script b"),
     ]
+
+
+def test_uploads_are_built_while_the_go_ahead_is_awaited_and_nothing_is_sent_or_recorded_before_it(
+        tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, *(_script(tmp_path, f"s{n}") for n in range(4)))
+    store, client = StateStore(tmp_path / "state.json"), MemoryClient()
+
+    def go() -> None:  # the checks before apply, their script list still being read
+        deadline = time.monotonic() + 5
+        while len(client.prepared) < 2:
+            assert time.monotonic() < deadline, "nothing was prepared while the go-ahead was awaited"
+            time.sleep(0.001)
+        assert client.uploads == [] and not (tmp_path / "state.json.journal").exists()
+
+    with store.lock(command="test"):
+        apply_plan(make_plan(manifest, store.load()), manifest, client, store, parallelism=2, go=go)
+        store.commit()
+    assert sorted(name for name, _, _ in client.uploads) == ["s0", "s1", "s2", "s3"]
+
+
+def test_a_refused_go_ahead_sends_nothing_and_records_nothing(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, _script(tmp_path, "a"), _script(tmp_path, "b"))
+    store, client = StateStore(tmp_path / "state.json"), MemoryClient()
+
+    def refuse() -> None:
+        raise DeployerError("refusing to overwrite script(s) that exist in Cloudflare but not in the state: a")
+
+    with store.lock(command="test"), pytest.raises(DeployerError, match="refusing to overwrite"):
+        try:
+            apply_plan(make_plan(manifest, store.load()), manifest, client, store, parallelism=2, go=refuse)
+        finally:
+            store.commit()
+    assert client.uploads == [] and client.calls == 0
+    assert not (tmp_path / "state.json").exists()  # not even the account was recorded
 
 
 def test_namespace_is_created_first_and_its_id_bound(tmp_path: Path) -> None:

@@ -183,3 +183,25 @@ def _wait_for(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyp
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.001)
+
+
+def test_jobs_are_prepared_but_not_sent_until_go_returns_and_not_at_all_when_it_raises() -> None:
+    log: list[str] = []
+    jobs = two_step_jobs(["a", "b", "c"], log)
+
+    def go() -> None:
+        _wait_for(lambda: len(log) >= 2)  # prepared meanwhile ...
+        assert not [entry for entry in log if entry.startswith("sent")]  # ... and nothing sent
+
+    assert run_jobs(jobs, 2, lambda outcomes: None, go=go) == []
+    assert sorted(entry for entry in log if entry.startswith("sent")) == ["sent a", "sent b", "sent c"]
+
+    log.clear()
+
+    def refuse() -> None:
+        _wait_for(lambda: len(log) >= 2)
+        raise DeployerError("refused")
+
+    with pytest.raises(DeployerError, match="refused"):
+        run_jobs(two_step_jobs(["a", "b", "c"], log), 2, lambda outcomes: None, go=refuse)
+    assert not [entry for entry in log if entry.startswith("sent")]

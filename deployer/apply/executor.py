@@ -121,6 +121,7 @@ def apply_plan(
     verify: bool = False,
     project: str | None = None,
     annotations: Mapping[str, str] | None = None,
+    go: Callable[[], None] | None = None,
 ) -> ApplyResult:
     """Apply ``plan`` (made from ``manifest`` and the store's current state).
 
@@ -133,16 +134,34 @@ def apply_plan(
     ``project`` (the identity from ``deployer.state.project``) is recorded with the account.
     A change whose ``rollout`` has a percentage (``--gradual``) goes as a version and a
     deployment at that share (``apply/gradual.py``), carrying ``annotations``.
+
+    ``go`` is called before the first change, and may raise to prevent any (the checks before
+    apply, their reads still under way): meanwhile the first uploads' files are read and their
+    requests built, unless owned resources or forgotten attachments come first.
     """
     result = ApplyResult()
     scripts = {script.name: script for script in manifest.scripts}
-    recorded = store.state
-    if (recorded.account_id, recorded.zone_id, recorded.project) != (
-        manifest.account_id, manifest.zone_id, project or recorded.project
-    ):
-        # The state remembers which account/zone it describes (the planner checks it) and which
-        # project wrote it (the CLI checks it); a state from before projects is adopted here.
-        store.record(account_id=manifest.account_id, zone_id=manifest.zone_id, project=project)
+    started = False
+
+    def start() -> None:
+        """Before the first change: the go-ahead, then the state's account, zone and project."""
+        nonlocal started
+        if started:
+            return
+        started = True
+        if go is not None:
+            go()
+        recorded = store.state
+        if (recorded.account_id, recorded.zone_id, recorded.project) != (
+            manifest.account_id, manifest.zone_id, project or recorded.project
+        ):
+            # The state remembers which account/zone it describes (the planner checks it) and which
+            # project wrote it (the CLI checks it); a state from before projects is adopted here.
+            store.record(account_id=manifest.account_id, zone_id=manifest.zone_id, project=project)
+
+    if any((change.type in RESOURCE_KINDS and change.action is not Action.NO_OP) or change.action is Action.FORGET
+           for change in plan.changes):
+        start()  # resources are made (and attachments forgotten) before the jobs are built
     _apply_resources(plan, manifest, client, store, progress, result)
 
     resolve = resolver(store.state.resources, manifest.scripts)
@@ -184,7 +203,7 @@ def apply_plan(
                 f"upload {change.name}",
                 _upload_job(change, scripts[change.name], previous, resolve, manifest, client, progress, verify),
                 after))
-    errors = run_jobs(jobs, parallelism, lambda outcomes: _record(store, outcomes, result))
+    errors = run_jobs(jobs, parallelism, lambda outcomes: _record(store, outcomes, result), go=start)
     if errors:
         _raise_failures(errors, result)
     return result

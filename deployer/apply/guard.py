@@ -9,7 +9,7 @@ scripts, and shared with ``--refresh``. Contract: "Safe by default" in shared/CO
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, cast
 
 from deployer.apply.upload import OWNER_TAG_PREFIX
@@ -98,6 +98,29 @@ def check_before_apply(plan: Plan, state: State, manifest: Manifest, client: _Cl
             f"and this apply would replace it with {', '.join(names)}. The legacy zone API cannot import it; "
             "pass --allow-overwrite to replace it"
         )
+
+def check_before_apply_started(plan: Plan, state: State, manifest: Manifest, client: _Client) -> Callable[[], None]:
+    """``check_before_apply`` started on a thread, so that its reads overlap what apply does
+    before its first change (reading and building the first uploads); the returned function
+    waits for it and raises its refusal, if any. Nothing waits when it needs no request."""
+    refusal: list[BaseException] = []
+
+    def check() -> None:
+        try:
+            check_before_apply(plan, state, manifest, client)
+        except BaseException as exc:  # noqa: BLE001 - raised by the verdict, in the caller's thread
+            refusal.append(exc)
+
+    checking = threading.Thread(target=check, name="deployer-guard", daemon=True)
+    checking.start()
+
+    def verdict() -> None:
+        checking.join()
+        if refusal:
+            raise refusal[0]
+
+    return verdict
+
 
 def refuse_foreign_attachments(plan: Plan, state: State, manifest: Manifest, client: _Client) -> None:
     """Refuse (DeployerError) before any change when the plan attaches a route pattern or a

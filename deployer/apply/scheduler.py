@@ -43,24 +43,40 @@ class Job(Generic[T]):
         return Job(key, lambda: prepare()(), after, prepare)
 
 
-def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]], None]) -> list[Exception]:
+def run_jobs(jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]], None], *,
+             go: Callable[[], None] | None = None) -> list[Exception]:
     """Run ``jobs``; ``record`` the outcomes as they complete, one batch at a time (those that
     complete together go together). Returns the failures; an error raised by ``record`` is
     raised once the running jobs end.
+
+    ``go``, when given, is called in this thread while the first jobs are prepared and before
+    any is sent (the checks before a change, whose reads may still be under way): if it
+    raises, no job is sent, the workers stop and its exception propagates.
 
     Raises DeployerError when interrupted (Ctrl-C): in-flight requests finish and are recorded
     first; a second Ctrl-C abandons them. A job never started (its dependency failed, or the
     run stopped) is simply not recorded, so the next apply does it.
     """
     if not jobs:
+        if go is not None:
+            go()
         return []
-    return _Run(jobs, parallelism, record).wait()
+    run = _Run(jobs, parallelism, record, held=go is not None)
+    if go is not None:
+        try:
+            go()
+        except BaseException:
+            run.cancel()
+            raise
+        run.send()
+    return run.wait()
 
 
 class _Run(Generic[T]):
     """One run of ``run_jobs``: the workers (started here) and what they share."""
 
-    def __init__(self, jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]], None]) -> None:
+    def __init__(self, jobs: Sequence[Job[T]], parallelism: int, record: Callable[[list[T]], None], *,
+                 held: bool = False) -> None:
         self._jobs, self._record = jobs, record
         keys = {job.key for job in jobs}
         self._waiting = {job.key: set(job.after) & keys - {job.key} for job in jobs}
@@ -84,7 +100,7 @@ class _Run(Generic[T]):
         self._abandoned = False
         self._unrecorded: list[tuple[str, T]] = []  # successes waiting for the recording lock
         # A job sends only holding a slot, and keeps it until its outcome is recorded.
-        self._slots = _Slots(max(1, parallelism))
+        self._slots = _Slots(max(1, parallelism), held=held)
         # As many workers again as slots: while ``parallelism`` jobs wait for answers, the others
         # prepare the next jobs (bounded memory: at most 2 x parallelism bodies built at once).
         count = max(1, min(2 * parallelism, len(jobs)))
@@ -92,6 +108,17 @@ class _Run(Generic[T]):
         for number in range(count):
             # Daemon threads: after a second Ctrl-C the process leaves without them.
             threading.Thread(target=self._work, name=f"deployer-apply-{number}", daemon=True).start()
+
+    def send(self) -> None:
+        """Let a run started ``held`` send: until now its workers only prepared."""
+        self._slots.open()
+
+    def cancel(self) -> None:
+        """Stop a run started ``held`` before it sent anything; returns once its workers end."""
+        with self._changed:
+            self._stop = True
+        self._slots.open()  # each waiting job gets a slot, sees the stop and gives it back
+        self._until_workers_end()
 
     def wait(self) -> list[Exception]:
         try:
@@ -242,9 +269,10 @@ class _Slots:
     were taken, whichever finished preparing first (with one slot, strictly one after another
     in the listed order). A freed slot passes straight to the job it is for (no race for it)."""
 
-    def __init__(self, count: int) -> None:
+    def __init__(self, count: int, *, held: bool = False) -> None:
         self._lock = threading.Lock()
-        self._free = count
+        self._count = count
+        self._free = 0 if held else count  # held: none until open()
         self._queue: list[int] = []  # heap: places of the jobs taken and not sending yet
         self._prepared: dict[int, threading.Event] = {}  # those of them waiting for a slot
 
@@ -266,6 +294,12 @@ class _Slots:
         with self._lock:
             self._queue.remove(index)
             heapq.heapify(self._queue)
+            self._hand_out()
+
+    def open(self) -> None:
+        """Hand out the slots of ``held`` slots."""
+        with self._lock:
+            self._free = self._count
             self._hand_out()
 
     def give_back(self) -> None:

@@ -388,10 +388,8 @@ def apply(
     """Create namespaces, upload each created/changed script once, delete removed scripts.
     Runs the scripts' build commands first (their output on stderr); a failed build stops it
     before any request."""
-    from deployer.apply.executor import apply_plan
     from deployer.apply.gradual import refuse_changing_gradual
-    from deployer.apply.guard import CachedReads, check_before_apply
-    from deployer.cli.progress import ApplyReporter
+    from deployer.apply.guard import CachedReads, check_before_apply_started
     from deployer.remote import read_remote
     from deployer.plan.render import render_text
 
@@ -429,8 +427,12 @@ def apply(
             sys.stdout.write(render_text(the_plan, color=_use_color(no_color), refreshed=refresh))
             _show_warnings(the_plan, refresh)
             refuse_changing_gradual(the_plan)
-            if not allow_overwrite:
-                check_before_apply(the_plan, current, manifest, reads)
+            # The checks' reads (the account's script list) go while the first uploads are read and
+            # built; apply_plan waits for their verdict before its first change.
+            verdict = (check_before_apply_started(the_plan, current, manifest, reads) if not allow_overwrite
+                       else lambda: None)
+            if not the_plan.has_changes or (saved is None and not auto_approve):
+                verdict()  # nothing to apply, or a question to ask: only an apply that may go is asked for
             if not the_plan.has_changes:
                 if current.lineage and current.project != identity:
                     store.record(project=identity)  # a state from before projects (or claimed) is adopted
@@ -438,10 +440,13 @@ def apply(
                 return ExitStatus.OK
             if saved is None and not auto_approve:
                 _confirm()
+            from deployer.apply.executor import apply_plan
+            from deployer.cli.progress import ApplyReporter
+
             reporter = ApplyReporter.for_plan(the_plan, sys.stderr)
             try:
                 result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=reporter,
-                                    verify=verify, project=identity, annotations=annotations)
+                                    verify=verify, project=identity, annotations=annotations, go=verdict)
             finally:
                 reporter.close()
                 store.commit()
