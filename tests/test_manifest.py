@@ -1,6 +1,7 @@
 """load_manifest builds exactly the Manifest the file describes."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import textwrap
 from pathlib import Path
@@ -99,6 +100,27 @@ def test_valid_manifest_builds_exactly_the_expected_manifest(project: Path) -> N
         ),
         environment="staging",
     )
+
+
+def test_loading_a_manifest_makes_no_reference_cycles(project: Path) -> None:
+    """The CLI runs without the cyclic garbage collector until apply sends (``console()``): a
+    cycle made while loading (a closure calling itself, say) would keep the whole YAML node
+    tree alive to the end of the run: +3 MB on a 5,000-script plan."""
+    manifest_file = write(project, CONTRACT_EXAMPLE)
+    environ = {"CLOUDFLARE_ACCOUNT_ID": ACCOUNT, "API_KEY": "s3cret"}
+    load_manifest(manifest_file, environ)  # imports done: a class made at import is not this test's business
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        load_manifest(manifest_file, environ)
+        gc.collect()
+        left = sorted({type(thing).__qualname__ for thing in gc.garbage})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert left == []
 
 
 def test_secret_text_is_wrapped_and_masked(project: Path) -> None:

@@ -7,6 +7,7 @@ and ``plan`` never import ``requests``.
 from __future__ import annotations
 
 import enum
+import gc
 import os
 import signal
 import sys
@@ -444,6 +445,7 @@ def apply(
             from deployer.cli.progress import ApplyReporter
 
             reporter = ApplyReporter.for_plan(the_plan, sys.stderr)
+            _collect_from_now()
             try:
                 result = apply_plan(the_plan, manifest, client, store, parallelism=parallelism, progress=reporter,
                                     verify=verify, project=identity, annotations=annotations, go=verdict)
@@ -460,6 +462,20 @@ def apply(
     )
     _print_gradual_started(the_plan, store.state)
     return ExitStatus.OK
+
+
+def _collect_from_now() -> None:
+    """Turn the cyclic garbage collector back on (``console()`` turns it off), for what may
+    run long and make garbage: the apply's requests.
+
+    Until now a run builds what it keeps (modules, the manifest, the state, the plan) and next
+    to no garbage cycles, yet CPython's collector went over it all again and again: ~90
+    collections, ~20 ms of an apply's start-up and ~6 ms of ``validate``'s (benchmarks/README.md,
+    P2). What exists now is frozen (never scanned again: it lives until the process ends).
+    Nothing to do when the collector is on (``main()`` called by tests or an embedder)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _planned_gradual(saved: dict[str, object], planfile: Path, gradual: int | None) -> int | None:
@@ -805,8 +821,12 @@ def console() -> NoReturn:
     shut down and joined, the lock released. Only stdout and stderr still hold buffered text;
     they are flushed here, and if that fails (a closed pipe) the ordinary exit reports it.
     Tests and embedders call ``main()``, which exits the ordinary way.
+
+    The cyclic garbage collector is off until an apply starts sending (``_collect_from_now``):
+    before, a run only builds what it keeps, and reference counting frees the rest.
     """
     sys.excepthook = _scrubbed_excepthook  # a bug's traceback is scrubbed too
+    gc.disable()
     try:
         main()
     except SystemExit as exc:

@@ -264,26 +264,27 @@ class Parser:
     def fill(self, node: Node, source: Callable[[JsonPath], JsonPath]) -> None:
         """Fill every ``${VAR}`` under ``node`` (each node once); ``source`` maps a path to
         where it was written, for the messages."""
+        self._fill_under(node, (), source)
+
+    def _fill_under(self, node: Node, path: JsonPath, source: Callable[[JsonPath], JsonPath]) -> None:
+        # A method, not a closure calling itself: that closure would be a reference cycle holding
+        # the whole node tree until the cyclic collector ran (the CLI runs mostly without it).
         seen = self._walked  # a node filled for one environment is filled for all (ids are kept alive)
-
-        def walk(node: Node, path: JsonPath) -> None:
-            if id(node) in seen:
-                return
-            seen.add(id(node))
-            if isinstance(node, ScalarNode):
-                if node.tag == TAG + "str" and "$" in node.value and not self.verbatim(path):
-                    self._fill(node, source(path))
-            elif isinstance(node, MappingNode):
-                for key, value in node.value:
-                    if isinstance(key, ScalarNode):
-                        if "$" in key.value:
-                            self._fill(key, source((*path, key.value)))
-                        walk(value, (*path, key.value))
-            elif isinstance(node, SequenceNode):
-                for index, item in enumerate(node.value):
-                    walk(item, (*path, index))
-
-        walk(node, ())
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, ScalarNode):
+            if node.tag == TAG + "str" and "$" in node.value and not self.verbatim(path):
+                self._fill(node, source(path))
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                if isinstance(key, ScalarNode):
+                    if "$" in key.value:
+                        self._fill(key, source((*path, key.value)))
+                    self._fill_under(value, (*path, key.value), source)
+        elif isinstance(node, SequenceNode):
+            for index, item in enumerate(node.value):
+                self._fill_under(item, (*path, index), source)
 
     def _report(self, line: int, col: int, path: JsonPath, message: str) -> None:
         self.diagnostics.append(Diagnostic(self.file, line, col, validate.json_path(path), message))

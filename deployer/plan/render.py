@@ -25,7 +25,6 @@ from deployer.models import (
     SettingChange,
     VersionShare,
 )
-from deployer.plan.diagram import markdown_section
 
 Escape = Callable[[str], str]
 
@@ -246,6 +245,8 @@ def render_markdown(plan: Plan, manifest: Manifest | None = None, *, refreshed: 
         lines += ["", "**Gradual deployments in progress** (apply changes none of these until it is promoted or "
                       "rolled back):", ""]
         lines += [f"- {escape_markdown(line).replace(chr(39), '`')}" for line in gradual]
+    from deployer.plan.diagram import markdown_section  # the graph modules: only a markdown plan has a diagram
+
     return "\n".join(lines) + "\n" + markdown_section(plan, manifest)
 
 
