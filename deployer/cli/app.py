@@ -391,7 +391,6 @@ def apply(
     before any request."""
     from deployer.apply.gradual import refuse_changing_gradual
     from deployer.apply.guard import CachedReads, check_before_apply_started
-    from deployer.remote import read_remote
     from deployer.plan.render import render_text
 
     saved = None
@@ -419,19 +418,31 @@ def apply(
             _note_former_state(store)
             others = _other_environments(manifest, store, state_name)
             reads = CachedReads(client)  # the guard and --refresh share one script list
-            remote = read_remote(manifest, reads, current, parallelism=parallelism) if refresh else None
+            remote = None
+            if refresh:
+                from deployer.remote import read_remote
+
+                remote = read_remote(manifest, reads, current, parallelism=parallelism)
             the_plan = _plan_against(manifest, current, remote, others, gradual)
             if saved is not None and planfile is not None:
                 from deployer.plan.planfile import check_planfile
 
                 check_planfile(saved, planfile, manifest, current, the_plan)
-            sys.stdout.write(render_text(the_plan, color=_use_color(no_color), refreshed=refresh))
-            _show_warnings(the_plan, refresh)
-            refuse_changing_gradual(the_plan)
-            # The checks' reads (the account's script list) go while the first uploads are read and
-            # built; apply_plan waits for their verdict before its first change.
+
+            def show_plan() -> None:
+                sys.stdout.write(render_text(the_plan, color=_use_color(no_color), refreshed=refresh))
+                _show_warnings(the_plan, refresh)
+
+            try:
+                refuse_changing_gradual(the_plan)  # before the checks below read anything
+            except DeployerError:
+                show_plan()
+                raise
+            # The checks' reads (the account's script list) go while the plan is shown and the first
+            # uploads are read and built; apply_plan waits for their verdict before its first change.
             verdict = (check_before_apply_started(the_plan, current, manifest, reads) if not allow_overwrite
                        else lambda: None)
+            show_plan()
             if not the_plan.has_changes or (saved is None and not auto_approve):
                 verdict()  # nothing to apply, or a question to ask: only an apply that may go is asked for
             if not the_plan.has_changes:
