@@ -205,3 +205,28 @@ def test_jobs_are_prepared_but_not_sent_until_go_returns_and_not_at_all_when_it_
     with pytest.raises(DeployerError, match="refused"):
         run_jobs(two_step_jobs(["a", "b", "c"], log), 2, lambda outcomes: None, go=refuse)
     assert not [entry for entry in log if entry.startswith("sent")]
+
+
+def test_a_freed_slot_sends_the_next_prepared_job_in_the_same_thread() -> None:
+    """No hand-over between threads from an answer to the slot's next request: the thread that
+    recorded "a" sends "b" (prepared meanwhile by another thread, which goes back to preparing)."""
+    threads: dict[str, str] = {}
+    prepared_b = threading.Event()
+
+    def job(key: str):  # type: ignore[no-untyped-def]
+        def prepare():  # type: ignore[no-untyped-def]
+            threads[f"prepared {key}"] = threading.current_thread().name
+            if key == "b":
+                prepared_b.set()
+
+            def send() -> str:
+                if key == "a":
+                    assert prepared_b.wait(5)  # "b" is ready before "a" is answered
+                threads[f"sent {key}"] = threading.current_thread().name
+                return key
+            return send
+        return prepare
+
+    assert run_jobs([Job.in_two_steps(key, job(key)) for key in ("a", "b")], 1, lambda outcomes: None) == []
+    assert threads["sent b"] == threads["sent a"]
+    assert threads["prepared b"] != threads["sent a"]

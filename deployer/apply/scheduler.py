@@ -17,7 +17,7 @@ import heapq
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from deployer.errors import DeployerError
 
@@ -172,25 +172,46 @@ class _Run(Generic[T]):
                 self._changed.notify_all()
 
     def _run_one(self, index: int, job: Job[T]) -> None:
-        """Prepare the job, send it holding a slot, record its outcome, give the slot back."""
+        """Prepare the job, then wait until it holds a slot (and send it) or until a worker
+        whose slot came free has taken it over."""
         try:
             send = job.prepare() if job.prepare is not None else job.run
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self._ended(exc, holding=False)  # the run stops before the next job can take a slot
+            self._ended(exc)  # the run stops before the next job can take a slot
             self._slots.leave(index)
             return
-        if not self._take_slot(index):  # the run stopped while this job was prepared: never started
-            self._ended(None, holding=False)
-            return
-        try:
-            outcome = send()
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self._ended(exc, holding=True)
-            return
-        with self._changed:
-            self._unrecorded.append((job.key, outcome))
-        self._record_unrecorded()
-        self._ended(None, holding=True)  # only now may this slot's next request start
+        if self._slots.take(index, send):
+            self._send_holding_slot(index, send)
+
+    def _send_holding_slot(self, index: int, send: Callable[[], T]) -> None:
+        """Send the job at ``index``, record its outcome, and then, keeping the slot, do the
+        same for the prepared job next in line, if any: a freed slot goes on in the thread that
+        holds it, with no hand-over to the waiting job's thread (it goes back to preparing)."""
+        while True:
+            with self._changed:
+                stopped = self._stop  # the run stopped while this job was prepared: it never starts
+                if stopped:
+                    self._running -= 1
+                    self._changed.notify_all()
+                else:
+                    self._in_flight += 1
+            if stopped:
+                self._slots.give_back()  # the next waiting job sees the stop too
+                return
+            try:
+                outcome = send()
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self._ended(exc, sent=True)
+                self._slots.give_back()  # after the stop: the job it goes to sees it
+                return
+            with self._changed:
+                self._unrecorded.append((self._jobs[index].key, outcome))
+            self._record_unrecorded()
+            self._ended(None, sent=True)
+            following = self._slots.pass_on()  # only now may this slot's next request start
+            if following is None:
+                return
+            index, send = following
 
     def _next(self) -> tuple[int, Job[T]] | None:
         """The next ready job and its place, waiting while others run that may release one;
@@ -209,23 +230,12 @@ class _Run(Generic[T]):
                 self._changed.wait()
             return None
 
-    def _take_slot(self, index: int) -> bool:
-        """Wait for the slot of the job at ``index``; False (and none held) when the run
-        stopped meanwhile."""
-        self._slots.take(index)
-        with self._changed:
-            if not self._stop:
-                self._in_flight += 1
-                return True
-        self._slots.give_back()  # the next waiting job sees the stop too
-        return False
-
-    def _ended(self, failure: BaseException | None, holding: bool) -> None:
-        """A job ended (recorded, if it succeeded), giving back its slot if it held one; on a
-        failure nothing new starts."""
+    def _ended(self, failure: BaseException | None, *, sent: bool = False) -> None:
+        """A job ended (recorded, if it succeeded; ``sent`` if it was sent); on a failure
+        nothing new starts."""
         with self._changed:
             self._running -= 1
-            self._in_flight -= holding
+            self._in_flight -= sent
             if failure is not None:
                 self._stop = True
                 if isinstance(failure, Exception):
@@ -233,8 +243,6 @@ class _Run(Generic[T]):
                 else:
                     self._fatal = self._fatal or failure
             self._changed.notify_all()
-        if holding:
-            self._slots.give_back()  # after the stop: the job it goes to sees it
 
     def _record_unrecorded(self) -> int:
         """Record every success not recorded yet, as one batch (group commit: outcomes that
@@ -264,30 +272,38 @@ class _Run(Generic[T]):
 
 
 class _Slots:
-    """``count`` slots for sending, each handed to the job taken first (lowest place in the
-    list) among those not sending yet, once it is prepared: requests go in the order the jobs
-    were taken, whichever finished preparing first (with one slot, strictly one after another
-    in the listed order). A freed slot passes straight to the job it is for (no race for it)."""
+    """``count`` slots for sending, each going to the job taken first (lowest place in the list)
+    among those not sending yet, once it is prepared: requests go in the order the jobs were
+    taken, whichever finished preparing first (with one slot, strictly one after another in the
+    listed order). A slot that comes free goes on with the next prepared job in the thread that
+    held it (``pass_on``); a free slot is handed to a waiting job's thread (``take``)."""
 
     def __init__(self, count: int, *, held: bool = False) -> None:
         self._lock = threading.Lock()
         self._count = count
         self._free = 0 if held else count  # held: none until open()
         self._queue: list[int] = []  # heap: places of the jobs taken and not sending yet
-        self._prepared: dict[int, threading.Event] = {}  # those of them waiting for a slot
+        self._prepared: dict[int, tuple[threading.Event, Callable[[], Any]]] = {}  # those waiting for a slot
+        self._taken_over: set[int] = set()  # prepared jobs another thread sends
 
     def join(self, index: int) -> None:
-        """The job at ``index`` was taken: it will take a slot (``take``) or ``leave``."""
+        """The job at ``index`` was taken: it will ``take`` a slot or ``leave``."""
         with self._lock:
             heapq.heappush(self._queue, index)
 
-    def take(self, index: int) -> None:
-        """Wait until the job at ``index`` holds a slot."""
+    def take(self, index: int, send: Callable[[], Any]) -> bool:
+        """Wait until the job at ``index`` (prepared: ``send`` sends it) holds a slot: True,
+        this thread sends it; False, a thread whose slot came free sends it."""
         given = threading.Event()
         with self._lock:
-            self._prepared[index] = given
+            self._prepared[index] = (given, send)
             self._hand_out()
         given.wait()
+        with self._lock:
+            if index in self._taken_over:
+                self._taken_over.discard(index)
+                return False
+            return True
 
     def leave(self, index: int) -> None:
         """The job at ``index`` will not send (its preparation failed)."""
@@ -307,7 +323,23 @@ class _Slots:
             self._free += 1
             self._hand_out()
 
+    def pass_on(self) -> tuple[int, Callable[[], Any]] | None:
+        """For a thread whose job is done: the next job in line and what sends it, if it is
+        prepared (this thread keeps the slot and sends it); None when it is not (the slot is
+        given back)."""
+        with self._lock:
+            if self._queue and self._queue[0] in self._prepared:
+                index = heapq.heappop(self._queue)
+                given, send = self._prepared.pop(index)
+                self._taken_over.add(index)
+                given.set()  # its thread goes back to preparing
+                return index, send
+            self._free += 1
+            self._hand_out()
+            return None
+
     def _hand_out(self) -> None:
         while self._free and self._queue and self._queue[0] in self._prepared:
             self._free -= 1
-            self._prepared.pop(heapq.heappop(self._queue)).set()
+            given, _ = self._prepared.pop(heapq.heappop(self._queue))
+            given.set()
