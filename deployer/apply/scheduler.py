@@ -169,7 +169,8 @@ class _Run(Generic[T]):
         finally:
             with self._changed:
                 self._alive -= 1
-                self._changed.notify_all()
+                if not self._alive:  # what wait() waits for (the workers waiting for jobs were told)
+                    self._changed.notify_all()
 
     def _run_one(self, index: int, job: Job[T]) -> None:
         """Prepare the job, then wait until it holds a slot (and send it) or until a worker
