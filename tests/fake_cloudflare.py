@@ -432,6 +432,12 @@ class FakeCloudflare:
         with self._lock:
             return dict(self._request_counts)
 
+    def connection_count(self) -> int:
+        """How many client connections are open now (kept alive, with or without a request)."""
+        assert self._server is not None, "the fake is not started"
+        with self._server._connections_lock:
+            return len(self._server._connections)
+
     def mutating_request_count(self) -> int:
         """How many POST, PUT, PATCH and DELETE requests arrived (since ``clear_requests``)."""
         with self._lock:

@@ -742,3 +742,44 @@ def test_a_malformed_success_is_an_api_error_naming_the_request(client, requests
     path = url[len(BASE):]
     assert str(info.value).startswith(f"Cloudflare API {method} {path} failed (HTTP 200): "
                                       "Cloudflare answered with success, but ")
+
+
+def test_connections_opened_ahead_are_the_ones_the_requests_use(fake_cloudflare) -> None:
+    """An apply opens its upload connections while its checks read (TCP and TLS handshakes off
+    the first uploads' path): no request is sent, and requests then find them open, never
+    opening more than the pool holds."""
+    from tests.fake_cloudflare import FAKE_ACCOUNT
+
+    client, _ = CloudflareClient.from_environment(fake_cloudflare.environ(), pool_size=4)
+    with client:
+        client.open_connections(3)
+        _wait_for(lambda: fake_cloudflare.connection_count() == 3)
+        assert fake_cloudflare.requests == []
+        together = threading.Barrier(6, timeout=5)
+
+        def read() -> None:
+            together.wait()
+            client.list_scripts(FAKE_ACCOUNT)
+
+        readers = [threading.Thread(target=read) for _ in range(6)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(10)
+        assert len(fake_cloudflare.requests) == 6
+        assert fake_cloudflare.connection_count() <= 4  # six at once wait for the pool's four
+
+
+def test_opening_connections_ahead_is_nothing_with_a_mock_adapter(client, requests_mock) -> None:
+    client.open_connections(3)  # requests-mock's adapter has no pool: nothing to open, no error
+    assert requests_mock.call_count == 0
+
+
+def _wait_for(condition, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+

@@ -442,6 +442,8 @@ def apply(
             # uploads are read and built; apply_plan waits for their verdict before its first change.
             verdict = (check_before_apply_started(the_plan, current, manifest, reads) if not allow_overwrite
                        else lambda: None)
+            # Meanwhile the connections the uploads will use are opened (one is the checks').
+            client.open_connections(min(parallelism, _changes(the_plan)) - 1)
             show_plan()
             if not the_plan.has_changes or (saved is None and not auto_approve):
                 verdict()  # nothing to apply, or a question to ask: only an apply that may go is asked for
@@ -473,6 +475,12 @@ def apply(
     )
     _print_gradual_started(the_plan, store.state)
     return ExitStatus.OK
+
+
+def _changes(plan: Plan) -> int:
+    from deployer.models import Action
+
+    return sum(1 for change in plan.changes if change.action is not Action.NO_OP)
 
 
 def _collect_from_now() -> None:

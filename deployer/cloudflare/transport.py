@@ -121,7 +121,9 @@ class Transport:
         self._session.proxies.update(requests.utils.get_environ_proxies(self._base_url))
         self._session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        # pool_block: a request finding every connection taken waits for one to come back rather
+        # than opening one more, which the pool would then throw away (with a warning on stderr).
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0, pool_block=True)
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
         self._session.headers["User-Agent"] = f"deployer/{__version__}"
@@ -144,6 +146,32 @@ class Transport:
 
     def close(self) -> None:
         self._session.close()
+
+    def open_connections(self, count: int) -> None:
+        """Start opening up to ``count`` more connections to the API (TCP, and TLS for https),
+        each on a thread of its own, and return: what an apply's first uploads would otherwise
+        each begin with, done while its checks read. A request needing a connection meanwhile
+        waits for one (the pool blocks: never more than ``pool_size``). Best effort: a connection
+        that cannot be opened now is opened (or its failure reported) by the request using it."""
+        count = min(count, self._pool_size - 1)  # one is the checks' reads'
+        if count < 1:
+            return
+        try:
+            request = requests.Request("GET", self._base_url + "/").prepare()
+            # The pool requests will use for this host (the same TLS settings), not a look-alike.
+            pool = self._session.get_adapter(request.url or "").get_connection_with_tls_context(  # type: ignore[attr-defined]
+                request, self._session.verify, proxies=self._session.proxies)
+        except Exception:  # noqa: BLE001 - an older requests, or a test's mock adapter: nothing to open
+            return
+        connections = []
+        for _ in range(count):  # all taken before any is given back: each is one of its own
+            try:
+                connections.append(pool._get_conn(timeout=0))
+            except Exception:  # noqa: BLE001 - none free: the rest are in use already
+                break
+        for number, connection in enumerate(connections):
+            threading.Thread(target=_connect, args=(pool, connection), name=f"deployer-connect-{number}",
+                             daemon=True).start()
 
     def __enter__(self) -> Self:
         return self
@@ -369,6 +397,18 @@ class Transport:
 
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _connect(pool: Any, connection: Any) -> None:
+    """Connect ``connection`` (unless it is already) and give it back to ``pool``: urllib3 has
+    no public way to open a connection ahead of the request that will use it."""
+    try:
+        if not getattr(connection, "is_connected", False):
+            connection.connect()
+    except Exception:  # noqa: BLE001 - the request that uses it connects again and reports it
+        connection.close()
+    finally:
+        pool._put_conn(connection)
 
 
 class _Bearer(AuthBase):
