@@ -75,15 +75,6 @@ class _Client(VersionsClient, AssetsClient, Protocol):
 
     def ensure_kv_namespace(self, account_id: str, title: str) -> tuple[dict[str, Any], bool]: ...
     def rename_kv_namespace(self, account_id: str, namespace_id: str, title: str) -> None: ...
-    def upload_script(
-        self,
-        name: str,
-        metadata: dict[str, Any],
-        content: bytes | tuple[UploadPart, ...],
-        *,
-        account_id: str | None = None,
-        zone_id: str | None = None,
-    ) -> dict[str, Any]: ...
     def prepare_upload(
         self,
         name: str,
@@ -375,9 +366,9 @@ def _upload_job(
             for secret in delete_before:
                 client.delete_secret(manifest.require_account("deleting a secret"), script.name, secret)
                 deleted.append(secret)
-            answer = client.upload_script(
+            answer = client.prepare_upload(
                 script.name, metadata, content_of(parts), account_id=manifest.account_id, zone_id=manifest.zone_id
-            )
+            )()
         except DeployerError as exc:
             if not deleted:
                 raise
