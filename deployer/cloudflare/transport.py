@@ -170,8 +170,8 @@ class Transport:
             except Exception:  # noqa: BLE001 - none free: the rest are in use already
                 break
         for number, connection in enumerate(connections):
-            threading.Thread(target=_connect, args=(pool, connection), name=f"deployer-connect-{number}",
-                             daemon=True).start()
+            threading.Thread(target=_connect, args=(pool, connection, self._timeout[0]),
+                             name=f"deployer-connect-{number}", daemon=True).start()
 
     def __enter__(self) -> Self:
         return self
@@ -399,11 +399,13 @@ class Transport:
 # --- helpers -------------------------------------------------------------------------------
 
 
-def _connect(pool: Any, connection: Any) -> None:
-    """Connect ``connection`` (unless it is already) and give it back to ``pool``: urllib3 has
-    no public way to open a connection ahead of the request that will use it."""
+def _connect(pool: Any, connection: Any, timeout: float) -> None:
+    """Connect ``connection`` (unless it is already) within ``timeout`` seconds and give it
+    back to ``pool``: urllib3 has no public way to open a connection ahead of the request that
+    will use it. (A request needing it meanwhile waits for it: never longer than the timeout.)"""
     try:
         if not getattr(connection, "is_connected", False):
+            connection.timeout = timeout  # the pool's own default would wait for ever
             connection.connect()
     except Exception:  # noqa: BLE001 - the request that uses it connects again and reports it
         connection.close()
