@@ -6,9 +6,9 @@ a job makes its requests holding one of ``parallelism`` slots, and gives the slo
 its outcome is recorded, so a slot's next request never starts before its last success is on
 disk. A job's local work (``prepare``: reading its files, building its request) is done before
 it takes a slot, by one of ``parallelism`` more workers, so a freed slot goes straight to a
-request already built. Each worker records its own outcome (no hand-over to another thread
-between an answer and the next request); outcomes that complete while another batch is being
-written are recorded together (one journal line, one sync). On the first failure nothing new
+request already built: the worker that recorded the slot's last outcome sends it (no hand-over
+to another thread between an answer and the next request). Outcomes that complete while
+another batch is being written are recorded together (one journal line, one sync). On the first failure nothing new
 starts, the running jobs finish and are recorded, and the failures are returned.
 """
 from __future__ import annotations
