@@ -99,6 +99,7 @@ def check_before_apply(plan: Plan, state: State, manifest: Manifest, client: _Cl
             "pass --allow-overwrite to replace it"
         )
 
+
 def check_before_apply_started(plan: Plan, state: State, manifest: Manifest, client: _Client) -> Callable[[], None]:
     """``check_before_apply`` started on a thread, so that its reads overlap what apply does
     before its first change (reading and building the first uploads); the returned function
