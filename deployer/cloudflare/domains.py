@@ -7,12 +7,10 @@ from typing import Any
 
 from deployer.cloudflare.transport import (
     Transport,
-    already_gone,
     result_items,
     result_object,
     segment,
 )
-from deployer.errors import CloudflareApiError
 
 
 class DomainsApi(Transport):
@@ -31,8 +29,4 @@ class DomainsApi(Transport):
 
     def detach_custom_domain(self, account_id: str, domain_id: str) -> None:
         """Detach a custom domain; one already gone counts as detached."""
-        try:
-            self._request("DELETE", f"/accounts/{segment(account_id)}/workers/domains/{segment(domain_id)}")
-        except CloudflareApiError as exc:
-            if not already_gone(exc):
-                raise
+        self._delete(f"/accounts/{segment(account_id)}/workers/domains/{segment(domain_id)}")

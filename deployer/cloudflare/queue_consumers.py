@@ -8,12 +8,10 @@ from typing import Any
 
 from deployer.cloudflare.transport import (
     Transport,
-    already_gone,
     result_items,
     result_object,
     segment,
 )
-from deployer.errors import CloudflareApiError
 
 
 class QueueConsumersApi(Transport):
@@ -55,9 +53,4 @@ class QueueConsumersApi(Transport):
 
     def delete_queue_consumer(self, account_id: str, queue_id: str, consumer_id: str) -> None:
         """Remove a consumer; one already gone counts as removed."""
-        path = f"/accounts/{segment(account_id)}/queues/{segment(queue_id)}/consumers/{segment(consumer_id)}"
-        try:
-            self._request("DELETE", path)
-        except CloudflareApiError as exc:
-            if not already_gone(exc):
-                raise
+        self._delete(f"/accounts/{segment(account_id)}/queues/{segment(queue_id)}/consumers/{segment(consumer_id)}")

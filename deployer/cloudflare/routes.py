@@ -5,12 +5,10 @@ from typing import Any
 
 from deployer.cloudflare.transport import (
     Transport,
-    already_gone,
     result_items,
     result_object,
     segment,
 )
-from deployer.errors import CloudflareApiError
 
 
 class RoutesApi(Transport):
@@ -34,8 +32,4 @@ class RoutesApi(Transport):
 
     def delete_route(self, zone_id: str, route_id: str) -> None:
         """Delete a route; one already gone counts as deleted."""
-        try:
-            self._request("DELETE", f"/zones/{segment(zone_id)}/workers/routes/{segment(route_id)}")
-        except CloudflareApiError as exc:
-            if not already_gone(exc):
-                raise
+        self._delete(f"/zones/{segment(zone_id)}/workers/routes/{segment(route_id)}")

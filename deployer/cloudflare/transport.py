@@ -199,6 +199,15 @@ class Transport:
         prepared = self._prepare(method, path, bearer=bearer, **kwargs)
         return self._send(method, path, prepared, raw=raw, idempotent=idempotent, attempts=attempts)
 
+    def _delete(self, path: str) -> None:
+        """DELETE ``path``; what is already gone counts as deleted (a retried delete, or one
+        made outside deployer)."""
+        try:
+            self._request("DELETE", path)
+        except CloudflareApiError as exc:
+            if not already_gone(exc):
+                raise
+
     def _prepare(self, method: str, path: str, *, bearer: Secret | None = None,
                  **kwargs: Any) -> requests.PreparedRequest:
         """The request as it goes on the wire (URL, headers, auth, body), made once and sent

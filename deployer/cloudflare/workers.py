@@ -68,20 +68,12 @@ class WorkersApi(Transport):
 
     def delete_script(self, name: str, *, account_id: str | None = None, zone_id: str | None = None) -> None:
         """Delete a script; a script that is already gone counts as deleted."""
-        try:
-            self._request("DELETE", self._script_path(name, account_id, zone_id))
-        except CloudflareApiError as exc:
-            if not already_gone(exc):
-                raise
+        self._delete(self._script_path(name, account_id, zone_id))
 
     def delete_secret(self, account_id: str, script_name: str, secret_name: str) -> None:
         """Delete one secret of a script; a missing secret (or script) counts as deleted."""
-        path = f"/accounts/{segment(account_id)}/workers/scripts/{segment(script_name)}/secrets/{segment(secret_name)}"
-        try:
-            self._request("DELETE", path)
-        except CloudflareApiError as exc:
-            if not already_gone(exc):
-                raise
+        self._delete(f"/accounts/{segment(account_id)}/workers/scripts/{segment(script_name)}/secrets/"
+                     f"{segment(secret_name)}")
 
     def get_script_settings(self, account_id: str, name: str) -> dict[str, Any]:
         """A script's settings: ``bindings`` (secret_text without its text), compatibility, ..."""
