@@ -35,29 +35,29 @@ def project_identity(manifest_path: Path, project: str | None) -> str:
 def _repository(directory: Path) -> tuple[Path, Path] | None:
     """(work tree root, git directory holding ``config``) of the repository around
     ``directory``, following a ``.git`` file (worktrees, submodules) to its common directory."""
-    for candidate in (directory, *directory.parents):
-        dot_git = candidate / ".git"
-        if dot_git.is_dir():
-            return candidate, dot_git
-        if dot_git.is_file():
-            git_dir = _gitdir_from_file(dot_git)
-            if git_dir is not None:
-                return candidate, _common_dir(git_dir)
-    return None
+    found = _work_tree(directory)
+    return None if found is None else (found[0], found[2])
 
 
 def git_directories(directory: Path) -> tuple[Path, Path] | None:
     """(the git directory holding this work tree's ``HEAD``, the common one holding objects,
     refs and config) of the repository around ``directory``; the same directory twice except in
     a linked worktree. None outside any repository."""
+    found = _work_tree(directory)
+    return None if found is None else (found[1], found[2])
+
+
+def _work_tree(directory: Path) -> tuple[Path, Path, Path] | None:
+    """(root, its git directory, the common git directory) of the nearest work tree holding
+    ``directory``: a ``.git`` directory, or a ``.git`` file naming one (worktrees, submodules)."""
     for candidate in (directory, *directory.parents):
         dot_git = candidate / ".git"
         if dot_git.is_dir():
-            return dot_git, dot_git
+            return candidate, dot_git, dot_git
         if dot_git.is_file():
             git_dir = _gitdir_from_file(dot_git)
             if git_dir is not None:
-                return git_dir, _common_dir(git_dir)
+                return candidate, git_dir, _common_dir(git_dir)
     return None
 
 
