@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmarks.generate import generate_project
 from benchmarks.measure import DEPLOYER, BenchmarkError, Sample, interleave, median_seconds, peak_mb, run
@@ -106,8 +107,7 @@ def p2_apply(workdir: Path, runs: int, scripts: int = 200, parallelism: int = 8,
     fake = fake_cloudflare.FakeCloudflare().start()
     reads: list[int] = []
     try:
-        for namespace_id in project.namespace_ids:
-            fake.kv_namespaces()[namespace_id] = f"benchmark-{namespace_id[:8]}"
+        plant_namespaces(fake, project)
         fake.latency = latency
         env = clean_environment(fake.environ())
         command = [*DEPLOYER, "apply", "--auto-approve", "--parallelism", str(parallelism),
@@ -147,6 +147,12 @@ def p2_apply(workdir: Path, runs: int, scripts: int = 200, parallelism: int = 8,
             f"{_mark(ratio <= P2_RATIO)}",
         ],
     )
+
+
+def plant_namespaces(fake: Any, project: Any) -> None:
+    """Make the KV namespaces a generated project binds exist in ``fake``."""
+    for namespace_id in project.namespace_ids:
+        fake.kv_namespaces()[namespace_id] = f"benchmark-{namespace_id[:8]}"
 
 
 def _import_fake():  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.generate import ACCOUNT_ID, generate_project
-from benchmarks.goals import Outcome, _import_fake, _row, clean_environment
+from benchmarks.goals import Outcome, _import_fake, _row, clean_environment, plant_namespaces
 from benchmarks.measure import DEPLOYER, BenchmarkError, Sample, interleave, median_seconds, run
 
 P4_RATIO = 50.0
@@ -40,8 +40,7 @@ def p4_wrangler(workdir: Path, runs: int, scripts: int = 20) -> Outcome:
     configs = _write_wrangler_configs(project.manifest)
     fake = _wrangler_fake().start()
     try:
-        for namespace_id in project.namespace_ids:
-            fake.kv_namespaces()[namespace_id] = f"benchmark-{namespace_id[:8]}"
+        plant_namespaces(fake, project)
         env = clean_environment(fake.environ())
         wrangler_env = {**env, "CLOUDFLARE_ACCOUNT_ID": ACCOUNT_ID, "WRANGLER_SEND_METRICS": "false",
                         "HOME": str(workdir / "wrangler-home"), "CI": "1", "NO_COLOR": "1"}

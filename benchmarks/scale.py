@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.generate import ACCOUNT_ID, generate_project
-from benchmarks.goals import Outcome, _import_fake, _mark, _row, clean_environment
+from benchmarks.goals import Outcome, _import_fake, _mark, _row, clean_environment, plant_namespaces
 from benchmarks.measure import DEPLOYER, BenchmarkError, run
 
 P5_RATIO = 1.1
@@ -33,8 +33,7 @@ def p5_budget(workdir: Path, scripts: int = 300, limit: int = 120, window: float
                                with_state=False, namespace_reference=False)
     fake = _import_fake().FakeCloudflare().start()
     try:
-        for namespace_id in project.namespace_ids:
-            fake.kv_namespaces()[namespace_id] = f"benchmark-{namespace_id[:8]}"
+        plant_namespaces(fake, project)
         fake.latency = latency
         fake.limit_rate(limit, window)
         sample = run([*DEPLOYER, "apply", "--auto-approve", "--parallelism", str(parallelism), "--rate-limit",
@@ -77,8 +76,7 @@ def p6_memory(workdir: Path, plan_scripts: int = 5000, apply_scripts: int = 1000
                                with_state=False, namespace_reference=False)
     fake = _forgetful_fake()
     try:
-        for namespace_id in applied.namespace_ids:
-            fake.kv_namespaces()[namespace_id] = f"benchmark-{namespace_id[:8]}"
+        plant_namespaces(fake, applied)
         apply = run([*DEPLOYER, "apply", "--auto-approve", "--parallelism", str(parallelism),
                      "-f", str(applied.manifest)], env=clean_environment(fake.environ()))
         if fake.uploaded != apply_scripts:
@@ -130,8 +128,7 @@ def p7_refresh(workdir: Path, scripts: int = 1000, changed: int = 20, latency: f
                                with_state=False, namespace_reference=False)
     fake = _import_fake().FakeCloudflare().start()
     try:
-        for namespace_id in project.namespace_ids:
-            fake.kv_namespaces()[namespace_id] = f"benchmark-{namespace_id[:8]}"
+        plant_namespaces(fake, project)
         env = clean_environment(fake.environ())
         run([*DEPLOYER, "apply", "--auto-approve", "--parallelism", "8", "-f", str(project.manifest)], env=env)
         edited = set(project.scripts[:changed])
