@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from contextlib import redirect_stderr, redirect_stdout
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deployer.cli.app import main
-from tests.fake_cloudflare import FakeCloudflare
+from tests.fake_cloudflare import FakeCloudflare, Hold
 
 
 @dataclass
@@ -61,3 +62,20 @@ def finish(process: subprocess.Popen[str], timeout: float = 30) -> tuple[int, st
     """Wait for a started process: (exit code, stdout, stderr)."""
     stdout, stderr = process.communicate(timeout=timeout)
     return process.returncode, stdout, stderr
+
+
+def kill_apply_at(hold: Hold, project: Path, fake: FakeCloudflare, *args: str, waiting_for: str) -> None:
+    """Run ``apply --auto-approve ARGS`` until the request ``hold`` holds arrives, then SIGKILL it:
+    the held request dies with the process, never carried out. ``waiting_for`` names that
+    request in the failure message when it never comes."""
+    process = start_apply(project, fake, *args)
+    try:
+        assert hold.reached.wait(30), f"{waiting_for} never came: {finish(process, 5)}"
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(10) == -signal.SIGKILL
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+        hold.release(answer=False)
+

@@ -5,12 +5,11 @@ during the buckets resumes without sending again what Cloudflare already has."""
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
 
-from tests.cli_runner import finish, run, start_apply
+from tests.cli_runner import kill_apply_at, run
 from tests.fake_cloudflare import FAKE_ACCOUNT, FakeCloudflare
 
 SESSION = ("POST", "/accounts/{account_id}/workers/scripts/{script_name}/assets-upload-session")
@@ -199,16 +198,7 @@ def test_killed_during_the_buckets_the_next_apply_sends_only_what_cloudflare_lac
     fake = fake_cloudflare
     fake.assets_per_bucket = 1
     hold = fake.hold("POST", r"/workers/assets/upload$", skip=4)
-    process = start_apply(project, fake, "--parallelism", "1")
-    try:
-        assert hold.reached.wait(30), f"the fifth bucket never came: {finish(process, 5)}"
-        process.send_signal(signal.SIGKILL)
-        assert process.wait(10) == -signal.SIGKILL
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-        hold.release(answer=False)
+    kill_apply_at(hold, project, fake, "--parallelism", "1", waiting_for="the fifth bucket")
     assert "site" not in fake.scripts() and len(fake.asset_hashes()) == 4
     fake.clear_requests()
     run("apply", "--auto-approve", cwd=project, env=fake.environ())

@@ -4,13 +4,12 @@ apply converges without a second upload; apply is refused over an unfinished spl
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import pytest
 
 from deployer.state.store import StateStore
-from tests.cli_runner import finish, run, start_apply
+from tests.cli_runner import kill_apply_at, run
 from tests.fake_cloudflare import FAKE_ACCOUNT, FakeCloudflare
 
 SCRIPTS = f"/accounts/{FAKE_ACCOUNT}/workers/scripts"
@@ -177,16 +176,7 @@ def test_a_gradual_apply_killed_before_the_deployment_converges_without_a_second
         project: Path, api: FakeCloudflare) -> None:
     before = api.live_version("api")["id"]
     hold = api.hold("POST", r"/workers/scripts/api/deployments$")
-    process = start_apply(project, api, "--gradual", "10", "--parallelism", "1")
-    try:
-        assert hold.reached.wait(30), f"the deployment never came: {finish(process, 5)}"
-        process.send_signal(signal.SIGKILL)
-        assert process.wait(10) == -signal.SIGKILL
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-        hold.release(answer=False)
+    kill_apply_at(hold, project, api, "--gradual", "10", "--parallelism", "1", waiting_for="the deployment")
     uploaded = api.versions("api")[0]["id"]
     assert len(_requests(api, "POST", "api/versions")) == 1
     recorded = StateStore(project / ".deployer" / "state.json").load().script("api")

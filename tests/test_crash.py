@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from deployer.state.store import StateStore
-from tests.cli_runner import finish, run, start_apply
+from tests.cli_runner import finish, kill_apply_at, run, start_apply
 from tests.factories import write_project
 from tests.fake_cloudflare import FAKE_ACCOUNT, FakeCloudflare
 
@@ -48,16 +48,7 @@ def test_sigkill_after_k_successful_requests_loses_nothing_and_repeats_nothing(
 ) -> None:
     fake = fake_cloudflare
     hold = fake.hold(MUTATING, MUTATING_PATHS, skip=k)
-    process = start_apply(project, fake, "--parallelism", "1")
-    try:
-        assert hold.reached.wait(30), f"request {k + 1} never came: {finish(process, 5)}"
-        process.send_signal(signal.SIGKILL)
-        assert process.wait(10) == -signal.SIGKILL
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate()
-        hold.release(answer=False)  # the held request dies with the process, never carried out
+    kill_apply_at(hold, project, fake, "--parallelism", "1", waiting_for=f"request {k + 1}")
 
     done = REQUESTS[:k]
     # The state on disk (state.json + journal) is valid and holds exactly what was answered.
