@@ -98,7 +98,8 @@ def p2_apply(workdir: Path, runs: int, scripts: int = 200, parallelism: int = 8,
     """Apply ``scripts`` new scripts against the fake with ``latency`` per request, measured
     against the network's floor plus start-up: ceil(scripts / parallelism) rounds of uploads,
     one latency for each read made before the first upload (at most two), and ``deployer
-    validate`` of a one-script project (interpreter, imports, one manifest)."""
+    validate`` of a one-script project (interpreter, imports, one manifest). Shown beside it,
+    not judged: ``floor_apply.py``, the same uploads by a bare client of the same libraries."""
     fake_cloudflare = _import_fake()
     project = generate_project(workdir / "p2", scripts=scripts, size=size, bindings=3, changed=0,
                                with_state=False, namespace_reference=False)
@@ -127,10 +128,20 @@ def p2_apply(workdir: Path, runs: int, scripts: int = 200, parallelism: int = 8,
         def validate() -> Sample:
             return run([*DEPLOYER, "validate", "-f", str(one.manifest)], env=env)
 
-        samples = interleave({"apply": apply, "validate": validate}, runs)
+        def floor() -> Sample:
+            shutil.rmtree(project.root / ".deployer", ignore_errors=True)
+            fake.scripts().clear()
+            fake.clear_requests()
+            sample = run([sys.executable, str(REPO / "benchmarks" / "floor_apply.py"), str(project.manifest)], env=env)
+            if fake.count("PUT") != scripts:
+                raise BenchmarkError(f"P2 floor: expected {scripts} uploads, got {fake.count('PUT')}")
+            return sample
+
+        samples = interleave({"apply": apply, "validate": validate, "floor": floor}, runs)
     finally:
         fake.stop()
     apply_s, validate_s = median_seconds(samples["apply"]), median_seconds(samples["validate"])
+    floor_s = median_seconds(samples["floor"])
     rounds, before = math.ceil(scripts / parallelism), min(max(reads), P2_READS)
     ideal = (rounds + before) * latency
     budget = P2_RATIO * (ideal + validate_s)
@@ -143,6 +154,8 @@ def p2_apply(workdir: Path, runs: int, scripts: int = 200, parallelism: int = 8,
             _row(f"ideal: (ceil({scripts}/{parallelism}) + {before} read(s) first) x {latency * 1000:.0f} ms", ideal),
             _row("start-up: deployer validate, one script", validate_s),
             _row("deployer apply --auto-approve", apply_s, f"   peak RSS {peak_mb(samples['apply']):6.1f} MB"),
+            _row("floor: bare client, no checks (not judged)", floor_s,
+                 f"   ratio {floor_s / (ideal + validate_s):.2f}; deployer +{(apply_s - floor_s) * 1000:.0f} ms"),
             f"  ratio {ratio:.2f} to ideal + start-up (goal <= {P2_RATIO}; budget {budget * 1000:.0f} ms) "
             f"{_mark(ratio <= P2_RATIO)}",
         ],
