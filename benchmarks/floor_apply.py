@@ -52,8 +52,8 @@ def main(manifest_path: str) -> int:
     def upload(name: str, script: dict[str, Any]) -> None:
         body = (manifest.parent / script["path"]).read_bytes()
         digest = hashlib.sha256(body).hexdigest()
-        bindings = [{key: value for key, value in binding.items()} for binding in script.get("bindings", [])]
-        metadata = json.dumps({"body_part": "script", "bindings": bindings})
+        # A generated project's bindings are written as Cloudflare takes them (type, name, one value).
+        metadata = json.dumps({"body_part": "script", "bindings": script.get("bindings", [])})
         answer = session.put(f"{base}/{name}", timeout=120, files=[
             ("metadata", (None, metadata, "application/json")),
             ("script", ("worker.js", body, "application/javascript")),
